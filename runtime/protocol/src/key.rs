@@ -66,16 +66,20 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(END);
         }
-        Value::Object(fields) => {
-            out.push(OBJECT);
-            for (key, value) in fields {
-                out.push(MORE);
-                encode_escaped(key.as_bytes(), out);
-                encode_value(value, out);
-            }
-            out.push(END);
-        }
+        Value::Object(fields) => encode_object(fields, out),
     }
+}
+
+/// Appends the encoding of an object, exactly as [`encode_value`] would for
+/// `Value::Object(fields)`.
+pub fn encode_object(fields: &Object, out: &mut Vec<u8>) {
+    out.push(OBJECT);
+    for (key, value) in fields {
+        out.push(MORE);
+        encode_escaped(key.as_bytes(), out);
+        encode_value(value, out);
+    }
+    out.push(END);
 }
 
 /// Appends the encoding of one key component.

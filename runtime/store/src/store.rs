@@ -1,0 +1,327 @@
+//! The store's handle and the state its parts share.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use capstan_protocol::Timestamp;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::catalog::Catalog;
+use crate::committer::{CommitRequest, Committer, Request, SchemaChange};
+use crate::error::{Conflict, Error, Result};
+use crate::gc::{self, GcStats};
+use crate::keys;
+use crate::limits::StoreConfig;
+use crate::persistence::{MemoryPersistence, Persistence};
+use crate::read_set::CommitEntry;
+use crate::schema::Schema;
+use crate::sled_engine::SledPersistence;
+use crate::transaction::Transaction;
+use crate::write_log::{Truncated, WriteLog};
+
+/// State shared by the handle, transactions, the committer and the collector.
+pub(crate) struct Shared {
+    pub persistence: Arc<dyn Persistence>,
+    pub config: StoreConfig,
+    pub write_log: WriteLog,
+    state: Mutex<State>,
+    /// Set when a write or sync failed: what is on disk is then unknown, so
+    /// the store refuses further commits rather than risk exposing a
+    /// half-acknowledged one.
+    failure: Mutex<Option<String>>,
+}
+
+/// What readers need to begin, changed together under one lock so that a
+/// snapshot's timestamp and catalog always match.
+struct State {
+    /// The newest commit readers may see.
+    ts: Timestamp,
+    catalog: Arc<Catalog>,
+    /// Open snapshots and how many readers hold each; the collector keeps
+    /// every version they can see.
+    active: BTreeMap<Timestamp, usize>,
+    /// Versions before this may have been collected: no snapshot may open
+    /// below it.
+    gc_floor: Timestamp,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every critical section only assigns plain data; a panic inside one
+        // cannot leave the state half-changed.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn latest_ts(&self) -> Timestamp {
+        self.state().ts
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.state().catalog.clone()
+    }
+
+    /// Makes a commit visible to new readers.
+    pub fn publish(&self, ts: Timestamp, catalog: Option<Arc<Catalog>>) {
+        let mut state = self.state();
+        state.ts = ts;
+        if let Some(catalog) = catalog {
+            state.catalog = catalog;
+        }
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub fn fail(&self, reason: String) {
+        tracing::error!(%reason, "storage failure; the store stops accepting commits");
+        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+    }
+
+    /// The oldest timestamp whose versions must survive collection, and
+    /// raises the floor below which no snapshot may open.
+    pub fn gc_horizon(&self) -> Timestamp {
+        let mut state = self.state();
+        let retention = u64::try_from(self.config.retention.as_nanos()).unwrap_or(u64::MAX);
+        let mut horizon = state.ts.saturating_sub_nanos(retention);
+        if let Some((&oldest, _)) = state.active.first_key_value() {
+            horizon = horizon.min(oldest);
+        }
+        state.gc_floor = state.gc_floor.max(horizon);
+        horizon
+    }
+
+    fn open_snapshot(self: &Arc<Self>, at: Option<Timestamp>) -> Result<(SnapshotGuard, Arc<Catalog>)> {
+        let mut state = self.state();
+        let ts = at.unwrap_or(state.ts);
+        let oldest = state.gc_floor.max(Timestamp::new(state.catalog.since));
+        if ts < oldest || ts > state.ts {
+            return Err(Error::SnapshotTooOld {
+                requested: ts,
+                oldest,
+            });
+        }
+        *state.active.entry(ts).or_default() += 1;
+        let catalog = state.catalog.clone();
+        drop(state);
+        Ok((
+            SnapshotGuard {
+                shared: self.clone(),
+                ts,
+            },
+            catalog,
+        ))
+    }
+}
+
+/// An open snapshot; while it lives, the versions it sees are kept.
+pub(crate) struct SnapshotGuard {
+    shared: Arc<Shared>,
+    pub ts: Timestamp,
+}
+
+impl Drop for SnapshotGuard {
+    fn drop(&mut self) {
+        let mut state = self.shared.state();
+        if let Some(count) = state.active.get_mut(&self.ts) {
+            *count -= 1;
+            if *count == 0 {
+                state.active.remove(&self.ts);
+            }
+        }
+    }
+}
+
+/// A handle to an open store. Clones share the store; it closes when the last
+/// handle is dropped or [`Store::close`] is called.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+    commits: mpsc::Sender<Request>,
+    threads: Arc<Threads>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("latest_ts", &self.shared.latest_ts())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The committer and collector threads. Dropping the last handle closes
+/// their channels, which ends them.
+struct Threads {
+    committer: Mutex<Option<JoinHandle<()>>>,
+    collector: Mutex<Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>>,
+}
+
+impl Store {
+    /// Opens (or creates) the sled store in `dir`.
+    pub fn open(dir: &Path, config: StoreConfig) -> Result<Store> {
+        Store::with_persistence(Arc::new(SledPersistence::open(dir)?), config)
+    }
+
+    /// A store that lives in memory only, for tests.
+    pub fn open_in_memory(config: StoreConfig) -> Result<Store> {
+        Store::with_persistence(Arc::new(MemoryPersistence::new()), config)
+    }
+
+    pub fn with_persistence(persistence: Arc<dyn Persistence>, config: StoreConfig) -> Result<Store> {
+        let last_ts = match persistence.get(keys::LAST_TS)? {
+            None => Timestamp::MIN,
+            Some(bytes) => {
+                let bytes: [u8; 8] = bytes
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("last commit timestamp".into()))?;
+                Timestamp::new(u64::from_be_bytes(bytes))
+            }
+        };
+        let mut catalog: Catalog = match persistence.get(keys::CATALOG)? {
+            None => Catalog::default(),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Corrupt(format!("catalog: {e}")))?,
+        };
+        catalog.reindex();
+        let (commits, requests) = mpsc::channel(config.commit_queue.max(1));
+        let gc_interval = config.gc_interval;
+        let shared = Arc::new(Shared {
+            persistence,
+            write_log: WriteLog::new(config.write_log_capacity, last_ts),
+            config,
+            state: Mutex::new(State {
+                ts: last_ts,
+                catalog: Arc::new(catalog),
+                active: BTreeMap::new(),
+                gc_floor: last_ts,
+            }),
+            failure: Mutex::new(None),
+        });
+        let committer = Committer::new(shared.clone(), requests, last_ts);
+        let committer = std::thread::Builder::new()
+            .name("capstan-committer".into())
+            .spawn(move || committer.run())?;
+        let collector = match gc_interval {
+            None => None,
+            Some(interval) => {
+                let (stop, stopped) = std::sync::mpsc::channel::<()>();
+                let shared = shared.clone();
+                let handle = std::thread::Builder::new()
+                    .name("capstan-gc".into())
+                    .spawn(move || gc::run_periodically(&shared, interval, &stopped))?;
+                Some((stop, handle))
+            }
+        };
+        Ok(Store {
+            shared,
+            commits,
+            threads: Arc::new(Threads {
+                committer: Mutex::new(Some(committer)),
+                collector: Mutex::new(collector),
+            }),
+        })
+    }
+
+    /// Begins a transaction at the newest commit.
+    pub fn begin(&self) -> Transaction {
+        match self.shared.open_snapshot(None) {
+            Ok((snapshot, catalog)) => Transaction::new(self.shared.clone(), snapshot, catalog),
+            Err(_) => unreachable!("the newest commit is always readable"),
+        }
+    }
+
+    /// Begins a read at an earlier commit, if it is still retained and the
+    /// schema has not changed since.
+    pub fn begin_at(&self, ts: Timestamp) -> Result<Transaction> {
+        let (snapshot, catalog) = self.shared.open_snapshot(Some(ts))?;
+        Ok(Transaction::new(self.shared.clone(), snapshot, catalog))
+    }
+
+    /// Validates `transaction`'s reads against every commit after its
+    /// snapshot and, if none intersects, commits its writes durably. A
+    /// read-only transaction commits at its snapshot without waiting.
+    pub async fn commit(&self, transaction: Transaction) -> Result<Result<Timestamp, Conflict>> {
+        if transaction.is_read_only() {
+            return Ok(Ok(transaction.snapshot_ts()));
+        }
+        let (reply, response) = oneshot::channel();
+        let request = CommitRequest::from(transaction);
+        self.commits
+            .send(Request::Commit { request, reply })
+            .await
+            .map_err(|_| Error::ShutDown)?;
+        response.await.map_err(|_| Error::ShutDown)?
+    }
+
+    /// [`Store::commit`] for callers outside an async runtime.
+    pub fn commit_blocking(&self, transaction: Transaction) -> Result<Result<Timestamp, Conflict>> {
+        if transaction.is_read_only() {
+            return Ok(Ok(transaction.snapshot_ts()));
+        }
+        let (reply, response) = oneshot::channel();
+        let request = CommitRequest::from(transaction);
+        self.commits
+            .blocking_send(Request::Commit { request, reply })
+            .map_err(|_| Error::ShutDown)?;
+        response.blocking_recv().map_err(|_| Error::ShutDown)?
+    }
+
+    /// Deploys a schema: creates tables and indexes (backfilling new
+    /// indexes), drops indexes no longer declared, and installs validators.
+    /// Refused, with nothing changed, if existing documents violate it or
+    /// a table it omits still has documents.
+    pub async fn apply_schema(&self, schema: Schema) -> Result<SchemaChange> {
+        let (reply, response) = oneshot::channel();
+        self.commits
+            .send(Request::ApplySchema { schema, reply })
+            .await
+            .map_err(|_| Error::ShutDown)?;
+        response.await.map_err(|_| Error::ShutDown)?
+    }
+
+    /// The newest committed timestamp.
+    pub fn latest_ts(&self) -> Timestamp {
+        self.shared.latest_ts()
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.shared.catalog()
+    }
+
+    /// New commits as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<CommitEntry>> {
+        self.shared.write_log.subscribe()
+    }
+
+    /// The remembered commits after `ts`, oldest first.
+    pub fn commits_after(&self, ts: Timestamp) -> Result<Vec<Arc<CommitEntry>>, Truncated> {
+        self.shared.write_log.after(ts)
+    }
+
+    /// Removes versions that no open or future snapshot can see.
+    pub fn collect_garbage(&self) -> Result<GcStats> {
+        gc::collect(&self.shared)
+    }
+
+    /// Stops the committer and the collector and waits for them. Commits
+    /// already acknowledged are durable; later calls fail with
+    /// [`Error::ShutDown`].
+    pub async fn close(&self) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        if self.commits.send(Request::Shutdown { reply }).await.is_ok() {
+            let _ = done.await;
+        }
+        let committer = self.threads.committer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(handle) = committer {
+            handle.join().map_err(|_| Error::Storage("the committer panicked".into()))?;
+        }
+        let collector = self.threads.collector.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some((stop, handle)) = collector {
+            drop(stop);
+            handle.join().map_err(|_| Error::Storage("the collector panicked".into()))?;
+        }
+        self.shared.persistence.sync()
+    }
+}
