@@ -106,14 +106,18 @@ fn special(tag: &str, text: String) -> Json {
 
 fn from_json_at(json: &Json, depth: usize) -> Result<Value> {
     if depth > MAX_JSON_DEPTH {
-        return Err(ValueError::TooDeep { max: MAX_JSON_DEPTH });
+        return Err(ValueError::TooDeep {
+            max: MAX_JSON_DEPTH,
+        });
     }
     Ok(match json {
         Json::Null => Value::Null,
         Json::Bool(b) => Value::Boolean(*b),
-        Json::Number(n) => Value::Float64(n.as_f64().ok_or_else(|| {
-            ValueError::InvalidJson(format!("number {n} is not representable"))
-        })?),
+        Json::Number(n) => {
+            Value::Float64(n.as_f64().ok_or_else(|| {
+                ValueError::InvalidJson(format!("number {n} is not representable"))
+            })?)
+        }
         Json::String(s) => Value::String(s.clone()),
         Json::Array(items) => Value::Array(
             items
@@ -195,13 +199,34 @@ mod tests {
 
     #[test]
     fn special_values_match_the_spec_examples() {
-        assert_eq!(Value::Int64(1).to_json(), json!({"$integer": "AQAAAAAAAAA="}));
-        assert_eq!(Value::Int64(-1).to_json(), json!({"$integer": "//////////8="}));
-        assert_eq!(Value::Float64(f64::NAN).to_json(), json!({"$float": "AAAAAAAA+H8="}));
-        assert_eq!(Value::Float64(f64::INFINITY).to_json(), json!({"$float": "AAAAAAAA8H8="}));
-        assert_eq!(Value::Float64(f64::NEG_INFINITY).to_json(), json!({"$float": "AAAAAAAA8P8="}));
-        assert_eq!(Value::Float64(-0.0).to_json(), json!({"$float": "AAAAAAAAAIA="}));
-        assert_eq!(Value::Bytes(vec![1, 2, 3]).to_json(), json!({"$bytes": "AQID"}));
+        assert_eq!(
+            Value::Int64(1).to_json(),
+            json!({"$integer": "AQAAAAAAAAA="})
+        );
+        assert_eq!(
+            Value::Int64(-1).to_json(),
+            json!({"$integer": "//////////8="})
+        );
+        assert_eq!(
+            Value::Float64(f64::NAN).to_json(),
+            json!({"$float": "AAAAAAAA+H8="})
+        );
+        assert_eq!(
+            Value::Float64(f64::INFINITY).to_json(),
+            json!({"$float": "AAAAAAAA8H8="})
+        );
+        assert_eq!(
+            Value::Float64(f64::NEG_INFINITY).to_json(),
+            json!({"$float": "AAAAAAAA8P8="})
+        );
+        assert_eq!(
+            Value::Float64(-0.0).to_json(),
+            json!({"$float": "AAAAAAAAAIA="})
+        );
+        assert_eq!(
+            Value::Bytes(vec![1, 2, 3]).to_json(),
+            json!({"$bytes": "AQID"})
+        );
         assert_eq!(Value::Float64(1.5).to_json(), json!(1.5));
     }
 

@@ -46,7 +46,11 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::Float64(x) => {
             out.push(FLOAT64);
             let bits = x.to_bits();
-            let ordered = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+            let ordered = if bits >> 63 == 1 {
+                !bits
+            } else {
+                bits | (1 << 63)
+            };
             out.extend_from_slice(&ordered.to_be_bytes());
         }
         Value::Boolean(false) => out.push(FALSE),
@@ -203,7 +207,8 @@ impl Reader<'_> {
     }
 
     fn string(&mut self) -> Result<String> {
-        String::from_utf8(self.escaped()?).map_err(|_| ValueError::CorruptKey("string is not UTF-8"))
+        String::from_utf8(self.escaped()?)
+            .map_err(|_| ValueError::CorruptKey("string is not UTF-8"))
     }
 
     fn key_value(&mut self, depth: usize) -> Result<Option<Value>> {

@@ -8,7 +8,7 @@
 //! - [`key`]: the order-preserving binary encoding used by index keys and by
 //!   documents at rest.
 //! - [`timestamp`]: [`Timestamp`], u64 nanoseconds, base64 on the wire.
-//! - [`error`]: [`ValueError`].
+//! - [`error`]: the codecs' error type, [`ValueError`].
 
 pub mod error;
 pub mod json;

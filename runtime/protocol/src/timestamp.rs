@@ -92,7 +92,10 @@ mod tests {
     #[test]
     fn wire_form_matches_the_spec() {
         assert_eq!(Timestamp::new(0).to_wire(), "AAAAAAAAAAA=");
-        assert_eq!(Timestamp::new(1_700_000_000_000_000_000).to_wire(), "AAAqNv6clxc=");
+        assert_eq!(
+            Timestamp::new(1_700_000_000_000_000_000).to_wire(),
+            "AAAqNv6clxc="
+        );
         assert_eq!(
             Timestamp::from_wire("AAAqNv6clxc=").unwrap(),
             Timestamp::new(1_700_000_000_000_000_000)

@@ -119,11 +119,7 @@ impl Value {
         match self {
             Value::Array(items) => 1 + items.iter().map(Value::nesting_depth).max().unwrap_or(0),
             Value::Object(fields) => {
-                1 + fields
-                    .values()
-                    .map(Value::nesting_depth)
-                    .max()
-                    .unwrap_or(0)
+                1 + fields.values().map(Value::nesting_depth).max().unwrap_or(0)
             }
             _ => 0,
         }

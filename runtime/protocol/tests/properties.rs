@@ -18,8 +18,11 @@ fn value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Boolean),
         ".{0,8}".prop_map(Value::String),
         "[a\\x00b]{0,4}".prop_map(Value::String),
-        proptest::collection::vec(prop_oneof![Just(0u8), Just(1), Just(0xff), any::<u8>()], 0..6)
-            .prop_map(Value::Bytes),
+        proptest::collection::vec(
+            prop_oneof![Just(0u8), Just(1), Just(0xff), any::<u8>()],
+            0..6
+        )
+        .prop_map(Value::Bytes),
     ];
     leaf.prop_recursive(4, 32, 5, |inner| {
         prop_oneof![

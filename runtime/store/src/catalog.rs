@@ -109,10 +109,13 @@ impl Catalog {
         for (table, entry) in &self.tables {
             self.by_index
                 .insert(entry.by_id, (table.clone(), BY_ID.to_owned()));
-            self.by_index
-                .insert(entry.by_creation_time, (table.clone(), BY_CREATION_TIME.to_owned()));
+            self.by_index.insert(
+                entry.by_creation_time,
+                (table.clone(), BY_CREATION_TIME.to_owned()),
+            );
             for (name, index) in &entry.indexes {
-                self.by_index.insert(index.id, (table.clone(), name.clone()));
+                self.by_index
+                    .insert(index.id, (table.clone(), name.clone()));
             }
         }
     }
@@ -167,7 +170,10 @@ impl Catalog {
         let entry = self.table(table)?;
         let mut names = vec![BY_ID, BY_CREATION_TIME];
         names.extend(entry.indexes.keys().map(String::as_str));
-        names.into_iter().map(|name| self.index(table, name)).collect()
+        names
+            .into_iter()
+            .map(|name| self.index(table, name))
+            .collect()
     }
 }
 

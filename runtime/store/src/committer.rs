@@ -166,7 +166,10 @@ impl Committer {
         if accepted.is_empty() {
             return;
         }
-        batch.put(keys::LAST_TS.to_vec(), self.last_ts.nanos().to_be_bytes().to_vec());
+        batch.put(
+            keys::LAST_TS.to_vec(),
+            self.last_ts.nanos().to_be_bytes().to_vec(),
+        );
         if let Err(e) = self.write_durably(batch) {
             for (_, reply) in accepted {
                 let _ = reply.send(Err(Error::Failed(e.to_string())));
@@ -206,24 +209,31 @@ impl Committer {
             });
         }
         let describe = |entry: &CommitEntry| {
-            request.reads.intersection(&entry.writes).map(|hit| Conflict {
-                conflicting_ts: Some(entry.ts),
-                reason: match hit {
-                    Intersection::Document(id) => ConflictReason::DocumentChanged {
-                        table: catalog.table_of(&id).unwrap_or("?").to_owned(),
-                        id,
-                    },
-                    Intersection::Range(index, _) => {
-                        let (table, index) = catalog.index_names(index);
-                        ConflictReason::RangeChanged {
-                            table: table.to_owned(),
-                            index: index.to_owned(),
+            request
+                .reads
+                .intersection(&entry.writes)
+                .map(|hit| Conflict {
+                    conflicting_ts: Some(entry.ts),
+                    reason: match hit {
+                        Intersection::Document(id) => ConflictReason::DocumentChanged {
+                            table: catalog.table_of(&id).unwrap_or("?").to_owned(),
+                            id,
+                        },
+                        Intersection::Range(index, _) => {
+                            let (table, index) = catalog.index_names(index);
+                            ConflictReason::RangeChanged {
+                                table: table.to_owned(),
+                                index: index.to_owned(),
+                            }
                         }
-                    }
-                },
-            })
+                    },
+                })
         };
-        match self.shared.write_log.find_after(request.snapshot_ts, describe) {
+        match self
+            .shared
+            .write_log
+            .find_after(request.snapshot_ts, describe)
+        {
             Err(_) => {
                 return Some(Conflict {
                     conflicting_ts: None,
@@ -341,9 +351,15 @@ impl Committer {
         let mut batch = Batch::default();
         let ts = self.next_ts();
         for (name, definition) in &schema.tables {
-            let Some(old_table) = current.tables.get(name) else { continue };
-            let validate = definition.document.as_ref().filter(|v| old_table.document.as_ref() != Some(*v));
-            let new_indexes: Vec<&IndexInfo> = backfill.iter().filter(|i| &i.table_name == name).collect();
+            let Some(old_table) = current.tables.get(name) else {
+                continue;
+            };
+            let validate = definition
+                .document
+                .as_ref()
+                .filter(|v| old_table.document.as_ref() != Some(*v));
+            let new_indexes: Vec<&IndexInfo> =
+                backfill.iter().filter(|i| &i.table_name == name).collect();
             if validate.is_none() && new_indexes.is_empty() {
                 continue;
             }

@@ -57,12 +57,16 @@ impl Expression {
 
     fn validate_at(&self, depth: usize) -> Result<()> {
         if depth > MAX_DEPTH {
-            return Err(Error::InvalidFilter(format!("nested more than {MAX_DEPTH} levels")));
+            return Err(Error::InvalidFilter(format!(
+                "nested more than {MAX_DEPTH} levels"
+            )));
         }
         match self {
             Expression::Field(path) => {
                 if path.split('.').any(str::is_empty) {
-                    return Err(Error::InvalidFilter(format!("{path:?} is not a field path")));
+                    return Err(Error::InvalidFilter(format!(
+                        "{path:?} is not a field path"
+                    )));
                 }
                 Ok(())
             }
@@ -90,7 +94,10 @@ impl Expression {
 
     /// Whether `document` passes: the expression must evaluate to `true`.
     pub fn matches(&self, document: &Value) -> Result<bool> {
-        Ok(matches!(self.evaluate(document)?, Some(Value::Boolean(true))))
+        Ok(matches!(
+            self.evaluate(document)?,
+            Some(Value::Boolean(true))
+        ))
     }
 
     pub fn evaluate(&self, document: &Value) -> Result<Option<Value>> {
@@ -107,11 +114,26 @@ impl Expression {
             Expression::Lte(a, b) => compare(a, b, Ordering::is_le),
             Expression::Gt(a, b) => compare(a, b, Ordering::is_gt),
             Expression::Gte(a, b) => compare(a, b, Ordering::is_ge),
-            Expression::Add(a, b) => arithmetic(document, a, b, "add", i64::checked_add, |x, y| x + y),
-            Expression::Sub(a, b) => arithmetic(document, a, b, "subtract", i64::checked_sub, |x, y| x - y),
-            Expression::Mul(a, b) => arithmetic(document, a, b, "multiply", i64::checked_mul, |x, y| x * y),
-            Expression::Div(a, b) => arithmetic(document, a, b, "divide", i64::checked_div, |x, y| x / y),
-            Expression::Mod(a, b) => arithmetic(document, a, b, "take the remainder of", i64::checked_rem, |x, y| x % y),
+            Expression::Add(a, b) => {
+                arithmetic(document, a, b, "add", i64::checked_add, |x, y| x + y)
+            }
+            Expression::Sub(a, b) => {
+                arithmetic(document, a, b, "subtract", i64::checked_sub, |x, y| x - y)
+            }
+            Expression::Mul(a, b) => {
+                arithmetic(document, a, b, "multiply", i64::checked_mul, |x, y| x * y)
+            }
+            Expression::Div(a, b) => {
+                arithmetic(document, a, b, "divide", i64::checked_div, |x, y| x / y)
+            }
+            Expression::Mod(a, b) => arithmetic(
+                document,
+                a,
+                b,
+                "take the remainder of",
+                i64::checked_rem,
+                |x, y| x % y,
+            ),
             Expression::Neg(a) => match a.evaluate(document)? {
                 Some(Value::Int64(i)) => Ok(Some(Value::Int64(i.wrapping_neg()))),
                 Some(Value::Float64(x)) => Ok(Some(Value::Float64(-x))),
@@ -157,10 +179,16 @@ fn arithmetic(
 ) -> Result<Option<Value>> {
     let (a, b) = (a.evaluate(document)?, b.evaluate(document)?);
     match (&a, &b) {
-        (Some(Value::Int64(x)), Some(Value::Int64(y))) => int(*x, *y)
-            .map(|v| Some(Value::Int64(v)))
-            .ok_or_else(|| Error::InvalidFilter(format!("cannot {op} {x} and {y}: overflow or division by zero"))),
-        (Some(Value::Float64(x)), Some(Value::Float64(y))) => Ok(Some(Value::Float64(float(*x, *y)))),
+        (Some(Value::Int64(x)), Some(Value::Int64(y))) => {
+            int(*x, *y).map(|v| Some(Value::Int64(v))).ok_or_else(|| {
+                Error::InvalidFilter(format!(
+                    "cannot {op} {x} and {y}: overflow or division by zero"
+                ))
+            })
+        }
+        (Some(Value::Float64(x)), Some(Value::Float64(y))) => {
+            Ok(Some(Value::Float64(float(*x, *y))))
+        }
         _ => Err(type_error(op, &a, &b)),
     }
 }

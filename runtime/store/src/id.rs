@@ -50,7 +50,10 @@ impl DocumentId {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         if bytes.len() != ID_BYTES {
-            return Err(Error::Corrupt(format!("stored id of {} bytes", bytes.len())));
+            return Err(Error::Corrupt(format!(
+                "stored id of {} bytes",
+                bytes.len()
+            )));
         }
         let mut table = [0u8; 4];
         table.copy_from_slice(&bytes[..4]);

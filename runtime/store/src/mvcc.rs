@@ -31,7 +31,9 @@ pub fn decode_version(id: DocumentId, value: &[u8]) -> Result<Option<Document>> 
     match value.split_first() {
         Some((&keys::DELETED, _)) => Ok(None),
         Some((&keys::PRESENT, bytes)) => Document::decode(id, bytes).map(Some),
-        _ => Err(Error::Corrupt(format!("document {id} has a bad version marker"))),
+        _ => Err(Error::Corrupt(format!(
+            "document {id} has a bad version marker"
+        ))),
     }
 }
 
@@ -90,6 +92,9 @@ pub fn scan_index<'a>(
     }
 }
 
+/// A version: its commit timestamp and stored value.
+type Version = (Timestamp, Vec<u8>);
+
 struct Versions<'a> {
     inner: KvIter<'a>,
     strip: usize,
@@ -98,13 +103,15 @@ struct Versions<'a> {
     hi: Option<Vec<u8>>,
     /// The group being read: its sort key and the newest version at or
     /// before `ts` seen so far.
-    current: Option<(Vec<u8>, Option<(Timestamp, Vec<u8>)>)>,
+    current: Option<(Vec<u8>, Option<Version>)>,
     by_id: bool,
 }
 
 impl Versions<'_> {
-    fn finish_group(&self, group: Vec<u8>, best: Option<(Timestamp, Vec<u8>)>) -> Result<Option<IndexEntry>> {
-        let Some((_, value)) = best else { return Ok(None) };
+    fn finish_group(&self, group: Vec<u8>, best: Option<Version>) -> Result<Option<IndexEntry>> {
+        let Some((_, value)) = best else {
+            return Ok(None);
+        };
         if group.as_slice() < self.lo.as_slice()
             || self.hi.as_deref().is_some_and(|hi| group.as_slice() >= hi)
         {

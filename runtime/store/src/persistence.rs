@@ -65,7 +65,10 @@ const CHUNK: usize = 128;
 
 impl Persistence for MemoryPersistence {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let map = self.map.read().map_err(|_| Error::Storage("lock poisoned".into()))?;
+        let map = self
+            .map
+            .read()
+            .map_err(|_| Error::Storage("lock poisoned".into()))?;
         Ok(map.get(key).cloned())
     }
 
@@ -90,9 +93,16 @@ impl Persistence for MemoryPersistence {
                 };
                 let range = map.range::<Vec<u8>, _>((lower.clone(), upper.clone()));
                 let chunk: Vec<KvPair> = if reverse {
-                    range.rev().take(CHUNK).map(|(k, v)| (k.clone(), v.clone())).collect()
+                    range
+                        .rev()
+                        .take(CHUNK)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
                 } else {
-                    range.take(CHUNK).map(|(k, v)| (k.clone(), v.clone())).collect()
+                    range
+                        .take(CHUNK)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
                 };
                 drop(map);
                 done = chunk.len() < CHUNK;
@@ -109,7 +119,10 @@ impl Persistence for MemoryPersistence {
     }
 
     fn write(&self, batch: Batch) -> Result<()> {
-        let mut map = self.map.write().map_err(|_| Error::Storage("lock poisoned".into()))?;
+        let mut map = self
+            .map
+            .write()
+            .map_err(|_| Error::Storage("lock poisoned".into()))?;
         for (key, value) in batch.ops {
             match value {
                 Some(value) => map.insert(key, value),

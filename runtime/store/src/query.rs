@@ -157,7 +157,9 @@ impl KeyRange {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hi.as_deref().is_some_and(|hi| hi <= self.lo.as_slice())
+        self.hi
+            .as_deref()
+            .is_some_and(|hi| hi <= self.lo.as_slice())
     }
 }
 
@@ -189,7 +191,11 @@ pub fn plan_range(index: &IndexInfo, ops: &[RangeOp]) -> Result<KeyRange> {
     let mut ops = ops.iter().peekable();
     while let Some(op) = ops.next_if(|op| op.op == Comparison::Eq) {
         let expected = fields.get(position).ok_or_else(|| {
-            invalid(format!("eq on {:?} but the index has only {} fields", op.field, fields.len()))
+            invalid(format!(
+                "eq on {:?} but the index has only {} fields",
+                op.field,
+                fields.len()
+            ))
         })?;
         if op.field != *expected {
             return Err(invalid(format!(
@@ -208,7 +214,10 @@ pub fn plan_range(index: &IndexInfo, ops: &[RangeOp]) -> Result<KeyRange> {
     let (mut have_lower, mut have_upper) = (false, false);
     for op in ops {
         let expected = fields.get(position).ok_or_else(|| {
-            invalid(format!("{:?} is compared but the index has no more fields", op.field))
+            invalid(format!(
+                "{:?} is compared but the index has no more fields",
+                op.field
+            ))
         })?;
         if op.field != *expected {
             return Err(invalid(format!(
@@ -216,11 +225,17 @@ pub fn plan_range(index: &IndexInfo, ops: &[RangeOp]) -> Result<KeyRange> {
                 op.field
             )));
         }
-        let mut bound = if index.kind == IndexKind::ById { Vec::new() } else { prefix.clone() };
+        let mut bound = if index.kind == IndexKind::ById {
+            Vec::new()
+        } else {
+            prefix.clone()
+        };
         encode(&op.value, &mut bound)?;
         match op.op {
             Comparison::Eq => {
-                return Err(invalid("eq must come before every other comparison".to_owned()));
+                return Err(invalid(
+                    "eq must come before every other comparison".to_owned(),
+                ));
             }
             Comparison::Gt | Comparison::Gte if have_lower => {
                 return Err(invalid("at most one lower bound".to_owned()));
@@ -339,7 +354,11 @@ impl Cursor {
             1 => Some(body[7..].to_vec()),
             _ => return Err(invalid("bad position")),
         };
-        Ok(Cursor { index, order, after })
+        Ok(Cursor {
+            index,
+            order,
+            after,
+        })
     }
 }
 

@@ -85,7 +85,10 @@ impl Schema {
                 check_index_fields(table, index)?;
             }
             if let Some(validator) = &definition.document {
-                if !matches!(validator, Validator::Object { .. } | Validator::Union { .. } | Validator::Any) {
+                if !matches!(
+                    validator,
+                    Validator::Object { .. } | Validator::Union { .. } | Validator::Any
+                ) {
                     return Err(Error::InvalidSchema(format!(
                         "the document validator of table {table:?} must be an object or a union of objects"
                     )));
@@ -148,11 +151,13 @@ fn check_index_fields(table: &str, index: &IndexDefinition) -> Result<()> {
     }
     for (i, field) in index.fields.iter().enumerate() {
         if field == ID || field == CREATION_TIME {
-            return invalid(format!("{field} cannot be an index field; every index ends with _creationTime and the document id"));
+            return invalid(format!(
+                "{field} cannot be an index field; every index ends with _creationTime and the document id"
+            ));
         }
-        let valid_path = field.split('.').all(|part| {
-            !part.is_empty() && capstan_protocol::validate_field_name(part).is_ok()
-        });
+        let valid_path = field
+            .split('.')
+            .all(|part| !part.is_empty() && capstan_protocol::validate_field_name(part).is_ok());
         if !valid_path {
             return invalid(format!("{field:?} is not a valid field path"));
         }

@@ -28,7 +28,9 @@ pub struct SledPersistence {
 
 impl std::fmt::Debug for SledPersistence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledPersistence").field("dir", &self.dir).finish()
+        f.debug_struct("SledPersistence")
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
@@ -39,7 +41,9 @@ impl SledPersistence {
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|e| Error::Storage(format!("cannot open the store at {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                Error::Storage(format!("cannot open the store at {}: {e}", dir.display()))
+            })?;
         let log = File::open(dir.join("db"))?;
         let persistence = SledPersistence {
             db,
@@ -112,7 +116,8 @@ impl Persistence for SledPersistence {
     fn scan(&self, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>, reverse: bool) -> KvIter<'_> {
         let iter = self.db.range((to_ivec_bound(start), to_ivec_bound(end)));
         let convert = |item: sled::Result<(sled::IVec, sled::IVec)>| {
-            item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Error::from)
+            item.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(Error::from)
         };
         if reverse {
             Box::new(iter.rev().map(convert))

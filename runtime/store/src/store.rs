@@ -72,7 +72,10 @@ impl Shared {
     }
 
     pub fn failure(&self) -> Option<String> {
-        self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn fail(&self, reason: String) {
@@ -93,7 +96,10 @@ impl Shared {
         horizon
     }
 
-    fn open_snapshot(self: &Arc<Self>, at: Option<Timestamp>) -> Result<(SnapshotGuard, Arc<Catalog>)> {
+    fn open_snapshot(
+        self: &Arc<Self>,
+        at: Option<Timestamp>,
+    ) -> Result<(SnapshotGuard, Arc<Catalog>)> {
         let mut state = self.state();
         let ts = at.unwrap_or(state.ts);
         let oldest = state.gc_floor.max(Timestamp::new(state.catalog.since));
@@ -169,7 +175,10 @@ impl Store {
         Store::with_persistence(Arc::new(MemoryPersistence::new()), config)
     }
 
-    pub fn with_persistence(persistence: Arc<dyn Persistence>, config: StoreConfig) -> Result<Store> {
+    pub fn with_persistence(
+        persistence: Arc<dyn Persistence>,
+        config: StoreConfig,
+    ) -> Result<Store> {
         let last_ts = match persistence.get(keys::LAST_TS)? {
             None => Timestamp::MIN,
             Some(bytes) => {
@@ -313,14 +322,28 @@ impl Store {
         if self.commits.send(Request::Shutdown { reply }).await.is_ok() {
             let _ = done.await;
         }
-        let committer = self.threads.committer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let committer = self
+            .threads
+            .committer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(handle) = committer {
-            handle.join().map_err(|_| Error::Storage("the committer panicked".into()))?;
+            handle
+                .join()
+                .map_err(|_| Error::Storage("the committer panicked".into()))?;
         }
-        let collector = self.threads.collector.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let collector = self
+            .threads
+            .collector
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some((stop, handle)) = collector {
             drop(stop);
-            handle.join().map_err(|_| Error::Storage("the collector panicked".into()))?;
+            handle
+                .join()
+                .map_err(|_| Error::Storage("the collector panicked".into()))?;
         }
         self.shared.persistence.sync()
     }

@@ -210,7 +210,13 @@ impl Transaction {
             Some(write) => write.new = new,
             None => {
                 let id = current.id;
-                self.writes.insert(id, PendingWrite { old: Some(current), new });
+                self.writes.insert(
+                    id,
+                    PendingWrite {
+                        old: Some(current),
+                        new,
+                    },
+                );
             }
         }
     }
@@ -315,21 +321,35 @@ impl Transaction {
             .map(|d| (index.sort_key(d), d.clone()))
             .filter(|(key, _)| range.contains(key))
             .collect();
-        pending.sort_by(|a, b| if reverse { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+        pending.sort_by(|a, b| {
+            if reverse {
+                b.0.cmp(&a.0)
+            } else {
+                a.0.cmp(&b.0)
+            }
+        });
         let mut pending: VecDeque<_> = pending.into();
 
         let shared = self.shared.clone();
         let ts = self.snapshot.ts;
         let written: std::collections::HashSet<DocumentId> = self.writes.keys().copied().collect();
-        let mut snapshot: Box<dyn Iterator<Item = Result<mvcc::IndexEntry>> + '_> = if range.is_empty() {
-            Box::new(std::iter::empty())
-        } else {
-            Box::new(
-                mvcc::scan_index(&*shared.persistence, index, ts, &range.lo, range.hi.as_deref(), reverse)
+        let mut snapshot: Box<dyn Iterator<Item = Result<mvcc::IndexEntry>> + '_> =
+            if range.is_empty() {
+                Box::new(std::iter::empty())
+            } else {
+                Box::new(
+                    mvcc::scan_index(
+                        &*shared.persistence,
+                        index,
+                        ts,
+                        &range.lo,
+                        range.hi.as_deref(),
+                        reverse,
+                    )
                     // This transaction's writes replace the snapshot's versions.
                     .filter(|entry| !entry.as_ref().is_ok_and(|e| written.contains(&e.id))),
-            )
-        };
+                )
+            };
         let mut head = snapshot.next().transpose()?;
 
         let mut documents = Vec::new();
@@ -348,12 +368,17 @@ impl Transaction {
                     (true, false) => head.as_ref().map(|entry| entry.sort_key.clone()),
                 };
                 self.record_partial_range(index, &range, read_through, reverse);
-                return Ok(Execution { documents, last_key });
+                return Ok(Execution {
+                    documents,
+                    last_key,
+                });
             }
             let (key, document) = match (take_pending, head.take()) {
                 (true, entry) => {
                     head = entry;
-                    let Some(next) = pending.pop_front() else { break };
+                    let Some(next) = pending.pop_front() else {
+                        break;
+                    };
                     next
                 }
                 (false, None) => break,
@@ -361,9 +386,13 @@ impl Transaction {
                     head = snapshot.next().transpose()?;
                     let document = match entry.document {
                         Some(document) => document,
-                        None => mvcc::read_document(&*shared.persistence, entry.id, ts)?.ok_or_else(|| {
-                            Error::Corrupt(format!("index {} names missing document {}", index.name, entry.id))
-                        })?,
+                        None => mvcc::read_document(&*shared.persistence, entry.id, ts)?
+                            .ok_or_else(|| {
+                                Error::Corrupt(format!(
+                                    "index {} names missing document {}",
+                                    index.name, entry.id
+                                ))
+                            })?,
                     };
                     self.count_read(Some(&document))?;
                     (entry.sort_key, document)
@@ -379,20 +408,35 @@ impl Transaction {
             }
         }
         self.reads.record_range(index.id, range);
-        Ok(Execution { documents, last_key })
+        Ok(Execution {
+            documents,
+            last_key,
+        })
     }
 
     /// Records the part of `range` read up to and including `through`.
-    fn record_partial_range(&mut self, index: &IndexInfo, range: &KeyRange, through: Option<Vec<u8>>, reverse: bool) {
+    fn record_partial_range(
+        &mut self,
+        index: &IndexInfo,
+        range: &KeyRange,
+        through: Option<Vec<u8>>,
+        reverse: bool,
+    ) {
         let Some(through) = through else {
             return;
         };
         let read = if reverse {
-            KeyRange { lo: through, hi: range.hi.clone() }
+            KeyRange {
+                lo: through,
+                hi: range.hi.clone(),
+            }
         } else {
             let mut end = through;
             end.push(0);
-            KeyRange { lo: range.lo.clone(), hi: Some(end) }
+            KeyRange {
+                lo: range.lo.clone(),
+                hi: Some(end),
+            }
         };
         self.reads.record_range(index.id, read);
     }
@@ -436,7 +480,11 @@ impl Transaction {
     }
 }
 
-fn check_system_field(current: &Document, name: &str, value: Option<&capstan_protocol::Value>) -> Result<()> {
+fn check_system_field(
+    current: &Document,
+    name: &str,
+    value: Option<&capstan_protocol::Value>,
+) -> Result<()> {
     let unchanged = match (name, value) {
         (ID, Some(capstan_protocol::Value::String(text))) => *text == current.id.to_string(),
         (CREATION_TIME, Some(capstan_protocol::Value::Float64(t))) => *t == current.creation_time,
@@ -445,6 +493,8 @@ fn check_system_field(current: &Document, name: &str, value: Option<&capstan_pro
     if unchanged {
         Ok(())
     } else {
-        Err(Error::InvalidDocument(format!("system field {name} cannot be changed")))
+        Err(Error::InvalidDocument(format!(
+            "system field {name} cannot be changed"
+        )))
     }
 }

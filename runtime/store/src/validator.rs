@@ -64,7 +64,11 @@ impl Validator {
 
     fn check_at(&self, value: &Value, ids: &dyn IdCheck, path: &mut String) -> Result<(), String> {
         let mismatch = |expected: &str| {
-            let at = if path.is_empty() { "value".to_owned() } else { format!("field {path:?}") };
+            let at = if path.is_empty() {
+                "value".to_owned()
+            } else {
+                format!("field {path:?}")
+            };
             Err(format!("{at} is {value}, expected {expected}"))
         };
         match (self, value) {
@@ -77,10 +81,14 @@ impl Validator {
             | (Validator::Bytes, Value::Bytes(_)) => Ok(()),
             (Validator::Literal { value: expected }, actual) if expected == actual => Ok(()),
             (Validator::Literal { value: expected }, _) => mismatch(&expected.to_string()),
-            (Validator::Id { table_name }, Value::String(text)) if ids.is_id_of(text, table_name) => {
+            (Validator::Id { table_name }, Value::String(text))
+                if ids.is_id_of(text, table_name) =>
+            {
                 Ok(())
             }
-            (Validator::Id { table_name }, _) => mismatch(&format!("an id of table {table_name:?}")),
+            (Validator::Id { table_name }, _) => {
+                mismatch(&format!("an id of table {table_name:?}"))
+            }
             (Validator::Array { value: item }, Value::Array(items)) => {
                 for (i, element) in items.iter().enumerate() {
                     let len = path.len();
@@ -108,7 +116,11 @@ impl Validator {
                     .keys()
                     .find(|k| !fields.contains_key(*k) && !is_system_field(path, k))
                 {
-                    let at = if path.is_empty() { String::new() } else { format!(" in {path:?}") };
+                    let at = if path.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in {path:?}")
+                    };
                     return Err(format!("field {extra:?}{at} is not in the validator"));
                 }
                 Ok(())
@@ -130,7 +142,10 @@ impl Validator {
                 Ok(())
             }
             (Validator::Union { value: options }, _) => {
-                if options.iter().any(|option| option.check_at(value, ids, &mut path.clone()).is_ok()) {
+                if options
+                    .iter()
+                    .any(|option| option.check_at(value, ids, &mut path.clone()).is_ok())
+                {
                     Ok(())
                 } else {
                     mismatch("one of the union's members")
@@ -164,7 +179,9 @@ impl Validator {
         match self {
             Validator::Id { table_name } => out.push(table_name),
             Validator::Array { value } => value.referenced_tables(out),
-            Validator::Object { value } => value.values().for_each(|f| f.field_type.referenced_tables(out)),
+            Validator::Object { value } => value
+                .values()
+                .for_each(|f| f.field_type.referenced_tables(out)),
             Validator::Record { keys, values } => {
                 keys.referenced_tables(out);
                 values.field_type.referenced_tables(out);

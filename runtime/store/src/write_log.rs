@@ -101,6 +101,8 @@ impl WriteLog {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
         // The critical sections cannot panic; recover the data if one did.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
