@@ -96,12 +96,16 @@ impl Shared {
         horizon
     }
 
-    fn open_snapshot(
-        self: &Arc<Self>,
-        at: Option<Timestamp>,
-    ) -> Result<(SnapshotGuard, Arc<Catalog>)> {
+    /// Opens a snapshot at the newest commit, which is always readable: the
+    /// collector's floor and the catalog's start never pass it.
+    fn open_latest_snapshot(self: &Arc<Self>) -> (SnapshotGuard, Arc<Catalog>) {
         let mut state = self.state();
-        let ts = at.unwrap_or(state.ts);
+        let ts = state.ts;
+        self.register(&mut state, ts)
+    }
+
+    fn open_snapshot_at(self: &Arc<Self>, ts: Timestamp) -> Result<(SnapshotGuard, Arc<Catalog>)> {
+        let mut state = self.state();
         let oldest = state.gc_floor.max(Timestamp::new(state.catalog.since));
         if ts < oldest || ts > state.ts {
             return Err(Error::SnapshotTooOld {
@@ -109,16 +113,22 @@ impl Shared {
                 oldest,
             });
         }
+        Ok(self.register(&mut state, ts))
+    }
+
+    fn register(
+        self: &Arc<Self>,
+        state: &mut State,
+        ts: Timestamp,
+    ) -> (SnapshotGuard, Arc<Catalog>) {
         *state.active.entry(ts).or_default() += 1;
-        let catalog = state.catalog.clone();
-        drop(state);
-        Ok((
+        (
             SnapshotGuard {
                 shared: self.clone(),
                 ts,
             },
-            catalog,
-        ))
+            state.catalog.clone(),
+        )
     }
 }
 
@@ -235,16 +245,14 @@ impl Store {
 
     /// Begins a transaction at the newest commit.
     pub fn begin(&self) -> Transaction {
-        match self.shared.open_snapshot(None) {
-            Ok((snapshot, catalog)) => Transaction::new(self.shared.clone(), snapshot, catalog),
-            Err(_) => unreachable!("the newest commit is always readable"),
-        }
+        let (snapshot, catalog) = self.shared.open_latest_snapshot();
+        Transaction::new(self.shared.clone(), snapshot, catalog)
     }
 
     /// Begins a read at an earlier commit, if it is still retained and the
     /// schema has not changed since.
     pub fn begin_at(&self, ts: Timestamp) -> Result<Transaction> {
-        let (snapshot, catalog) = self.shared.open_snapshot(Some(ts))?;
+        let (snapshot, catalog) = self.shared.open_snapshot_at(ts)?;
         Ok(Transaction::new(self.shared.clone(), snapshot, catalog))
     }
 
