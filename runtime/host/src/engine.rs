@@ -1,0 +1,115 @@
+//! The one wasmtime engine of a server: its configuration, the linker of
+//! every host capability, and the epoch ticker that enforces deadlines.
+//! Nothing else touches `wasmtime::Config`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::App;
+use crate::error::{Error, Result};
+use crate::limits::{EPOCH_TICK, HostLimits};
+use crate::state::CallState;
+
+/// Core instances per component instance: a Rust wasip2 component adds a few
+/// adapter instances around the app's own.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+
+#[derive(Clone)]
+pub struct HostEngine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    engine: Engine,
+    linker: Linker<CallState>,
+    limits: HostLimits,
+    ticker: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for HostEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostEngine")
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+    }
+}
+
+impl HostEngine {
+    pub fn new(limits: HostLimits) -> Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(limits.max_instances)
+            .total_core_instances(limits.max_instances * CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(limits.max_instances * 2)
+            .total_tables(limits.max_instances * 4)
+            .max_memory_size(limits.memory)
+            .max_core_instance_size(1 << 20)
+            .max_component_instance_size(1 << 20);
+        let mut config = Config::new();
+        config
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .epoch_interruption(true)
+            // On, it makes every call several times slower; Capstan's calls
+            // are synchronous.
+            .concurrency_support(false)
+            .max_wasm_stack(limits.max_stack)
+            .wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| Error::Engine(e.to_string()))?;
+
+        let mut linker: Linker<CallState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        App::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
+            .map_err(|e| Error::Engine(e.to_string()))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("capstan-epoch".into())
+                .spawn(move || {
+                    // Ends when the engine is dropped (EngineInner::drop).
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| Error::Engine(e.to_string()))?
+        };
+        Ok(HostEngine {
+            inner: Arc::new(EngineInner {
+                engine,
+                linker,
+                limits,
+                ticker: Some(ticker),
+                stop,
+            }),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<CallState> {
+        &self.inner.linker
+    }
+
+    pub fn limits(&self) -> &HostLimits {
+        &self.inner.limits
+    }
+}

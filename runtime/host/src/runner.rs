@@ -1,0 +1,412 @@
+//! Running one function call in a fresh, bounded `Store`.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use capstan_protocol::Value;
+use capstan_store::Transaction;
+use rand_wasi::SeedableRng;
+use wasmtime::component::Component;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
+
+use crate::bindings::AppPre;
+use crate::bindings::capstan::runtime::types::{self, FunctionError};
+use crate::cache::{self, Origin};
+use crate::engine::HostEngine;
+use crate::error::{Error, Failure, Result};
+use crate::limits::EPOCH_TICK;
+use crate::state::{
+    CallState, Environment, InternalFault, LogLines, MemoryLimitExceeded, MemoryLimiter,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FunctionKind {
+    Query,
+    Mutation,
+    Action,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Visibility {
+    Public,
+    Internal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FunctionInfo {
+    pub path: String,
+    pub kind: FunctionKind,
+    pub visibility: Visibility,
+}
+
+/// How an action runs other functions: implemented by the server, which
+/// gives each its own transaction (and retries mutations).
+pub trait NestedCalls: Send + Sync {
+    /// Runs `path` with `args` (Convex JSON) and returns its result (Convex
+    /// JSON) or its error.
+    fn call(&self, kind: FunctionKind, path: &str, args: &str) -> Result<String, FunctionError>;
+}
+
+/// One call to make.
+pub struct Call {
+    pub path: String,
+    /// The arguments object, as Convex JSON text.
+    pub args: String,
+    /// The transaction of a query or mutation; `None` for an action.
+    pub transaction: Option<Transaction>,
+    pub environment: Arc<Environment>,
+    /// For actions: how they run other functions.
+    pub nested: Option<Arc<dyn NestedCalls>>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a call produced.
+pub struct Outcome {
+    /// The result as Convex JSON text.
+    pub result: Result<String, Failure>,
+    pub log_lines: Vec<String>,
+    /// The transaction, given back for commit (mutations) or dropping.
+    pub transaction: Option<Transaction>,
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcome")
+            .field("result", &self.result)
+            .field("log_lines", &self.log_lines)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A deployed component, ready to instantiate: compiled once, linked once,
+/// described once.
+pub struct Module {
+    engine: HostEngine,
+    pre: AppPre<CallState>,
+    functions: BTreeMap<String, FunctionInfo>,
+    schema: capstan_store::Schema,
+    digest: String,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("digest", &self.digest)
+            .field("functions", &self.functions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The clock a deterministic function sees: always the transaction's time.
+struct FixedWallClock(Duration);
+
+impl HostWallClock for FixedWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
+struct FixedMonotonicClock;
+
+impl HostMonotonicClock for FixedMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl Module {
+    /// Compiles (or loads from `cache_dir`) a component, links it against the
+    /// host's capabilities, and reads its function list and schema.
+    pub fn load(
+        engine: &HostEngine,
+        bytes: &[u8],
+        cache_dir: Option<&std::path::Path>,
+    ) -> Result<(Module, Origin)> {
+        let (component, origin) = cache::load(engine.engine(), bytes, cache_dir)?;
+        let module = Module::link(engine, &component, cache::digest(bytes))?;
+        Ok((module, origin))
+    }
+
+    fn link(engine: &HostEngine, component: &Component, digest: String) -> Result<Module> {
+        let instance_pre = engine
+            .linker()
+            .instantiate_pre(component)
+            .map_err(|e| Error::Link(format!("{e:#}")))?;
+        let pre = AppPre::new(instance_pre).map_err(|e| Error::Link(format!("{e:#}")))?;
+        let mut module = Module {
+            engine: engine.clone(),
+            pre,
+            functions: BTreeMap::new(),
+            schema: capstan_store::Schema::default(),
+            digest,
+        };
+        module.inspect()?;
+        Ok(module)
+    }
+
+    /// Asks the component for its functions and schema, and checks them.
+    fn inspect(&mut self) -> Result<()> {
+        let (mut store, _logs) = self.store(FunctionKind::Query, None, Arc::default(), None, None);
+        let app = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| Error::Inspect(format!("{e:#}")))?;
+        let guest = app.capstan_runtime_guest();
+        let specs = guest
+            .call_functions(&mut store)
+            .map_err(|e| Error::Inspect(format!("{e:#}")))?;
+        let schema = guest
+            .call_schema(&mut store)
+            .map_err(|e| Error::Inspect(format!("{e:#}")))?;
+        for spec in specs {
+            let (module, name) = spec.path.rsplit_once(':').unwrap_or(("", ""));
+            if module.is_empty() || name.is_empty() {
+                return Err(Error::InvalidFunctions(format!(
+                    "{:?} is not a `module:function` path; define functions inside a module of the app crate",
+                    spec.path
+                )));
+            }
+            let info = FunctionInfo {
+                path: spec.path.clone(),
+                kind: match spec.kind {
+                    types::FunctionKind::Query => FunctionKind::Query,
+                    types::FunctionKind::Mutation => FunctionKind::Mutation,
+                    types::FunctionKind::Action => FunctionKind::Action,
+                },
+                visibility: match spec.visibility {
+                    types::Visibility::Public => Visibility::Public,
+                    types::Visibility::Internal => Visibility::Internal,
+                },
+            };
+            if self.functions.insert(spec.path.clone(), info).is_some() {
+                return Err(Error::InvalidFunctions(format!(
+                    "{:?} is defined twice",
+                    spec.path
+                )));
+            }
+        }
+        let schema: capstan_store::Schema =
+            serde_json::from_str(&schema).map_err(|e| Error::InvalidSchema(e.to_string()))?;
+        schema
+            .validate()
+            .map_err(|e| Error::InvalidSchema(e.to_string()))?;
+        self.schema = schema;
+        Ok(())
+    }
+
+    pub fn functions(&self) -> &BTreeMap<String, FunctionInfo> {
+        &self.functions
+    }
+
+    pub fn function(&self, path: &str) -> Option<&FunctionInfo> {
+        self.functions.get(path)
+    }
+
+    pub fn schema(&self) -> &capstan_store::Schema {
+        &self.schema
+    }
+
+    /// SHA-256 of the component's bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    fn store(
+        &self,
+        kind: FunctionKind,
+        transaction: Option<Transaction>,
+        environment: Arc<Environment>,
+        nested: Option<Arc<dyn NestedCalls>>,
+        determinism: Option<(Duration, u64)>,
+    ) -> (Store<CallState>, ()) {
+        let limits = self.engine.limits();
+        let stdout = MemoryOutputPipe::new(limits.max_output);
+        let stderr = MemoryOutputPipe::new(limits.max_output);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        if let Some((now, seed)) = determinism {
+            wasi.wall_clock(FixedWallClock(now))
+                .monotonic_clock(FixedMonotonicClock)
+                .secure_random(rand_wasi::rngs::StdRng::seed_from_u64(seed))
+                .insecure_random(rand_wasi::rngs::StdRng::seed_from_u64(
+                    seed ^ 0x9e37_79b9_7f4a_7c15,
+                ))
+                .insecure_random_seed(u128::from(seed));
+        }
+        let logs = LogLines::new(stdout, stderr, limits.max_log_lines, limits.max_log_line);
+        let state = CallState::new(
+            wasi.build(),
+            MemoryLimiter::new(limits.memory),
+            kind,
+            transaction,
+            environment,
+            logs,
+            nested,
+        );
+        let mut store = Store::new(self.engine.engine(), state);
+        store.limiter(|state| &mut state.limiter);
+        let timeout = match kind {
+            FunctionKind::Query => limits.query_timeout,
+            FunctionKind::Mutation => limits.mutation_timeout,
+            FunctionKind::Action => limits.action_timeout,
+        };
+        store.set_epoch_deadline(ticks(timeout));
+        store.epoch_deadline_trap();
+        (store, ())
+    }
+
+    /// Runs one call. Queries and mutations are deterministic: their clock
+    /// reads the transaction's time and their randomness is seeded from the
+    /// path, the arguments and the snapshot, so the same call at the same
+    /// snapshot returns the same result.
+    pub fn run(&self, call: Call) -> Outcome {
+        let limits = self.engine.limits().clone();
+        let Some(info) = self.functions.get(&call.path) else {
+            return Outcome {
+                result: Err(Failure::Function {
+                    message: format!("could not find function {:?}", call.path),
+                    data: None,
+                }),
+                log_lines: Vec::new(),
+                transaction: call.transaction,
+            };
+        };
+        let kind = info.kind;
+        if call.args.len() > limits.max_args {
+            return Outcome {
+                result: Err(Failure::ArgumentsTooLarge {
+                    size: call.args.len(),
+                    limit: limits.max_args,
+                }),
+                log_lines: Vec::new(),
+                transaction: call.transaction,
+            };
+        }
+        let determinism = match (&kind, &call.transaction) {
+            (FunctionKind::Query | FunctionKind::Mutation, Some(transaction)) => {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                (&call.path, &call.args, transaction.snapshot_ts()).hash(&mut hasher);
+                let now = Duration::from_secs_f64(transaction.now_ms() / 1000.0);
+                Some((now, hasher.finish()))
+            }
+            _ => None,
+        };
+        let timeout = match kind {
+            FunctionKind::Query => limits.query_timeout,
+            FunctionKind::Mutation => limits.mutation_timeout,
+            FunctionKind::Action => limits.action_timeout,
+        };
+        let (mut store, ()) = self.store(
+            kind,
+            call.transaction,
+            call.environment,
+            call.nested,
+            determinism,
+        );
+        let result = self.pre.instantiate(&mut store).and_then(|app| {
+            app.capstan_runtime_guest()
+                .call_invoke(&mut store, &call.path, &call.args)
+        });
+        let state = store.into_data();
+        let result = match result {
+            Ok(Ok(json)) => check_result(json, limits.max_result),
+            Ok(Err(error)) => Err(Failure::Function {
+                message: error.message,
+                data: error.data,
+            }),
+            Err(trap) => Err(classify(&trap, &state, timeout, limits.memory)),
+        };
+        Outcome {
+            result,
+            log_lines: state.logs.finish(),
+            transaction: state.transaction,
+        }
+    }
+}
+
+fn ticks(timeout: Duration) -> u64 {
+    (timeout.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1
+}
+
+fn check_result(json: String, max: usize) -> Result<String, Failure> {
+    if json.len() > max {
+        return Err(Failure::ResultTooLarge {
+            size: json.len(),
+            limit: max,
+        });
+    }
+    // The guest is untrusted: its output must be a well-formed value.
+    Value::from_json_str(&json)
+        .map(|value| value.to_json().to_string())
+        .map_err(|e| Failure::InvalidResult(e.to_string()))
+}
+
+fn classify(
+    error: &wasmtime::Error,
+    state: &CallState,
+    timeout: Duration,
+    memory: usize,
+) -> Failure {
+    if let Some(reason) = &state.internal {
+        return Failure::Internal(reason.clone());
+    }
+    if error.downcast_ref::<InternalFault>().is_some() {
+        return Failure::Internal(error.to_string());
+    }
+    if error.downcast_ref::<MemoryLimitExceeded>().is_some() || state.limiter.hit {
+        return Failure::OutOfMemory {
+            limit_bytes: memory,
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Failure::TimedOut {
+            limit_ms: timeout.as_millis(),
+        },
+        // A Rust guest keeps its frames' locals on a stack in linear memory;
+        // running off it faults as an out-of-bounds access.
+        Some(Trap::StackOverflow | Trap::MemoryOutOfBounds) => Failure::StackOverflow,
+        Some(Trap::UnreachableCodeReached) => Failure::Panicked {
+            message: panic_message(&state.logs.stderr_text()),
+        },
+        Some(trap) => Failure::Panicked {
+            message: trap.to_string(),
+        },
+        None => Failure::Internal(format!("{error:#}")),
+    }
+}
+
+/// The panic message from what a Rust guest printed: "panicked at …:\nmsg".
+fn panic_message(stderr: &str) -> String {
+    let mut lines = stderr
+        .lines()
+        .skip_while(|line| !line.contains("panicked at"));
+    match (lines.next(), lines.next()) {
+        (Some(_), Some(message)) => message.trim().to_owned(),
+        (Some(location), None) => location.trim().to_owned(),
+        _ => stderr.lines().last().unwrap_or_default().trim().to_owned(),
+    }
+}

@@ -1,0 +1,227 @@
+use std::sync::Arc;
+
+use capstan_host::{Call, Failure, FunctionError, FunctionKind, NestedCalls};
+use serde_json::json;
+
+use crate::common::*;
+
+#[test]
+fn every_database_operation_works_through_the_sdk() {
+    let fixture = guest();
+    let id = fixture.value(
+        "api:send",
+        json!({"channel": "general", "body": "hi", "note": "n"}),
+    );
+    let id = id.as_str().expect("id string").to_owned();
+    fixture.value("api:send", json!({"channel": "general", "body": "second"}));
+    fixture.value("api:send", json!({"channel": "other", "body": "elsewhere"}));
+
+    let listed = fixture.value("api:list", json!({"channel": "general"}));
+    assert_eq!(listed.as_array().map(Vec::len), Some(2));
+    assert_eq!(listed[0]["_id"], json!(id));
+    assert!(listed[0]["_creationTime"].is_number());
+
+    let got = fixture.value("api:get", json!({"id": id}));
+    assert_eq!(got["body"], json!("hi"));
+
+    let edited = fixture.value("api:edit", json!({"id": id, "body": "edited"}));
+    assert_eq!(
+        (edited["body"].clone(), edited["note"].clone()),
+        (json!("edited"), json!("n"))
+    );
+    let unset = fixture.value("api:edit_unset", json!({"id": id}));
+    assert!(unset.get("note").is_none(), "{unset}");
+
+    let swapped = fixture.value(
+        "api:swap",
+        json!({"id": id, "message": {"channel": "general", "body": "replaced"}}),
+    );
+    assert_eq!(swapped["body"], json!("replaced"));
+
+    let page = fixture.value(
+        "api:page",
+        json!({"channel": "general", "opts": {"numItems": 1}}),
+    );
+    assert_eq!(page["page"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["isDone"], json!(false));
+    let next = fixture.value(
+        "api:page",
+        json!({"channel": "general", "opts": {"numItems": 5, "cursor": page["continueCursor"]}}),
+    );
+    assert_eq!(next["page"].as_array().map(Vec::len), Some(1));
+    assert_eq!(next["isDone"], json!(true));
+
+    assert_eq!(
+        fixture.value("api:count_all", json!({})),
+        json!({"$integer": "AwAAAAAAAAA="})
+    );
+    assert_eq!(fixture.value("api:remove", json!({"id": id})), json!(true));
+    assert_eq!(fixture.value("api:remove", json!({"id": id})), json!(false));
+    assert_eq!(fixture.value("api:get", json!({"id": id})), json!(null));
+    assert_eq!(
+        fixture.value("api:increment", json!({"name": "c"})),
+        json!({"$integer": "AQAAAAAAAAA="})
+    );
+    assert_eq!(
+        fixture.value("api:increment", json!({"name": "c"})),
+        json!({"$integer": "AgAAAAAAAAA="})
+    );
+}
+
+#[test]
+fn queries_and_mutations_are_deterministic() {
+    let fixture = guest();
+    let transaction = fixture.store.begin();
+    let snapshot = transaction.snapshot_ts();
+    let now_ms = transaction.now_ms();
+    drop(transaction);
+    let at = |ts| {
+        let outcome = fixture.module.run(Call {
+            path: "api:clock".into(),
+            args: "{}".into(),
+            transaction: Some(fixture.store.begin_at(ts).expect("snapshot")),
+            environment: Arc::default(),
+            nested: None,
+        });
+        serde_json::from_str::<serde_json::Value>(&outcome.result.expect("runs")).expect("json")
+    };
+    let first = at(snapshot);
+    let second = at(snapshot);
+    assert_eq!(first, second, "same call, same snapshot, same result");
+    assert_eq!(
+        int(&first["now_ms"]),
+        now_ms.floor(),
+        "the clock reads the transaction's time"
+    );
+
+    let stamp = fixture.value("api:stamp", json!({}));
+    let creation = stamp["creation_time"].as_f64().expect("creation time");
+    assert_eq!(
+        int(&stamp["clock"]["now_ms"]),
+        creation.floor(),
+        "the mutation's clock is its transaction's time"
+    );
+
+    // Actions see the real clock: two calls differ in their random numbers.
+    let action = |_: ()| {
+        let outcome = fixture.module.run(Call {
+            path: "api:action_clock".into(),
+            args: "{}".into(),
+            transaction: None,
+            environment: Arc::default(),
+            nested: None,
+        });
+        serde_json::from_str::<serde_json::Value>(&outcome.result.expect("runs")).expect("json")
+    };
+    assert_ne!(action(())["random"], action(())["random"]);
+}
+
+/// An int64 in Convex JSON, as a float.
+fn int(json: &serde_json::Value) -> f64 {
+    match capstan_protocol::Value::from_json(json) {
+        Ok(capstan_protocol::Value::Int64(i)) => i as f64,
+        other => panic!("expected an int64, got {other:?}"),
+    }
+}
+
+#[test]
+fn queries_cannot_write_and_actions_have_no_database() {
+    let fixture = guest();
+    let outcome = fixture.run("api:write_in_query", json!({}));
+    match outcome.result {
+        Err(Failure::Function { message, .. }) => {
+            assert!(message.contains("a query cannot write"), "{message}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn log_lines_come_back_in_order_with_levels() {
+    let fixture = guest();
+    let outcome = fixture.run("api:logs", json!({}));
+    assert!(outcome.result.is_ok());
+    assert_eq!(
+        outcome.log_lines,
+        [
+            "[LOG] printed",
+            "[LOG] logged 1",
+            "[ERROR] to stderr",
+            "[WARN] careful"
+        ]
+    );
+}
+
+#[test]
+fn errors_carry_their_data() {
+    let fixture = guest();
+    match fixture.run("api:fail", json!({})).result {
+        Err(Failure::Function {
+            message,
+            data: Some(data),
+        }) => {
+            let data: serde_json::Value = serde_json::from_str(&data).expect("json");
+            assert_eq!(data["code"], json!("TOO_MANY"));
+            assert_eq!(data["limit"], json!({"$integer": "AwAAAAAAAAA="}));
+            assert!(message.contains("TOO_MANY"));
+        }
+        other => panic!("expected a ConvexError, got {other:?}"),
+    }
+    match fixture.run("api:fail_plain", json!({})).result {
+        Err(Failure::Function {
+            message,
+            data: None,
+        }) => assert_eq!(message, "plain failure 7"),
+        other => panic!("expected a plain error, got {other:?}"),
+    }
+    match fixture.run("api:list", json!({"channel": 5})).result {
+        Err(Failure::Function { message, .. }) => {
+            assert!(message.starts_with("invalid arguments"), "{message}")
+        }
+        other => panic!("expected an argument error, got {other:?}"),
+    }
+    match fixture.run("api:env", json!({"name": "GREETING"})).result {
+        Ok(value) => assert_eq!(value, "\"hello\""),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Runs nested calls against the fixture, as the server does.
+struct Nested {
+    fixture: Arc<Fixture>,
+}
+
+impl NestedCalls for Nested {
+    fn call(&self, kind: FunctionKind, path: &str, args: &str) -> Result<String, FunctionError> {
+        assert_ne!(kind, FunctionKind::Action);
+        let outcome = self
+            .fixture
+            .run(path, serde_json::from_str(args).expect("json args"));
+        outcome.result.map_err(|failure| FunctionError {
+            message: failure.to_string(),
+            data: None,
+        })
+    }
+}
+
+#[test]
+fn an_action_runs_a_mutation_then_a_query() {
+    let fixture = Arc::new(guest());
+    let outcome = fixture.module.run(Call {
+        path: "api:send_and_list".into(),
+        args: json!({"channel": "a", "body": "from an action"}).to_string(),
+        transaction: None,
+        environment: Arc::default(),
+        nested: Some(Arc::new(Nested {
+            fixture: fixture.clone(),
+        })),
+    });
+    let value: serde_json::Value =
+        serde_json::from_str(&outcome.result.expect("runs")).expect("json");
+    assert_eq!(value["count"], json!({"$integer": "AQAAAAAAAAA="}));
+    assert_eq!(outcome.log_lines, ["[LOG] sending to a"]);
+    assert_eq!(
+        fixture.value("api:list", json!({"channel": "a"}))[0]["body"],
+        json!("from an action")
+    );
+}

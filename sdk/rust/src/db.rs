@@ -1,0 +1,318 @@
+//! The database, as functions see it.
+
+use std::marker::PhantomData;
+
+use capstan_protocol::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::bindings::capstan::runtime::db as host;
+use crate::error::{Error, Result};
+use crate::filter::Expr;
+use crate::id::{Doc, Id, Table};
+use crate::values::{from_value, to_value};
+
+fn parse(text: &str) -> Result<Value> {
+    Ok(Value::from_json_str(text)?)
+}
+
+/// Reads at the snapshot of the function's transaction. Every read is
+/// recorded, so a subscribed query re-runs when what it read changes, and a
+/// mutation retries if what it read changed before it committed.
+#[derive(Debug)]
+pub struct DatabaseReader<'a> {
+    pub(crate) _context: PhantomData<&'a ()>,
+}
+
+/// Reads and writes; writes become visible to others when the mutation
+/// commits, all together.
+#[derive(Debug)]
+pub struct DatabaseWriter<'a> {
+    pub(crate) reader: DatabaseReader<'a>,
+}
+
+impl<'a> std::ops::Deref for DatabaseWriter<'a> {
+    type Target = DatabaseReader<'a>;
+
+    fn deref(&self) -> &DatabaseReader<'a> {
+        &self.reader
+    }
+}
+
+impl DatabaseReader<'_> {
+    /// The document with this id, if it exists.
+    pub fn get<T: Table>(&self, id: &Id<T>) -> Result<Option<Doc<T>>> {
+        match host::get(id.as_str()).map_err(Error::from_host)? {
+            None => Ok(None),
+            Some(text) => Doc::from_value(parse(&text)?).map(Some),
+        }
+    }
+
+    /// Starts a query over `T`'s table.
+    pub fn query<T: Table>(&self) -> QueryBuilder<T> {
+        QueryBuilder::new(T::NAME)
+    }
+
+    /// Starts a query over any table, reading documents as `T` (for example
+    /// `serde_json::Value`).
+    pub fn query_table<T: DeserializeOwned>(&self, table: &str) -> QueryBuilder<T> {
+        QueryBuilder::new(table)
+    }
+}
+
+impl DatabaseWriter<'_> {
+    /// Inserts a document and returns its new id.
+    pub fn insert<T: Table>(&mut self, document: &T) -> Result<Id<T>> {
+        self.insert_into(T::NAME, document).map(Id::from_string)
+    }
+
+    /// Inserts into any table; returns the id string.
+    pub fn insert_into<D: Serialize + ?Sized>(
+        &mut self,
+        table: &str,
+        document: &D,
+    ) -> Result<String> {
+        let value = to_value(document)?;
+        host::insert(table, &value.to_json().to_string()).map_err(Error::from_host)
+    }
+
+    /// Shallow merge: sets the fields of `fields` (a struct or a map), leaving
+    /// the others as they are.
+    pub fn patch<T: Table, P: Serialize + ?Sized>(
+        &mut self,
+        id: &Id<T>,
+        fields: &P,
+    ) -> Result<Doc<T>> {
+        self.patch_unset(id, fields, &[])
+    }
+
+    /// [`DatabaseWriter::patch`] that also removes the fields named in `unset`.
+    pub fn patch_unset<T: Table, P: Serialize + ?Sized>(
+        &mut self,
+        id: &Id<T>,
+        fields: &P,
+        unset: &[&str],
+    ) -> Result<Doc<T>> {
+        let set = to_value(fields)?;
+        let unset: Vec<String> = unset.iter().map(|s| (*s).to_owned()).collect();
+        let text = host::patch(id.as_str(), &set.to_json().to_string(), &unset)
+            .map_err(Error::from_host)?;
+        Doc::from_value(parse(&text)?)
+    }
+
+    /// Replaces every field of the document.
+    pub fn replace<T: Table>(&mut self, id: &Id<T>, document: &T) -> Result<Doc<T>> {
+        let value = to_value(document)?;
+        let text =
+            host::replace(id.as_str(), &value.to_json().to_string()).map_err(Error::from_host)?;
+        Doc::from_value(parse(&text)?)
+    }
+
+    pub fn delete<T: Table>(&mut self, id: &Id<T>) -> Result<()> {
+        host::delete(id.as_str()).map_err(Error::from_host)
+    }
+}
+
+/// Ascending or descending index order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// Comparisons on an index's fields, in index order: equalities on a prefix,
+/// then at most one lower and one upper bound on the next field.
+#[derive(Debug, Default)]
+pub struct IndexRange {
+    ops: Vec<serde_json::Value>,
+    error: Option<Error>,
+}
+
+impl IndexRange {
+    fn push(mut self, field: &str, op: &str, value: impl Serialize) -> Self {
+        match to_value(&value) {
+            Ok(value) => self
+                .ops
+                .push(serde_json::json!({"field": field, "op": op, "value": value.to_json()})),
+            Err(error) => self.error = Some(error),
+        }
+        self
+    }
+
+    pub fn eq(self, field: &str, value: impl Serialize) -> Self {
+        self.push(field, "eq", value)
+    }
+
+    pub fn gt(self, field: &str, value: impl Serialize) -> Self {
+        self.push(field, "gt", value)
+    }
+
+    pub fn gte(self, field: &str, value: impl Serialize) -> Self {
+        self.push(field, "gte", value)
+    }
+
+    pub fn lt(self, field: &str, value: impl Serialize) -> Self {
+        self.push(field, "lt", value)
+    }
+
+    pub fn lte(self, field: &str, value: impl Serialize) -> Self {
+        self.push(field, "lte", value)
+    }
+}
+
+/// A query being built. Choose a source with [`QueryBuilder::with_index`] or,
+/// explicitly, [`QueryBuilder::full_table_scan`]; then read with
+/// [`QueryBuilder::collect`], [`QueryBuilder::take`], [`QueryBuilder::first`],
+/// [`QueryBuilder::unique`] or [`QueryBuilder::paginate`].
+#[derive(Debug)]
+pub struct QueryBuilder<T> {
+    table: String,
+    source: Option<serde_json::Value>,
+    order: Order,
+    filter: Option<Expr>,
+    error: Option<Error>,
+    documents: PhantomData<fn() -> T>,
+}
+
+/// Where a page of a paginated query starts and how long it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaginationOpts {
+    pub num_items: u32,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// One page, in Convex's shape.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaginationResult<D> {
+    pub page: Vec<D>,
+    pub is_done: bool,
+    pub continue_cursor: String,
+}
+
+impl<T: DeserializeOwned> QueryBuilder<T> {
+    fn new(table: &str) -> Self {
+        QueryBuilder {
+            table: table.to_owned(),
+            source: None,
+            order: Order::Asc,
+            filter: None,
+            error: None,
+            documents: PhantomData,
+        }
+    }
+
+    /// Reads through the named index, over the range `range` builds.
+    pub fn with_index(mut self, name: &str, range: impl FnOnce(IndexRange) -> IndexRange) -> Self {
+        let range = range(IndexRange::default());
+        if let Some(error) = range.error {
+            self.error = Some(error);
+        }
+        self.source = Some(serde_json::json!({"index": {"name": name, "range": range.ops}}));
+        self
+    }
+
+    /// Reads the whole table in creation order. Costs grow with the table;
+    /// prefer an index.
+    pub fn full_table_scan(mut self) -> Self {
+        self.source = Some(serde_json::Value::String("fullTableScan".into()));
+        self
+    }
+
+    pub fn order(mut self, order: Order) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Keeps only the documents for which `filter` is true; evaluated by the
+    /// server as it reads.
+    pub fn filter(mut self, filter: Expr) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    fn encode(&self) -> Result<String> {
+        if let Some(error) = &self.error {
+            return Err(error.clone());
+        }
+        let source = self.source.clone().ok_or_else(|| {
+            Error::new(format!(
+                "the query on {:?} needs a source: call with_index(..) or full_table_scan()",
+                self.table
+            ))
+        })?;
+        let mut query = serde_json::json!({
+            "table": self.table,
+            "source": source,
+            "order": match self.order { Order::Asc => "asc", Order::Desc => "desc" },
+        });
+        if let Some(filter) = &self.filter {
+            query["filter"] = filter.to_json()?;
+        }
+        Ok(query.to_string())
+    }
+
+    fn run(&self, limit: Option<u32>) -> Result<Vec<Doc<T>>> {
+        let text = host::query(&self.encode()?, limit).map_err(Error::from_host)?;
+        match parse(&text)? {
+            Value::Array(items) => items.into_iter().map(Doc::from_value).collect(),
+            _ => Err(Error::new(
+                "the server returned a query result that is not an array",
+            )),
+        }
+    }
+
+    /// Every matching document.
+    pub fn collect(self) -> Result<Vec<Doc<T>>> {
+        self.run(None)
+    }
+
+    /// The first `n` matching documents.
+    pub fn take(self, n: u32) -> Result<Vec<Doc<T>>> {
+        self.run(Some(n))
+    }
+
+    pub fn first(self) -> Result<Option<Doc<T>>> {
+        Ok(self.run(Some(1))?.pop())
+    }
+
+    /// The only matching document; an error if there is more than one.
+    pub fn unique(self) -> Result<Option<Doc<T>>> {
+        let mut found = self.run(Some(2))?;
+        if found.len() > 1 {
+            return Err(Error::new("unique() found more than one document"));
+        }
+        Ok(found.pop())
+    }
+
+    /// One page. Pass the returned `continue_cursor` to get the next; pages
+    /// stay correct when documents are inserted between them.
+    pub fn paginate(self, options: &PaginationOpts) -> Result<PaginationResult<Doc<T>>> {
+        let text = host::paginate(
+            &self.encode()?,
+            options.cursor.as_deref(),
+            options.num_items,
+        )
+        .map_err(Error::from_host)?;
+        let Value::Object(mut result) = parse(&text)? else {
+            return Err(Error::new(
+                "the server returned a page that is not an object",
+            ));
+        };
+        let page = match result.remove("page") {
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(Doc::from_value)
+                .collect::<Result<_>>()?,
+            _ => return Err(Error::new("the server returned a page without documents")),
+        };
+        Ok(PaginationResult {
+            page,
+            is_done: from_value(&result.remove("isDone").unwrap_or(Value::Boolean(true)))?,
+            continue_cursor: from_value(&result.remove("continueCursor").unwrap_or(Value::Null))?,
+        })
+    }
+}

@@ -1,0 +1,53 @@
+//! Functions that misbehave, to check that each is stopped and classified.
+
+use capstan::QueryCtx;
+
+#[capstan::query]
+pub fn spin(_ctx: &QueryCtx) -> capstan::Result<u64> {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+        if n == u64::MAX {
+            return Ok(n);
+        }
+    }
+}
+
+#[capstan::query]
+pub fn bomb(_ctx: &QueryCtx) -> capstan::Result<usize> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+fn depth(n: u64) -> u64 {
+    let padding = std::hint::black_box([n; 16]);
+    if n == 0 {
+        padding[3]
+    } else {
+        depth(n - 1) + std::hint::black_box(padding[1])
+    }
+}
+
+#[capstan::query]
+pub fn recurse(_ctx: &QueryCtx) -> capstan::Result<u64> {
+    Ok(depth(std::hint::black_box(100_000_000)))
+}
+
+#[capstan::query]
+pub fn panics(_ctx: &QueryCtx) -> capstan::Result<()> {
+    let empty: Vec<u8> = std::hint::black_box(Vec::new());
+    panic!("index {} is out of range", empty.len() + 3);
+}
+
+#[derive(serde::Deserialize)]
+pub struct Size {
+    pub bytes: usize,
+}
+
+#[capstan::query]
+pub fn huge(_ctx: &QueryCtx, args: Size) -> capstan::Result<String> {
+    Ok("x".repeat(args.bytes))
+}
