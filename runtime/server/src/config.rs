@@ -1,0 +1,130 @@
+//! The operator's configuration of a server (not the app's): where data
+//! lives, where to listen, and the limits. Read from a TOML file or flags,
+//! validated once, strict about unknown keys.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use capstan_host::HostLimits;
+use capstan_store::StoreConfig;
+use serde::Deserialize;
+
+use crate::error::ServerError;
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub host: HostLimits,
+    pub store: StoreConfig,
+    /// Top-level function calls running at once; more wait.
+    pub max_concurrent_calls: usize,
+    /// Largest request body of a function call.
+    pub max_request_body: usize,
+    /// Largest deploy.
+    pub max_deploy_body: usize,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        let host = HostLimits::default();
+        ServerConfig {
+            data_dir: data_dir.into(),
+            listen,
+            max_concurrent_calls: 64,
+            max_request_body: host.max_args + (64 << 10),
+            max_deploy_body: 256 << 20,
+            host,
+            store: StoreConfig::default(),
+        }
+    }
+
+    /// Reads a TOML file such as `deploy/capstan.toml`.
+    pub fn from_file(path: &Path) -> Result<Self, ServerError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServerError::Config(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let listen = file
+            .listen
+            .parse()
+            .map_err(|e| format!("listen = {:?}: {e}", file.listen))?;
+        let mut config = ServerConfig::new(file.data_dir, listen);
+        if let Some(limits) = file.limits {
+            let host = &mut config.host;
+            let set_ms = |target: &mut Duration, value: Option<u64>| {
+                if let Some(ms) = value {
+                    *target = Duration::from_millis(ms);
+                }
+            };
+            set_ms(&mut host.query_timeout, limits.query_timeout_ms);
+            set_ms(&mut host.mutation_timeout, limits.mutation_timeout_ms);
+            set_ms(&mut host.action_timeout, limits.action_timeout_ms);
+            if let Some(mib) = limits.memory_mib {
+                if !(1..=4096).contains(&mib) {
+                    return Err(format!(
+                        "limits.memory_mib = {mib}: must be between 1 and 4096"
+                    ));
+                }
+                host.memory = mib << 20;
+            }
+            if let Some(calls) = limits.max_concurrent_calls {
+                if calls == 0 {
+                    return Err("limits.max_concurrent_calls must be at least 1".into());
+                }
+                config.max_concurrent_calls = calls;
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: PathBuf,
+    listen: String,
+    limits: Option<FileLimits>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    query_timeout_ms: Option<u64>,
+    mutation_timeout_ms: Option<u64>,
+    action_timeout_ms: Option<u64>,
+    memory_mib: Option<usize>,
+    max_concurrent_calls: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../../../deploy/capstan.toml");
+        let config = ServerConfig::from_toml(text).expect("deploy/capstan.toml parses");
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/capstan"));
+        assert_eq!(config.listen.port(), 3210);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(
+            ServerConfig::from_toml("data_dir = \"x\"\nlisten = \"127.0.0.1:1\"\ncolour = 1")
+                .is_err()
+        );
+        assert!(ServerConfig::from_toml("data_dir = \"x\"\nlisten = \"nowhere\"").is_err());
+        assert!(
+            ServerConfig::from_toml(
+                "data_dir = \"x\"\nlisten = \"127.0.0.1:1\"\n[limits]\nmemory_mib = 0"
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! A deployment: the app's components, linked and described, with their
+//! merged schema and the app config, persisted in the data directory so a
+//! restart serves it again without a redeploy (and, thanks to the compiled
+//! cache, without recompiling).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use capstan_host::{FunctionInfo, HostEngine, Module, Origin};
+use capstan_store::Schema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ServerError;
+
+/// The app's configuration, deployed with its components. Unknown fields are
+/// errors, so a typo is caught at deploy time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AppConfig {}
+
+pub struct Deployment {
+    /// SHA-256 digests of the components, joined: names this deployment.
+    pub id: String,
+    pub modules: Vec<Arc<Module>>,
+    routes: BTreeMap<String, usize>,
+    pub schema: Schema,
+    pub config: AppConfig,
+}
+
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deployment {
+    /// Compiles, links and checks every component; refuses duplicate paths
+    /// and schemas that disagree about a table.
+    pub fn build(
+        engine: &HostEngine,
+        components: &[Vec<u8>],
+        config: AppConfig,
+        cache_dir: &Path,
+    ) -> Result<(Deployment, Vec<Origin>), ServerError> {
+        if components.is_empty() {
+            return Err(ServerError::BadDeploy(
+                "a deploy needs at least one component".into(),
+            ));
+        }
+        let mut modules = Vec::new();
+        let mut origins = Vec::new();
+        let mut routes = BTreeMap::new();
+        let mut schema = Schema::default();
+        for (index, bytes) in components.iter().enumerate() {
+            let (module, origin) = Module::load(engine, bytes, Some(cache_dir))
+                .map_err(|e| ServerError::BadDeploy(format!("component {index}: {e}")))?;
+            for path in module.functions().keys() {
+                if routes.insert(path.clone(), index).is_some() {
+                    return Err(ServerError::BadDeploy(format!(
+                        "function {path:?} is defined by two components"
+                    )));
+                }
+            }
+            for (table, definition) in &module.schema().tables {
+                match schema.tables.get(table) {
+                    Some(existing) if existing != definition => {
+                        return Err(ServerError::BadDeploy(format!(
+                            "components disagree about the schema of table {table:?}"
+                        )));
+                    }
+                    _ => {
+                        schema.tables.insert(table.clone(), definition.clone());
+                    }
+                }
+            }
+            modules.push(Arc::new(module));
+            origins.push(origin);
+        }
+        schema
+            .validate()
+            .map_err(|e| ServerError::BadDeploy(e.to_string()))?;
+        let id = modules
+            .iter()
+            .map(|m| &m.digest()[..16])
+            .collect::<Vec<_>>()
+            .join("-");
+        Ok((
+            Deployment {
+                id,
+                modules,
+                routes,
+                schema,
+                config,
+            },
+            origins,
+        ))
+    }
+
+    pub fn function(&self, path: &str) -> Option<(&Arc<Module>, &FunctionInfo)> {
+        let module = &self.modules[*self.routes.get(path)?];
+        module.function(path).map(|info| (module, info))
+    }
+
+    pub fn functions(&self) -> impl Iterator<Item = &FunctionInfo> {
+        self.modules.iter().flat_map(|m| m.functions().values())
+    }
+}
+
+/// A deployment as stored: what the deploy sent.
+#[derive(Debug)]
+pub struct Persisted {
+    pub components: Vec<Vec<u8>>,
+    pub config: AppConfig,
+}
+
+/// Where a deployment lives on disk.
+#[derive(Debug)]
+pub struct DeploymentFiles {
+    dir: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    components: usize,
+    config: AppConfig,
+}
+
+impl DeploymentFiles {
+    pub fn new(data_dir: &Path) -> Self {
+        DeploymentFiles {
+            dir: data_dir.join("deployment"),
+        }
+    }
+
+    fn staging(&self) -> PathBuf {
+        self.dir.with_extension("new")
+    }
+
+    fn previous(&self) -> PathBuf {
+        self.dir.with_extension("old")
+    }
+
+    /// The persisted components and config, if a deploy ever succeeded.
+    pub fn load(&self) -> Result<Option<Persisted>, ServerError> {
+        // An interrupted switch leaves the previous deployment in `.old`.
+        if !self.dir.exists() && self.previous().exists() {
+            std::fs::rename(self.previous(), &self.dir).map_err(io)?;
+        }
+        let _ = std::fs::remove_dir_all(self.staging());
+        let manifest = match std::fs::read(self.dir.join("manifest.json")) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let manifest: Manifest = serde_json::from_slice(&manifest)
+            .map_err(|e| ServerError::Config(format!("deployment manifest: {e}")))?;
+        let components = (0..manifest.components)
+            .map(|i| std::fs::read(self.dir.join(format!("component-{i}.wasm"))).map_err(io))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(Persisted {
+            components,
+            config: manifest.config,
+        }))
+    }
+
+    /// Writes a deployment beside the current one, synced.
+    pub fn stage(&self, components: &[Vec<u8>], config: &AppConfig) -> Result<(), ServerError> {
+        let staging = self.staging();
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging).map_err(io)?;
+        for (i, bytes) in components.iter().enumerate() {
+            write_synced(&staging.join(format!("component-{i}.wasm")), bytes)?;
+        }
+        let manifest = serde_json::to_vec(&Manifest {
+            components: components.len(),
+            config: config.clone(),
+        })
+        .map_err(|e| ServerError::Internal(e.to_string()))?;
+        write_synced(&staging.join("manifest.json"), &manifest)
+    }
+
+    /// Makes the staged deployment the current one.
+    pub fn commit(&self) -> Result<(), ServerError> {
+        let _ = std::fs::remove_dir_all(self.previous());
+        if self.dir.exists() {
+            std::fs::rename(&self.dir, self.previous()).map_err(io)?;
+        }
+        std::fs::rename(self.staging(), &self.dir).map_err(io)?;
+        if let Some(parent) = self.dir.parent() {
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        let _ = std::fs::remove_dir_all(self.previous());
+        Ok(())
+    }
+
+    pub fn discard(&self) {
+        let _ = std::fs::remove_dir_all(self.staging());
+    }
+}
+
+fn io(e: std::io::Error) -> ServerError {
+    ServerError::Internal(format!("deployment files: {e}"))
+}
+
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ServerError> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).map_err(io)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io)
+}

@@ -1,0 +1,495 @@
+//! The app facade: runs queries, mutations (with the one OCC retry loop) and
+//! actions against the current deployment; deploys; keeps environment
+//! variables.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use capstan_host::{
+    Call, Environment, Failure, FunctionError, FunctionKind, HostEngine, NestedCalls, Origin,
+    Visibility,
+};
+use capstan_protocol::Timestamp;
+use capstan_store::Store;
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::config::ServerConfig;
+use crate::deployment::{AppConfig, Deployment, DeploymentFiles, write_synced};
+use crate::error::ServerError;
+
+/// Attempts of a mutation before giving up on contention.
+const MAX_MUTATION_ATTEMPTS: u32 = 64;
+/// The longest pause between two attempts; pauses grow exponentially up to it.
+const MAX_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Who is calling. Clients reach public functions only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Client,
+    Admin,
+}
+
+/// A finished call.
+#[derive(Debug)]
+pub struct FunctionResult {
+    /// Convex JSON of the value, or why there is none.
+    pub result: Result<String, Failure>,
+    pub log_lines: Vec<String>,
+    /// For a committed mutation, its commit timestamp.
+    pub ts: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploySummary {
+    pub deployment: String,
+    pub functions: usize,
+    pub compiled: usize,
+    pub loaded_from_cache: usize,
+    pub tables_added: Vec<String>,
+    pub indexes_added: Vec<String>,
+    pub indexes_removed: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<AppInner>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+struct AppInner {
+    store: Store,
+    engine: HostEngine,
+    cache_dir: PathBuf,
+    files: DeploymentFiles,
+    env_file: PathBuf,
+    deployment: RwLock<Option<Arc<Deployment>>>,
+    environment: RwLock<Arc<Environment>>,
+    /// Bounds concurrent top-level calls; nested calls run under their
+    /// action's permit, so actions cannot starve their own children.
+    calls: Semaphore,
+    /// One deploy at a time.
+    deploying: Mutex<()>,
+    compiled: AtomicUsize,
+    loaded_from_cache: AtomicUsize,
+}
+
+/// Counts of how deployed components were obtained since start.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStats {
+    pub compiled: usize,
+    pub loaded_from_cache: usize,
+}
+
+impl App {
+    /// Opens the store and the engine, and serves the persisted deployment,
+    /// if any.
+    pub async fn open(config: &ServerConfig) -> Result<App, ServerError> {
+        let data_dir = &config.data_dir;
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            ServerError::Config(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
+        let store = Store::open(&data_dir.join("store"), config.store.clone())
+            .map_err(|e| ServerError::Config(format!("cannot open the store: {e}")))?;
+        let engine =
+            HostEngine::new(config.host.clone()).map_err(|e| ServerError::Config(e.to_string()))?;
+        let env_file = data_dir.join("env.json");
+        let environment: Environment = match std::fs::read(&env_file) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| ServerError::Config(format!("{}: {e}", env_file.display())))?,
+            Err(_) => Environment::new(),
+        };
+        let app = App {
+            inner: Arc::new(AppInner {
+                store,
+                engine,
+                cache_dir: data_dir.join("compiled"),
+                files: DeploymentFiles::new(data_dir),
+                env_file,
+                deployment: RwLock::new(None),
+                environment: RwLock::new(Arc::new(environment)),
+                calls: Semaphore::new(config.max_concurrent_calls.max(1)),
+                deploying: Mutex::new(()),
+                compiled: AtomicUsize::new(0),
+                loaded_from_cache: AtomicUsize::new(0),
+            }),
+        };
+        if let Some(persisted) = app.inner.files.load()? {
+            let (deployment, origins) = app.build(persisted.components, persisted.config).await?;
+            app.count(&origins);
+            tracing::info!(deployment = %deployment.id, "serving the persisted deployment");
+            *app.inner
+                .deployment
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(deployment));
+        }
+        Ok(app)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn component_stats(&self) -> ComponentStats {
+        ComponentStats {
+            compiled: self.inner.compiled.load(Ordering::Relaxed),
+            loaded_from_cache: self.inner.loaded_from_cache.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn deployment(&self) -> Option<Arc<Deployment>> {
+        self.inner
+            .deployment
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn environment(&self) -> Arc<Environment> {
+        self.inner
+            .environment
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn count(&self, origins: &[Origin]) {
+        for origin in origins {
+            match origin {
+                Origin::Compiled => self.inner.compiled.fetch_add(1, Ordering::Relaxed),
+                Origin::Cached => self.inner.loaded_from_cache.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+    }
+
+    async fn build(
+        &self,
+        components: Vec<Vec<u8>>,
+        config: AppConfig,
+    ) -> Result<(Deployment, Vec<Origin>), ServerError> {
+        let engine = self.inner.engine.clone();
+        let cache_dir = self.inner.cache_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            Deployment::build(&engine, &components, config, &cache_dir)
+        })
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))?
+    }
+
+    /// Compiles and checks everything, applies the schema, persists, and then
+    /// switches atomically. A deploy that fails at any step changes nothing.
+    pub async fn deploy(
+        &self,
+        components: Vec<Vec<u8>>,
+        config: AppConfig,
+    ) -> Result<DeploySummary, ServerError> {
+        let _one_at_a_time = self.inner.deploying.lock().await;
+        let (deployment, origins) = self.build(components.clone(), config.clone()).await?;
+        self.inner.files.stage(&components, &config)?;
+        let change = match self
+            .inner
+            .store
+            .apply_schema(deployment.schema.clone())
+            .await
+        {
+            Ok(change) => change,
+            Err(e) => {
+                self.inner.files.discard();
+                return Err(ServerError::BadDeploy(format!(
+                    "the schema cannot be applied: {e}"
+                )));
+            }
+        };
+        self.inner.files.commit()?;
+        self.count(&origins);
+        let summary = DeploySummary {
+            deployment: deployment.id.clone(),
+            functions: deployment.functions().count(),
+            compiled: origins.iter().filter(|o| **o == Origin::Compiled).count(),
+            loaded_from_cache: origins.iter().filter(|o| **o == Origin::Cached).count(),
+            tables_added: change.tables_added,
+            indexes_added: change.indexes_added,
+            indexes_removed: change.indexes_removed,
+        };
+        tracing::info!(deployment = %deployment.id, functions = summary.functions, "deployed");
+        *self
+            .inner
+            .deployment
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(deployment));
+        Ok(summary)
+    }
+
+    /// Runs a function called from outside (HTTP, and later WebSocket).
+    /// `expected` is the kind the endpoint serves.
+    pub async fn call(
+        &self,
+        expected: Option<FunctionKind>,
+        path: &str,
+        args: String,
+        caller: Caller,
+    ) -> Result<FunctionResult, ServerError> {
+        let _permit = self
+            .inner
+            .calls
+            .acquire()
+            .await
+            .map_err(|_| ServerError::Unavailable("the server is shutting down".into()))?;
+        self.run(expected, path, args, caller).await
+    }
+
+    async fn run(
+        &self,
+        expected: Option<FunctionKind>,
+        path: &str,
+        args: String,
+        caller: Caller,
+    ) -> Result<FunctionResult, ServerError> {
+        let deployment = self.deployment().ok_or_else(|| {
+            ServerError::NotFound("no app is deployed yet; run `capstan deploy`".into())
+        })?;
+        let (module, info) = match deployment.function(path) {
+            Some((module, info))
+                if info.visibility == Visibility::Public || caller == Caller::Admin =>
+            {
+                (module.clone(), info.clone())
+            }
+            _ => {
+                return Err(ServerError::NotFound(format!(
+                    "Could not find public function for '{path}'"
+                )));
+            }
+        };
+        if let Some(expected) = expected
+            && expected != info.kind
+        {
+            return Err(ServerError::BadRequest(format!(
+                "{path} is a {}, not a {}",
+                kind_name(info.kind),
+                kind_name(expected)
+            )));
+        }
+        let environment = self.environment();
+        match info.kind {
+            FunctionKind::Query => {
+                let transaction = self.inner.store.begin();
+                let call = Call {
+                    path: path.to_owned(),
+                    args,
+                    transaction: Some(transaction),
+                    environment,
+                    nested: None,
+                };
+                let outcome = run_blocking(module, call).await?;
+                Ok(FunctionResult {
+                    result: outcome.result,
+                    log_lines: outcome.log_lines,
+                    ts: None,
+                })
+            }
+            FunctionKind::Mutation => self.run_mutation(module, path, args, environment).await,
+            FunctionKind::Action => {
+                let nested: Arc<dyn NestedCalls> = Arc::new(Nested {
+                    app: self.clone(),
+                    runtime: tokio::runtime::Handle::current(),
+                });
+                let call = Call {
+                    path: path.to_owned(),
+                    args,
+                    transaction: None,
+                    environment,
+                    nested: Some(nested),
+                };
+                let outcome = run_blocking(module, call).await?;
+                Ok(FunctionResult {
+                    result: outcome.result,
+                    log_lines: outcome.log_lines,
+                    ts: None,
+                })
+            }
+        }
+    }
+
+    /// The OCC retry loop: run, commit, and on a conflict run again at a
+    /// newer snapshot, with a short randomised backoff.
+    async fn run_mutation(
+        &self,
+        module: Arc<capstan_host::Module>,
+        path: &str,
+        args: String,
+        environment: Arc<Environment>,
+    ) -> Result<FunctionResult, ServerError> {
+        let mut last_conflict = None;
+        for attempt in 0..MAX_MUTATION_ATTEMPTS {
+            let call = Call {
+                path: path.to_owned(),
+                args: args.clone(),
+                transaction: Some(self.inner.store.begin()),
+                environment: environment.clone(),
+                nested: None,
+            };
+            let mut outcome = run_blocking(module.clone(), call).await?;
+            let transaction = outcome.transaction.take();
+            if outcome.result.is_err() {
+                return Ok(FunctionResult {
+                    result: outcome.result,
+                    log_lines: outcome.log_lines,
+                    ts: None,
+                });
+            }
+            let Some(transaction) = transaction else {
+                return Err(ServerError::Internal(
+                    "a mutation lost its transaction".into(),
+                ));
+            };
+            match self.inner.store.commit(transaction).await {
+                Ok(Ok(ts)) => {
+                    return Ok(FunctionResult {
+                        result: outcome.result,
+                        log_lines: outcome.log_lines,
+                        ts: Some(ts),
+                    });
+                }
+                Ok(Err(conflict)) => {
+                    tracing::debug!(%path, attempt, %conflict, "mutation conflicted; retrying");
+                    last_conflict = Some(conflict);
+                    // Exponential backoff with full jitter spreads contending
+                    // writers so that each round lets one of them through.
+                    let ceiling = Duration::from_micros(100 << attempt.min(16)).min(MAX_BACKOFF);
+                    let pause = ceiling.mul_f64(rand::random::<f64>());
+                    tokio::time::sleep(pause).await;
+                }
+                Err(e) => return Err(ServerError::Internal(format!("commit failed: {e}"))),
+            }
+        }
+        let reason = last_conflict.map_or_else(String::new, |c| c.to_string());
+        Ok(FunctionResult {
+            result: Err(Failure::Function {
+                message: format!(
+                    "{path} kept conflicting with concurrent writes and gave up after {MAX_MUTATION_ATTEMPTS} attempts: {reason}"
+                ),
+                data: None,
+            }),
+            log_lines: Vec::new(),
+            ts: None,
+        })
+    }
+
+    pub fn environment_variables(&self) -> BTreeMap<String, String> {
+        (*self.environment()).clone()
+    }
+
+    /// Sets (`Some`) or removes (`None`) a deployment environment variable,
+    /// persisted before it takes effect.
+    pub async fn set_environment_variable(
+        &self,
+        name: &str,
+        value: Option<String>,
+    ) -> Result<(), ServerError> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(ServerError::BadRequest(format!(
+                "{name:?} is not a valid variable name: letters, digits and underscores, starting with a letter, at most 64"
+            )));
+        }
+        if value.as_ref().is_some_and(|v| v.len() > 8192) {
+            return Err(ServerError::BadRequest("values are at most 8 KiB".into()));
+        }
+        let _one_at_a_time = self.inner.deploying.lock().await;
+        let mut variables = self.environment_variables();
+        match value {
+            Some(value) => variables.insert(name.to_owned(), value),
+            None => variables.remove(name),
+        };
+        let bytes =
+            serde_json::to_vec(&variables).map_err(|e| ServerError::Internal(e.to_string()))?;
+        let temporary = self.inner.env_file.with_extension("tmp");
+        write_synced(&temporary, &bytes)?;
+        std::fs::rename(&temporary, &self.inner.env_file)
+            .map_err(|e| ServerError::Internal(e.to_string()))?;
+        *self
+            .inner
+            .environment
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(variables);
+        Ok(())
+    }
+
+    /// Stops accepting calls and closes the store.
+    pub async fn close(&self) -> Result<(), ServerError> {
+        self.inner.calls.close();
+        self.inner
+            .store
+            .close()
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))
+    }
+}
+
+fn kind_name(kind: FunctionKind) -> &'static str {
+    match kind {
+        FunctionKind::Query => "query",
+        FunctionKind::Mutation => "mutation",
+        FunctionKind::Action => "action",
+    }
+}
+
+/// Guest code is synchronous and CPU-bound: it runs on the blocking pool.
+async fn run_blocking(
+    module: Arc<capstan_host::Module>,
+    call: Call,
+) -> Result<capstan_host::Outcome, ServerError> {
+    tokio::task::spawn_blocking(move || module.run(call))
+        .await
+        .map_err(|e| ServerError::Internal(format!("function runner failed: {e}")))
+}
+
+/// How an action's `run_query` / `run_mutation` / `run_action` reach the app.
+struct Nested {
+    app: App,
+    runtime: tokio::runtime::Handle,
+}
+
+impl NestedCalls for Nested {
+    fn call(&self, kind: FunctionKind, path: &str, args: &str) -> Result<String, FunctionError> {
+        let path = crate::paths::canonicalize(path);
+        // Called from the action's blocking thread, so blocking here is fine.
+        let result =
+            self.runtime.block_on(
+                self.app
+                    .run(Some(kind), &path, args.to_owned(), Caller::Admin),
+            );
+        match result {
+            Ok(FunctionResult {
+                result: Ok(value), ..
+            }) => Ok(value),
+            Ok(FunctionResult {
+                result: Err(Failure::Function { message, data }),
+                ..
+            }) => Err(FunctionError { message, data }),
+            Ok(FunctionResult {
+                result: Err(failure),
+                ..
+            }) => Err(FunctionError {
+                message: failure.to_string(),
+                data: None,
+            }),
+            Err(e) => Err(FunctionError {
+                message: e.to_string(),
+                data: None,
+            }),
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The HTTP API: Convex's `/api/query`, `/api/mutation`, `/api/action`, and
+//! the admin API (deploy, functions, environment variables), with CORS for
+//! browsers.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use base64::Engine as _;
+use capstan_host::{Failure, FunctionKind};
+use capstan_protocol::Value;
+use serde::Deserialize;
+use serde_json::json;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+use crate::deployment::AppConfig;
+use crate::error::ServerError;
+use crate::facade::{App, Caller, FunctionResult};
+use crate::keys::AdminKey;
+use crate::paths::canonicalize;
+
+#[derive(Clone, Debug)]
+pub struct HttpState {
+    pub app: App,
+    pub admin_key: AdminKey,
+    pub max_request_body: usize,
+    pub max_deploy_body: usize,
+}
+
+pub fn router(state: HttpState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_headers(AllowHeaders::mirror_request())
+        .allow_credentials(true)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::OPTIONS,
+            Method::PATCH,
+            Method::DELETE,
+            Method::PUT,
+        ])
+        .max_age(std::time::Duration::from_secs(86_400));
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/query", post(query))
+        .route("/api/mutation", post(mutation))
+        .route("/api/action", post(action))
+        .route("/api/deploy", post(deploy))
+        .route("/api/functions", get(functions))
+        .route("/api/env", get(list_env))
+        .route("/api/env/{name}", put(set_env).delete(unset_env))
+        // Bodies are read with explicit limits so the error is ours.
+        .layer(DefaultBodyLimit::disable())
+        .layer(cors)
+        .with_state(state)
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServerError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ServerError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"))
+    })
+}
+
+/// Who the request is from: the admin key (as `Convex <key>` or
+/// `Bearer <key>`), or an anonymous client.
+fn caller(state: &HttpState, headers: &HeaderMap) -> Result<Caller, ServerError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(Caller::Client);
+    };
+    let value = value.to_str().map_err(|_| {
+        ServerError::Unauthorized("the Authorization header is not valid text".into())
+    })?;
+    let presented = value
+        .strip_prefix("Convex ")
+        .or_else(|| value.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ServerError::Unauthorized(
+                "the Authorization header must be `Convex <admin key>` or `Bearer <token>`".into(),
+            )
+        })?;
+    // `Convex <key>:<identity>` impersonates; the key is the part before `:`.
+    let key = presented.split(':').next().unwrap_or_default();
+    if state.admin_key.matches(key) {
+        Ok(Caller::Admin)
+    } else {
+        Err(ServerError::Unauthorized(
+            "the token was not accepted: it is not this deployment's admin key, and user authentication is not configured".into(),
+        ))
+    }
+}
+
+fn require_admin(state: &HttpState, headers: &HeaderMap) -> Result<(), ServerError> {
+    match caller(state, headers)? {
+        Caller::Admin => Ok(()),
+        Caller::Client => Err(ServerError::Unauthorized(
+            "this endpoint needs the admin key".into(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct FunctionRequest {
+    path: String,
+    #[serde(default)]
+    args: Option<serde_json::Value>,
+}
+
+async fn query(state: State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    function_call(state, headers, body, FunctionKind::Query).await
+}
+
+async fn mutation(state: State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    function_call(state, headers, body, FunctionKind::Mutation).await
+}
+
+async fn action(state: State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    function_call(state, headers, body, FunctionKind::Action).await
+}
+
+async fn function_call(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Body,
+    kind: FunctionKind,
+) -> Response {
+    match try_function_call(&state, &headers, body, kind).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Arguments may be an object or, as the Convex client sends them, a
+/// one-element array holding the object.
+fn arguments(args: Option<serde_json::Value>) -> Result<String, ServerError> {
+    let args = match args {
+        None => serde_json::Value::Object(Default::default()),
+        Some(serde_json::Value::Array(mut items)) if items.len() == 1 => items.remove(0),
+        Some(serde_json::Value::Array(items)) => {
+            return Err(ServerError::BadRequest(format!(
+                "args must be an object or a one-element array, not an array of {}",
+                items.len()
+            )));
+        }
+        Some(other) => other,
+    };
+    let value = Value::from_json(&args)
+        .map_err(|e| ServerError::BadRequest(format!("invalid args: {e}")))?;
+    if !matches!(value, Value::Object(_)) {
+        return Err(ServerError::BadRequest(format!(
+            "args must be an object, not {}",
+            value.value_type().name()
+        )));
+    }
+    Ok(value.to_json().to_string())
+}
+
+async fn try_function_call(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+    kind: FunctionKind,
+) -> Result<Response, ServerError> {
+    let caller = caller(state, headers)?;
+    let bytes = read_body(body, state.max_request_body).await?;
+    let request: FunctionRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        ServerError::BadRequest(format!(
+            "the request body is not valid JSON of the form {{\"path\", \"args\"}}: {e}"
+        ))
+    })?;
+    let path = canonicalize(&request.path);
+    let args = arguments(request.args)?;
+    let span = tracing::info_span!("call", function = %path);
+    let _entered = span.enter();
+    let result = state.app.call(Some(kind), &path, args, caller).await?;
+    Ok(function_response(result))
+}
+
+fn function_response(result: FunctionResult) -> Response {
+    let body = match result.result {
+        Ok(value) => json!({
+            "status": "success",
+            "value": serde_json::from_str::<serde_json::Value>(&value).unwrap_or(serde_json::Value::Null),
+            "logLines": result.log_lines,
+        }),
+        Err(failure) => {
+            let (message, data) = match failure {
+                Failure::Function { message, data } => (message, data),
+                Failure::Internal(detail) => {
+                    tracing::error!(%detail, "function failed inside the server");
+                    ("Server Error".to_owned(), None)
+                }
+                other => (other.to_string(), None),
+            };
+            let mut body = json!({
+                "status": "error",
+                "errorMessage": message,
+                "logLines": result.log_lines,
+            });
+            if let Some(data) =
+                data.and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+            {
+                body["errorData"] = data;
+            }
+            body
+        }
+    };
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn health(State(state): State<HttpState>) -> Response {
+    let deployment = state.app.deployment().map(|d| d.id.clone());
+    axum::Json(json!({
+        "status": "ok",
+        "deployment": deployment,
+        "components": state.app.component_stats(),
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployRequest {
+    /// Base64 of each component's bytes.
+    components: Vec<String>,
+    #[serde(default)]
+    config: AppConfig,
+}
+
+async fn deploy(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ServerError> {
+    require_admin(&state, &headers)?;
+    let bytes = read_body(body, state.max_deploy_body).await?;
+    let request: DeployRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| ServerError::BadDeploy(format!("the deploy request is invalid: {e}")))?;
+    let components = request
+        .components
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| {
+                    ServerError::BadDeploy(format!("component {i} is not valid base64: {e}"))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let summary = state.app.deploy(components, request.config).await?;
+    Ok(axum::Json(summary).into_response())
+}
+
+async fn functions(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+) -> Result<Response, ServerError> {
+    require_admin(&state, &headers)?;
+    let list: Vec<_> = state
+        .app
+        .deployment()
+        .map(|d| d.functions().cloned().collect())
+        .unwrap_or_default();
+    Ok(axum::Json(list).into_response())
+}
+
+async fn list_env(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+) -> Result<Response, ServerError> {
+    require_admin(&state, &headers)?;
+    Ok(axum::Json(state.app.environment_variables()).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetEnv {
+    value: String,
+}
+
+async fn set_env(
+    State(state): State<HttpState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ServerError> {
+    require_admin(&state, &headers)?;
+    let bytes = read_body(body, 64 << 10).await?;
+    let request: SetEnv = serde_json::from_slice(&bytes)
+        .map_err(|e| ServerError::BadRequest(format!("expected {{\"value\": \"…\"}}: {e}")))?;
+    state
+        .app
+        .set_environment_variable(&name, Some(request.value))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn unset_env(
+    State(state): State<HttpState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ServerError> {
+    require_admin(&state, &headers)?;
+    state.app.set_environment_variable(&name, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

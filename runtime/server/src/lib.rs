@@ -1,0 +1,115 @@
+//! The Capstan server: the app facade, the Convex-compatible HTTP API, deploys
+//! and the admin API.
+//!
+//! # Layout
+//! - [`facade`]: [`App`]: runs functions (the OCC retry loop lives here),
+//!   deploys, keeps environment variables.
+//! - [`deployment`]: a deployment's components and config, on disk and live.
+//! - [`http`]: the axum router.
+//! - [`config`]: [`ServerConfig`], from a TOML file or flags.
+//! - [`keys`]: the admin key.
+//! - [`paths`]: function path canonicalisation.
+//! - [`error`]: [`ServerError`], each with a code and an HTTP status.
+
+pub mod config;
+pub mod deployment;
+pub mod error;
+pub mod facade;
+pub mod http;
+pub mod keys;
+pub mod paths;
+
+use std::net::SocketAddr;
+
+pub use config::ServerConfig;
+pub use error::ServerError;
+pub use facade::{App, Caller};
+pub use keys::AdminKey;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    pub app: App,
+    pub admin_key: AdminKey,
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), ServerError>>,
+}
+
+impl Server {
+    /// Opens the data directory, binds `config.listen` (port 0 picks one) and
+    /// serves until [`Server::stop`] or the token is cancelled.
+    pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| ServerError::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+        Server::start_on(config, listener).await
+    }
+
+    pub async fn start_on(
+        config: ServerConfig,
+        listener: TcpListener,
+    ) -> Result<Server, ServerError> {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+        let admin_key = AdminKey::load_or_create(&{
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                ServerError::Config(format!("cannot create {}: {e}", config.data_dir.display()))
+            })?;
+            config.data_dir.clone()
+        })?;
+        let app = App::open(&config).await?;
+        let router = http::router(http::HttpState {
+            app: app.clone(),
+            admin_key: admin_key.clone(),
+            max_request_body: config.max_request_body,
+            max_deploy_body: config.max_deploy_body,
+        });
+        let shutdown = CancellationToken::new();
+        let stopped = shutdown.clone();
+        // Ends when `shutdown` is cancelled (Server::stop).
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stopped.cancelled_owned())
+                .await
+                .map_err(|e| ServerError::Internal(e.to_string()))
+        });
+        tracing::info!(%addr, "listening");
+        Ok(Server {
+            app,
+            admin_key,
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The token that stops this server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting requests, lets the ones in flight finish, and closes
+    /// the store.
+    pub async fn stop(self) -> Result<(), ServerError> {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))??;
+        self.app.close().await
+    }
+
+    /// Serves until the token is cancelled, then stops.
+    pub async fn run_until_stopped(self) -> Result<(), ServerError> {
+        let token = self.shutdown.clone();
+        token.cancelled().await;
+        self.stop().await
+    }
+}

@@ -1,0 +1,8 @@
+//! Server tests: a real server on an ephemeral port with a temporary data
+//! directory, driven over HTTP.
+
+mod bad_input;
+mod calls;
+mod common;
+mod concurrency;
+mod deploys;

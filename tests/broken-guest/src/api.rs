@@ -1,0 +1,6 @@
+use capstan::QueryCtx;
+
+#[capstan::query]
+pub fn ping(_ctx: &QueryCtx) -> capstan::Result<&'static str> {
+    Ok("pong")
+}
