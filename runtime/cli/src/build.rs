@@ -1,0 +1,98 @@
+//! Building an app crate into its WebAssembly component.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use anyhow::{Context as _, bail};
+
+/// Builds the crate in `dir` for `wasm32-wasip2` and returns the component.
+pub fn build(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    ensure_target();
+    let metadata = Command::new(cargo())
+        .current_dir(dir)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .context("cannot run cargo")?;
+    if !metadata.status.success() {
+        bail!(
+            "{} is not a Rust crate: {}",
+            dir.display(),
+            String::from_utf8_lossy(&metadata.stderr).trim()
+        );
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout)?;
+    let manifest = dir.canonicalize()?.join("Cargo.toml");
+    let package = metadata["packages"]
+        .as_array()
+        .and_then(|packages| {
+            packages
+                .iter()
+                .find(|p| p["manifest_path"].as_str().map(Path::new) == Some(manifest.as_path()))
+        })
+        .with_context(|| format!("no package in {}", dir.display()))?;
+    let name = package["name"].as_str().unwrap_or_default().to_owned();
+    let library = package["targets"]
+        .as_array()
+        .and_then(|targets| {
+            targets.iter().find(|t| {
+                t["kind"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
+            })
+        })
+        .and_then(|t| t["name"].as_str())
+        .with_context(|| {
+            format!("{name} has no `crate-type = [\"cdylib\"]` library; a Capstan app is one")
+        })?
+        .replace('-', "_");
+    let status = Command::new(cargo())
+        .current_dir(dir)
+        .args(["build", "--target", "wasm32-wasip2", "-p", &name])
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo build failed for {name}");
+    }
+    let target_dir = PathBuf::from(metadata["target_directory"].as_str().unwrap_or("target"));
+    let path = target_dir
+        .join("wasm32-wasip2/debug")
+        .join(format!("{library}.wasm"));
+    std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// Installs the wasm32-wasip2 target when rustup manages the toolchain.
+fn ensure_target() {
+    let _ = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// The latest modification time under `src/` and of `Cargo.toml`, to notice
+/// edits without a file-watching dependency.
+pub fn fingerprint(dir: &Path) -> Option<SystemTime> {
+    fn newest(path: &Path, best: &mut Option<SystemTime>) {
+        let Ok(metadata) = std::fs::metadata(path) else {
+            return;
+        };
+        if metadata.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(path) {
+                for entry in entries.flatten() {
+                    newest(&entry.path(), best);
+                }
+            }
+        } else if let Ok(modified) = metadata.modified() {
+            *best = Some(best.map_or(modified, |b| b.max(modified)));
+        }
+    }
+    let mut best = None;
+    newest(&dir.join("src"), &mut best);
+    newest(&dir.join("Cargo.toml"), &mut best);
+    best
+}

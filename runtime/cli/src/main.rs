@@ -1,0 +1,368 @@
+//! `capstan`: create, develop, serve, deploy and run Capstan apps.
+//!
+//! # Layout
+//! - `main.rs`: the command line (clap) and each command.
+//! - `build.rs`: building an app crate into its component.
+//! - `remote.rs`: talking to a running server's admin and HTTP APIs.
+
+mod build;
+mod remote;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use capstan_server::{AdminKey, Server, ServerConfig};
+use clap::{Parser, Subcommand};
+
+use crate::remote::Remote;
+
+const DEFAULT_URL: &str = "http://127.0.0.1:3210";
+const DEV_DATA: &str = ".capstan";
+
+#[derive(Parser)]
+#[command(
+    name = "capstan",
+    version,
+    about = "Capstan: a self-hostable backend for apps"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where a server is and how to prove admin rights to it.
+#[derive(clap::Args)]
+struct Target {
+    /// The server's URL.
+    #[arg(long, global = true, env = "CAPSTAN_URL", default_value = DEFAULT_URL)]
+    url: String,
+    /// The admin key; by default read from ./.capstan/admin_key.
+    #[arg(long, global = true, env = "CAPSTAN_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new app crate in DIR, ready to build.
+    New { dir: PathBuf },
+    /// Build the app in DIR (default: here), serve it on 127.0.0.1:3210 with
+    /// the store in DIR/.capstan, and rebuild and redeploy on every change.
+    Dev {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 3210)]
+        port: u16,
+    },
+    /// Run a production server from a config file or flags.
+    Serve {
+        /// A TOML file like deploy/capstan.toml.
+        #[arg(long, conflicts_with_all = ["data_dir", "listen"])]
+        config: Option<PathBuf>,
+        #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "/var/lib/capstan")]
+        data_dir: PathBuf,
+        #[arg(long, env = "CAPSTAN_LISTEN", default_value = "127.0.0.1:3210")]
+        listen: SocketAddr,
+    },
+    /// Build the app in DIR (or take --component files) and deploy it.
+    Deploy {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Deploy these component files instead of building DIR.
+        #[arg(long)]
+        component: Vec<PathBuf>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run a function: `capstan run counter:increment '{"by": 2}'`.
+    Run {
+        path: String,
+        #[arg(default_value = "{}")]
+        args: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Deployment environment variables.
+    Env {
+        #[command(subcommand)]
+        command: EnvCommand,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the admin key of the server whose data is in --data-dir.
+    Keys {
+        #[arg(long, default_value = DEV_DATA)]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnvCommand {
+    Set { name: String, value: String },
+    Get { name: String },
+    List,
+    Unset { name: String },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAPSTAN_LOG")
+                .unwrap_or_else(|_| "capstan=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One clear line; causes joined.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::New { dir } => new_app(&dir),
+        Command::Dev { dir, port } => dev(&dir, port).await,
+        Command::Serve {
+            config,
+            data_dir,
+            listen,
+        } => {
+            let config = match config {
+                Some(path) => ServerConfig::from_file(&path)?,
+                None => ServerConfig::new(data_dir, listen),
+            };
+            serve(config).await
+        }
+        Command::Deploy {
+            dir,
+            component,
+            target,
+        } => {
+            let components = if component.is_empty() {
+                vec![build::build(&dir)?]
+            } else {
+                component
+                    .iter()
+                    .map(|path| {
+                        std::fs::read(path)
+                            .with_context(|| format!("cannot read {}", path.display()))
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            };
+            let summary = Remote::new(&target.url, admin_key(target.admin_key)?)
+                .deploy(&components)
+                .await?;
+            println!("{}", describe_deploy(&summary));
+            Ok(())
+        }
+        Command::Run { path, args, target } => {
+            let args: serde_json::Value =
+                serde_json::from_str(&args).context("the arguments are not valid JSON")?;
+            let remote = Remote::new(&target.url, admin_key(target.admin_key)?);
+            let value = remote.run(&path, args).await?;
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(())
+        }
+        Command::Env { command, target } => {
+            let remote = Remote::new(&target.url, admin_key(target.admin_key)?);
+            match command {
+                EnvCommand::Set { name, value } => remote.set_env(&name, Some(&value)).await,
+                EnvCommand::Unset { name } => remote.set_env(&name, None).await,
+                EnvCommand::Get { name } => match remote.env().await?.get(&name) {
+                    Some(value) => {
+                        println!("{value}");
+                        Ok(())
+                    }
+                    None => bail!("{name} is not set"),
+                },
+                EnvCommand::List => {
+                    for (name, value) in remote.env().await? {
+                        println!("{name}={value}");
+                    }
+                    Ok(())
+                }
+            }
+        }
+        Command::Keys { data_dir } => match AdminKey::read(&data_dir) {
+            Some(key) => {
+                println!("{}", key.expose());
+                Ok(())
+            }
+            None => bail!(
+                "no admin key in {}; start the server there first",
+                data_dir.display()
+            ),
+        },
+    }
+}
+
+fn admin_key(explicit: Option<String>) -> anyhow::Result<String> {
+    if let Some(key) = explicit {
+        return Ok(key);
+    }
+    match AdminKey::read(Path::new(DEV_DATA)) {
+        Some(key) => Ok(key.expose().to_owned()),
+        None => bail!(
+            "no admin key: pass --admin-key, set CAPSTAN_ADMIN_KEY, or run from the directory of `capstan dev`"
+        ),
+    }
+}
+
+fn describe_deploy(summary: &serde_json::Value) -> String {
+    format!(
+        "deployed {} ({} functions; {} compiled, {} from cache)",
+        summary["deployment"].as_str().unwrap_or("?"),
+        summary["functions"],
+        summary["compiled"],
+        summary["loadedFromCache"]
+    )
+}
+
+async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let server = Server::start(config).await?;
+    eprintln!("capstan is serving at {}", server.url());
+    let token = server.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        token.cancel();
+    });
+    server.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn dev(dir: &Path, port: u16) -> anyhow::Result<()> {
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("{} does not exist", dir.display()))?;
+    eprintln!("building {} …", dir.display());
+    let component = build::build(&dir)?;
+    let listen: SocketAddr = ([127, 0, 0, 1], port).into();
+    let server = Server::start(ServerConfig::new(dir.join(DEV_DATA), listen)).await?;
+    let summary = server
+        .app
+        .deploy(vec![component], Default::default())
+        .await?;
+    eprintln!(
+        "capstan dev: serving {} at {} ({} functions)\nadmin key: capstan keys --data-dir {}",
+        dir.display(),
+        server.url(),
+        summary.functions,
+        dir.join(DEV_DATA).display()
+    );
+    let token = server.shutdown_token();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    let app = server.app.clone();
+    let watched = dir.clone();
+    let watcher = tokio::spawn(async move {
+        let mut last = build::fingerprint(&watched);
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            let now = build::fingerprint(&watched);
+            if now == last {
+                continue;
+            }
+            last = now;
+            eprintln!("change detected: rebuilding …");
+            let built = {
+                let watched = watched.clone();
+                tokio::task::spawn_blocking(move || build::build(&watched)).await
+            };
+            match built {
+                Ok(Ok(component)) => match app.deploy(vec![component], Default::default()).await {
+                    Ok(summary) => eprintln!("redeployed ({} functions)", summary.functions),
+                    Err(e) => eprintln!("deploy refused: {e}"),
+                },
+                Ok(Err(e)) => eprintln!("build failed: {e:#}"),
+                Err(e) => eprintln!("build failed: {e}"),
+            }
+        }
+    });
+    server.run_until_stopped().await?;
+    watcher.abort();
+    Ok(())
+}
+
+fn new_app(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists()
+        && dir
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!("{} already exists and is not empty", dir.display());
+    }
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .with_context(|| format!("{} is not a valid crate name", dir.display()))?;
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/rust");
+    let sdk = sdk.canonicalize().unwrap_or(sdk);
+    std::fs::create_dir_all(dir.join("src"))?;
+    let manifest = include_str!("../template/Cargo.toml.in")
+        .replace("{name}", name)
+        .replace("{sdk}", &sdk.display().to_string())
+        .replace("{{", "{")
+        .replace("}}", "}");
+    std::fs::write(dir.join("Cargo.toml"), manifest)?;
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        include_str!("../template/src/lib.rs"),
+    )?;
+    std::fs::write(
+        dir.join("src/counter.rs"),
+        include_str!("../template/src/counter.rs"),
+    )?;
+    std::fs::write(dir.join(".gitignore"), "/target\n/.capstan\n")?;
+    println!(
+        "created {}: cd {} && capstan dev",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}

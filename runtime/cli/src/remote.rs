@@ -1,0 +1,125 @@
+//! A running server, through its HTTP API with the admin key.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+pub struct Remote {
+    url: String,
+    admin_key: String,
+    client: reqwest::Client,
+}
+
+impl Remote {
+    pub fn new(url: &str, admin_key: String) -> Self {
+        Remote {
+            url: url.trim_end_matches('/').to_owned(),
+            admin_key,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn auth(&self) -> String {
+        format!("Convex {}", self.admin_key)
+    }
+
+    async fn check(response: reqwest::Response) -> anyhow::Result<Value> {
+        let status = response.status();
+        let text = response.text().await?;
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+        if !status.is_success() {
+            let message = body["message"].as_str().map_or(text, str::to_owned);
+            bail!("the server answered {status}: {message}");
+        }
+        Ok(body)
+    }
+
+    pub async fn deploy(&self, components: &[Vec<u8>]) -> anyhow::Result<Value> {
+        let body = json!({
+            "components": components.iter().map(|c| base64::engine::general_purpose::STANDARD.encode(c)).collect::<Vec<_>>(),
+        });
+        let response = self
+            .client
+            .post(format!("{}/api/deploy", self.url))
+            .header("Authorization", self.auth())
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        Self::check(response).await
+    }
+
+    pub async fn run(&self, path: &str, args: Value) -> anyhow::Result<Value> {
+        let functions = self.get("/api/functions").await?;
+        let canonical = if path.contains(':') {
+            path.to_owned()
+        } else {
+            format!("{path}:default")
+        };
+        let kind = functions
+            .as_array()
+            .and_then(|list| list.iter().find(|f| f["path"] == canonical.as_str()))
+            .and_then(|f| f["kind"].as_str())
+            .with_context(|| format!("the deployment has no function {canonical}"))?
+            .to_owned();
+        let response = self
+            .client
+            .post(format!("{}/api/{kind}", self.url))
+            .header("Authorization", self.auth())
+            .json(&json!({"path": canonical, "args": args, "format": "convex_encoded_json"}))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        let body = Self::check(response).await?;
+        if let Some(lines) = body["logLines"].as_array() {
+            for line in lines {
+                eprintln!("{}", line.as_str().unwrap_or_default());
+            }
+        }
+        if body["status"] == "success" {
+            Ok(body["value"].clone())
+        } else {
+            let data = body
+                .get("errorData")
+                .map(|d| format!(" (data: {d})"))
+                .unwrap_or_default();
+            bail!(
+                "{}{data}",
+                body["errorMessage"]
+                    .as_str()
+                    .unwrap_or("the function failed")
+            )
+        }
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .header("Authorization", self.auth())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        Self::check(response).await
+    }
+
+    pub async fn env(&self) -> anyhow::Result<BTreeMap<String, String>> {
+        Ok(serde_json::from_value(self.get("/api/env").await?)?)
+    }
+
+    pub async fn set_env(&self, name: &str, value: Option<&str>) -> anyhow::Result<()> {
+        let url = format!("{}/api/env/{name}", self.url);
+        let request = match value {
+            Some(value) => self.client.put(url).json(&json!({ "value": value })),
+            None => self.client.delete(url),
+        };
+        let response = request
+            .header("Authorization", self.auth())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        Self::check(response).await.map(|_| ())
+    }
+}

@@ -1,0 +1,194 @@
+//! The `capstan` binary, driven as a user would: a real `capstan serve`
+//! process, then deploy, run, env and keys against it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+fn capstan() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_capstan"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn test_guest() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args([
+            "build",
+            "--quiet",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "capstan-test-guest",
+        ])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success());
+    root().join("target/wasm32-wasip2/debug/test_guest.wasm")
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn fails(output: Output) -> String {
+    assert!(
+        !output.status.success(),
+        "should have failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
+    stderr
+}
+
+#[test]
+fn serve_deploy_run_env_and_keys_work_end_to_end() {
+    let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _server = Running(
+        capstan()
+            .args(["serve", "--data-dir"])
+            .arg(data.path())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .spawn()
+            .expect("capstan serve starts"),
+    );
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let key = ok(capstan()
+        .args(["keys", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .expect("runs"));
+    assert!(key.starts_with("capstan_admin_"));
+    let with = |command: &mut Command| {
+        command.args(["--url", &url, "--admin-key", &key]);
+    };
+
+    let mut deploy = capstan();
+    deploy.args(["deploy", "--component"]).arg(test_guest());
+    with(&mut deploy);
+    assert!(ok(deploy.output().expect("runs")).starts_with("deployed "));
+
+    let mut run = capstan();
+    run.args([
+        "run",
+        "api:send",
+        r#"{"channel": "cli", "body": "from the cli"}"#,
+    ]);
+    with(&mut run);
+    let id = ok(run.output().expect("runs"));
+    assert_eq!(id.trim_matches('"').len(), 36, "{id}");
+
+    let mut run = capstan();
+    run.args(["run", "api:list", r#"{"channel": "cli"}"#]);
+    with(&mut run);
+    assert!(ok(run.output().expect("runs")).contains("from the cli"));
+
+    let mut set = capstan();
+    set.args(["env", "set", "GREETING", "hello there"]);
+    with(&mut set);
+    ok(set.output().expect("runs"));
+    let mut get = capstan();
+    get.args(["env", "get", "GREETING"]);
+    with(&mut get);
+    assert_eq!(ok(get.output().expect("runs")), "hello there");
+    let mut run = capstan();
+    run.args(["run", "api:env", r#"{"name": "GREETING"}"#]);
+    with(&mut run);
+    assert_eq!(ok(run.output().expect("runs")), "\"hello there\"");
+    let mut unset = capstan();
+    unset.args(["env", "unset", "GREETING"]);
+    with(&mut unset);
+    ok(unset.output().expect("runs"));
+    let mut list = capstan();
+    list.args(["env", "list"]);
+    with(&mut list);
+    assert_eq!(ok(list.output().expect("runs")), "");
+
+    // Failures: one line on stderr, non-zero exit.
+    let mut run = capstan();
+    run.args(["run", "api:fail", "{}"]);
+    with(&mut run);
+    assert!(fails(run.output().expect("runs")).contains("TOO_MANY"));
+    let mut run = capstan();
+    run.args(["run", "api:list", "not json"]);
+    with(&mut run);
+    assert!(fails(run.output().expect("runs")).contains("not valid JSON"));
+    let mut bad_key = capstan();
+    bad_key.args([
+        "env",
+        "list",
+        "--url",
+        &url,
+        "--admin-key",
+        "capstan_admin_wrong",
+    ]);
+    assert!(fails(bad_key.output().expect("runs")).contains("401"));
+    let mut bad_deploy = capstan();
+    bad_deploy
+        .args(["deploy", "--component"])
+        .arg(data.path().join("admin_key"));
+    with(&mut bad_deploy);
+    assert!(fails(bad_deploy.output().expect("runs")).contains("not a WebAssembly component"));
+}
+
+#[test]
+fn new_creates_an_app_that_builds() {
+    let parent = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let dir = parent.path().join("my-app");
+    ok(capstan().arg("new").arg(&dir).output().expect("runs"));
+    assert!(dir.join("src/lib.rs").exists() && dir.join("src/counter.rs").exists());
+    fails(capstan().arg("new").arg(&dir).output().expect("runs"));
+
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", root().join("target/new-app"))
+        .args(["build", "--quiet", "--target", "wasm32-wasip2"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "the new app builds");
+    assert!(
+        root()
+            .join("target/new-app/wasm32-wasip2/debug/my_app.wasm")
+            .exists()
+    );
+}
