@@ -6,3 +6,4 @@ mod calls;
 mod common;
 mod concurrency;
 mod deploys;
+mod examples;

@@ -1,0 +1,6 @@
+#[capstan::action(private)]
+fn run(_ctx: &mut capstan::ActionCtx) -> capstan::Result<()> {
+    Ok(())
+}
+
+fn main() {}
