@@ -348,6 +348,36 @@ impl Module {
     }
 }
 
+impl Module {
+    /// Instantiates and invokes with nothing of Capstan around the call: a
+    /// default WASI context, no limits, no transaction, no log capture. For
+    /// benchmarks, as the baseline [`Module::run`] is measured against.
+    #[doc(hidden)]
+    pub fn run_bare(&self, path: &str, args: &str) -> Result<String, String> {
+        let logs = LogLines::new(MemoryOutputPipe::new(1), MemoryOutputPipe::new(1), 0, 0);
+        let state = CallState::new(
+            WasiCtxBuilder::new().build(),
+            MemoryLimiter::new(usize::MAX),
+            FunctionKind::Query,
+            None,
+            Arc::default(),
+            logs,
+            None,
+        );
+        let mut store = Store::new(self.engine.engine(), state);
+        store.set_epoch_deadline(u64::MAX / 2);
+        let args = args.to_owned();
+        self.pre
+            .instantiate(&mut store)
+            .and_then(|app| {
+                app.capstan_runtime_guest()
+                    .call_invoke(&mut store, path, &args)
+            })
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.message)
+    }
+}
+
 fn ticks(timeout: Duration) -> u64 {
     (timeout.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1
 }

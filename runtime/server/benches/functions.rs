@@ -1,0 +1,191 @@
+//! Function-call benchmark:
+//! (a) a trivial query through the host (fresh store, WASI, limits,
+//!     transaction, values) next to bare wasmtime instantiate + call of the
+//!     same component;
+//! (b) `/api/query` with 64 concurrent connections on loopback next to a bare
+//!     axum handler returning the same JSON;
+//! (c) durable mutations per second over HTTP with 64 connections.
+//!
+//! Run with `cargo bench -p capstan-server`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use capstan_host::{Call, HostEngine, HostLimits, Module};
+use capstan_server::{Server, ServerConfig};
+use capstan_store::{Store, StoreConfig};
+use serde_json::json;
+
+const PHASE: Duration = Duration::from_secs(3);
+const CONNECTIONS: usize = 64;
+
+fn component() -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let status = std::process::Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "capstan-test-guest",
+        ])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success());
+    std::fs::read(root.join("target/wasm32-wasip2/release/test_guest.wasm")).expect("component")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn measure(mut call: impl FnMut()) -> (f64, Duration) {
+    for _ in 0..200 {
+        call();
+    }
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < PHASE {
+        let began = Instant::now();
+        call();
+        samples.push(began.elapsed());
+    }
+    samples.sort_unstable();
+    (
+        samples.len() as f64 / start.elapsed().as_secs_f64(),
+        percentile(&samples, 0.5),
+    )
+}
+
+async fn load(
+    client: &reqwest::Client,
+    url: &str,
+    body: serde_json::Value,
+) -> (f64, Duration, Duration) {
+    let deadline = Instant::now() + PHASE;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let client = client.clone();
+        let url = url.to_owned();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while Instant::now() < deadline {
+                let began = Instant::now();
+                let response = client.post(&url).json(&body).send().await.expect("request");
+                assert!(response.status().is_success());
+                let _ = response.bytes().await.expect("body");
+                samples.push(began.elapsed());
+            }
+            samples
+        }));
+    }
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await.expect("task"));
+    }
+    let elapsed = started.elapsed();
+    samples.sort_unstable();
+    (
+        samples.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let bytes = component();
+
+    // (a) the host against bare wasmtime.
+    let engine = HostEngine::new(HostLimits::default())?;
+    let (module, _) = Module::load(&engine, &bytes, None)?;
+    let module = Arc::new(module);
+    let store = Store::open_in_memory(StoreConfig {
+        gc_interval: None,
+        ..StoreConfig::default()
+    })?;
+    store.apply_schema(module.schema().clone()).await?;
+    let (bare_rate, bare_p50) = measure(|| {
+        module.run_bare("api:echo", "{}").expect("bare call");
+    });
+    let (host_rate, host_p50) = measure(|| {
+        let outcome = module.run(Call {
+            path: "api:echo".into(),
+            args: "{}".into(),
+            transaction: Some(store.begin()),
+            environment: Arc::default(),
+            nested: None,
+        });
+        outcome.result.expect("host call");
+    });
+    println!("(a) trivial query, one thread");
+    println!(
+        "    bare wasmtime instantiate + call: {bare_rate:>9.0} /s   p50 {:>6.1} µs",
+        bare_p50.as_secs_f64() * 1e6
+    );
+    println!(
+        "    through the host:                 {host_rate:>9.0} /s   p50 {:>6.1} µs",
+        host_p50.as_secs_f64() * 1e6
+    );
+    println!(
+        "    host / bare at p50: {:.2}x",
+        host_p50.as_secs_f64() / bare_p50.as_secs_f64()
+    );
+    drop(store);
+
+    // (b) and (c): a real server on loopback.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let server = Server::start(ServerConfig::new(dir.path(), "127.0.0.1:0".parse()?)).await?;
+    server.app.deploy(vec![bytes], Default::default()).await?;
+    let bare = axum::Router::new().route(
+        "/api/query",
+        axum::routing::post(|| async {
+            axum::Json(json!({"status": "success", "value": {}, "logLines": []}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let bare_addr = listener.local_addr()?;
+    // Ends with the process.
+    tokio::spawn(async move { axum::serve(listener, bare).await });
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONNECTIONS)
+        .build()?;
+    let query = json!({"path": "api:echo", "args": [{}], "format": "convex_encoded_json"});
+    let (bare_rate, bare_p50, bare_p99) = load(
+        &client,
+        &format!("http://{bare_addr}/api/query"),
+        query.clone(),
+    )
+    .await;
+    let (rate, p50, p99) = load(&client, &format!("{}/api/query", server.url()), query).await;
+    println!("(b) /api/query, {CONNECTIONS} connections on loopback");
+    println!(
+        "    bare axum handler: {bare_rate:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+        bare_p50.as_secs_f64() * 1e3,
+        bare_p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "    capstan:           {rate:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({:.0}% of bare)",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        100.0 * rate / bare_rate
+    );
+
+    let mutation = json!({"path": "api:send", "args": [{"channel": "bench", "body": "x"}], "format": "convex_encoded_json"});
+    let (rate, p50, p99) = load(&client, &format!("{}/api/mutation", server.url()), mutation).await;
+    println!("(c) durable mutations over HTTP, {CONNECTIONS} connections");
+    println!(
+        "    {rate:>8.0} mutations/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+    server.stop().await?;
+    Ok(())
+}
