@@ -279,10 +279,11 @@ impl Module {
         (store, ())
     }
 
-    /// Runs one call. Queries and mutations are deterministic: their clock
-    /// reads the transaction's time and their randomness is seeded from the
-    /// path, the arguments and the snapshot, so the same call at the same
-    /// snapshot returns the same result.
+    /// Runs one call. Queries and mutations are deterministic: a query's
+    /// clock reads its snapshot's time, a mutation's its transaction's time,
+    /// and their randomness is seeded from the path, the arguments and the
+    /// snapshot, so the same call at the same snapshot returns the same
+    /// result.
     pub fn run(&self, call: Call) -> Outcome {
         let limits = self.engine.limits().clone();
         let Some(info) = self.functions.get(&call.path) else {
@@ -310,7 +311,14 @@ impl Module {
             (FunctionKind::Query | FunctionKind::Mutation, Some(transaction)) => {
                 let mut hasher = std::collections::hash_map::DefaultHasher::new();
                 (&call.path, &call.args, transaction.snapshot_ts()).hash(&mut hasher);
-                let now = Duration::from_secs_f64(transaction.now_ms() / 1000.0);
+                // A query's clock is its snapshot's time, so re-running it at
+                // the same snapshot (as subscriptions do) gives the same
+                // result; a mutation's is its transaction's time, which is
+                // also its inserts' `_creationTime`.
+                let now = match kind {
+                    FunctionKind::Query => Duration::from_nanos(transaction.snapshot_ts().nanos()),
+                    _ => Duration::from_secs_f64(transaction.now_ms() / 1000.0),
+                };
                 Some((now, hasher.finish()))
             }
             _ => None,

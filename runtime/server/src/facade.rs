@@ -20,8 +20,11 @@ use crate::config::ServerConfig;
 use crate::deployment::{AppConfig, Deployment, DeploymentFiles, write_synced};
 use crate::error::ServerError;
 
-/// Attempts of a mutation before giving up on contention.
-const MAX_MUTATION_ATTEMPTS: u32 = 64;
+/// How long a mutation keeps retrying on conflicts before giving up.
+const RETRY_DEADLINE: Duration = Duration::from_secs(10);
+/// Conflicts after which a mutation queues for its next attempts, so that a
+/// hot document serves its writers in turn instead of starving some.
+const CONFLICTS_BEFORE_QUEUEING: u32 = 3;
 /// The longest pause between two attempts; pauses grow exponentially up to it.
 const MAX_BACKOFF: Duration = Duration::from_millis(20);
 
@@ -78,6 +81,8 @@ struct AppInner {
     calls: Semaphore,
     /// One deploy at a time.
     deploying: Mutex<()>,
+    /// Mutations that conflicted repeatedly take turns here (FIFO).
+    contended: Mutex<()>,
     compiled: AtomicUsize,
     loaded_from_cache: AtomicUsize,
 }
@@ -119,6 +124,7 @@ impl App {
                 environment: RwLock::new(Arc::new(environment)),
                 calls: Semaphore::new(config.max_concurrent_calls.max(1)),
                 deploying: Mutex::new(()),
+                contended: Mutex::new(()),
                 compiled: AtomicUsize::new(0),
                 loaded_from_cache: AtomicUsize::new(0),
             }),
@@ -328,8 +334,13 @@ impl App {
         args: String,
         environment: Arc<Environment>,
     ) -> Result<FunctionResult, ServerError> {
-        let mut last_conflict = None;
-        for attempt in 0..MAX_MUTATION_ATTEMPTS {
+        let started = std::time::Instant::now();
+        let mut queued = None;
+        let mut attempt: u32 = 0;
+        loop {
+            if attempt == CONFLICTS_BEFORE_QUEUEING && queued.is_none() {
+                queued = Some(self.inner.contended.lock().await);
+            }
             let call = Call {
                 path: path.to_owned(),
                 args: args.clone(),
@@ -361,27 +372,30 @@ impl App {
                 }
                 Ok(Err(conflict)) => {
                     tracing::debug!(%path, attempt, %conflict, "mutation conflicted; retrying");
-                    last_conflict = Some(conflict);
-                    // Exponential backoff with full jitter spreads contending
-                    // writers so that each round lets one of them through.
-                    let ceiling = Duration::from_micros(100 << attempt.min(16)).min(MAX_BACKOFF);
-                    let pause = ceiling.mul_f64(rand::random::<f64>());
-                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                    if started.elapsed() > RETRY_DEADLINE {
+                        return Ok(FunctionResult {
+                            result: Err(Failure::Function {
+                                message: format!(
+                                    "{path} kept conflicting with concurrent writes and gave up after {attempt} attempts: {conflict}"
+                                ),
+                                data: None,
+                            }),
+                            log_lines: Vec::new(),
+                            ts: None,
+                        });
+                    }
+                    if queued.is_none() {
+                        // Exponential backoff with full jitter spreads
+                        // contending writers out.
+                        let ceiling =
+                            Duration::from_micros(100 << attempt.min(16)).min(MAX_BACKOFF);
+                        tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
+                    }
                 }
                 Err(e) => return Err(ServerError::Internal(format!("commit failed: {e}"))),
             }
         }
-        let reason = last_conflict.map_or_else(String::new, |c| c.to_string());
-        Ok(FunctionResult {
-            result: Err(Failure::Function {
-                message: format!(
-                    "{path} kept conflicting with concurrent writes and gave up after {MAX_MUTATION_ATTEMPTS} attempts: {reason}"
-                ),
-                data: None,
-            }),
-            log_lines: Vec::new(),
-            ts: None,
-        })
     }
 
     pub fn environment_variables(&self) -> BTreeMap<String, String> {
