@@ -350,13 +350,14 @@ fn new_app(dir: &Path) -> anyhow::Result<()> {
         .replace("{{", "{")
         .replace("}}", "}");
     std::fs::write(dir.join("Cargo.toml"), manifest)?;
+    // The template is the counter example, so it is built and tested with it.
     std::fs::write(
         dir.join("src/lib.rs"),
-        include_str!("../template/src/lib.rs"),
+        include_str!("../../../examples/counter/src/lib.rs"),
     )?;
     std::fs::write(
         dir.join("src/counter.rs"),
-        include_str!("../template/src/counter.rs"),
+        include_str!("../../../examples/counter/src/counter.rs"),
     )?;
     std::fs::write(dir.join(".gitignore"), "/target\n/.capstan\n")?;
     println!(
