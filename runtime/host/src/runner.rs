@@ -375,6 +375,14 @@ impl Module {
         let mut store = Store::new(self.engine.engine(), state);
         store.set_epoch_deadline(u64::MAX / 2);
         let args = args.to_owned();
+        if path.is_empty() {
+            // Instantiation alone, to tell its cost from the call's.
+            return self
+                .pre
+                .instantiate(&mut store)
+                .map(|_| String::new())
+                .map_err(|e| e.to_string());
+        }
         self.pre
             .instantiate(&mut store)
             .and_then(|app| {

@@ -39,6 +39,25 @@ fn component() -> Vec<u8> {
     std::fs::read(root.join("target/wasm32-wasip2/release/test_guest.wasm")).expect("component")
 }
 
+fn counter_component() -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let status = std::process::Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "counter",
+        ])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success());
+    std::fs::read(root.join("target/wasm32-wasip2/release/counter.wasm")).expect("component")
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -111,8 +130,15 @@ async fn main() -> anyhow::Result<()> {
         ..StoreConfig::default()
     })?;
     store.apply_schema(module.schema().clone()).await?;
+    let (_, instantiate_p50) = measure(|| {
+        module.run_bare("", "{}").expect("bare instantiate");
+    });
     let (bare_rate, bare_p50) = measure(|| {
         module.run_bare("api:echo", "{}").expect("bare call");
+    });
+    let counter = Module::load(&engine, &counter_component(), None)?.0;
+    let (_, counter_p50) = measure(|| {
+        counter.run_bare("", "{}").expect("bare instantiate");
     });
     let (host_rate, host_p50) = measure(|| {
         let outcome = module.run(Call {
@@ -137,7 +163,15 @@ async fn main() -> anyhow::Result<()> {
         "    host / bare at p50: {:.2}x",
         host_p50.as_secs_f64() / bare_p50.as_secs_f64()
     );
+    println!(
+        "    bare instantiate alone: p50 {:.1} µs; the counter example's: {:.1} µs",
+        instantiate_p50.as_secs_f64() * 1e6,
+        counter_p50.as_secs_f64() * 1e6
+    );
     drop(store);
+    if std::env::var_os("CAPSTAN_BENCH_HOST_ONLY").is_some() {
+        return Ok(());
+    }
 
     // (b) and (c): a real server on loopback.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
