@@ -2,7 +2,9 @@
 //! process, then deploy, run, env and keys against it.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use capstan_test_support::{Profile, component_path, root};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
@@ -10,25 +12,8 @@ fn capstan() -> Command {
     Command::new(env!("CARGO_BIN_EXE_capstan"))
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn test_guest() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .current_dir(root())
-        .args([
-            "build",
-            "--quiet",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "capstan-test-guest",
-        ])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success());
-    root().join("target/wasm32-wasip2/debug/test_guest.wasm")
+    component_path("capstan-test-guest", "test_guest", Profile::Debug)
 }
 
 /// Kills the server when the test ends, however it ends.

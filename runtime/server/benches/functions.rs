@@ -8,7 +8,6 @@
 //!
 //! Run with `cargo bench -p capstan-server`.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,42 +19,10 @@ use serde_json::json;
 const PHASE: Duration = Duration::from_secs(3);
 const CONNECTIONS: usize = 64;
 
-fn component() -> Vec<u8> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let status = std::process::Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "capstan-test-guest",
-        ])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success());
-    std::fs::read(root.join("target/wasm32-wasip2/release/test_guest.wasm")).expect("component")
-}
-
-fn counter_component() -> Vec<u8> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let status = std::process::Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "counter",
-        ])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success());
-    std::fs::read(root.join("target/wasm32-wasip2/release/counter.wasm")).expect("component")
+fn release_component(package: &str, file: &str) -> Vec<u8> {
+    let path =
+        capstan_test_support::component_path(package, file, capstan_test_support::Profile::Release);
+    std::fs::read(&path).expect("component")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -119,7 +86,7 @@ async fn load(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let bytes = component();
+    let bytes = release_component("capstan-test-guest", "test_guest");
 
     // (a) the host against bare wasmtime.
     let engine = HostEngine::new(HostLimits::default())?;
@@ -136,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     let (bare_rate, bare_p50) = measure(|| {
         module.run_bare("api:echo", "{}").expect("bare call");
     });
-    let counter = Module::load(&engine, &counter_component(), None)?.0;
+    let counter = Module::load(&engine, &release_component("counter", "counter"), None)?.0;
     let (_, counter_p50) = measure(|| {
         counter.run_bare("", "{}").expect("bare instantiate");
     });

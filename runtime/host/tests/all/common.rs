@@ -1,41 +1,10 @@
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use capstan_host::{Call, Environment, HostEngine, HostLimits, Module, Outcome};
 use capstan_store::{Store, StoreConfig};
 
-/// Builds a workspace package for `wasm32-wasip2` (once per test process)
-/// and returns the component's bytes.
-pub fn component(package: &str, file: &str) -> Vec<u8> {
-    static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
-    let mut built = built.lock().expect("not poisoned");
-    if !built.iter().any(|p| p == package) {
-        let status = std::process::Command::new(env!("CARGO"))
-            .current_dir(&root)
-            .args([
-                "build",
-                "--quiet",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
-                package,
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(
-            status.success(),
-            "building {package} for wasm32-wasip2 failed"
-        );
-        built.push(package.to_owned());
-    }
-    let path: PathBuf = root
-        .join("target/wasm32-wasip2/debug")
-        .join(format!("{file}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+pub use capstan_test_support::component;
 
 pub fn limits() -> HostLimits {
     HostLimits {
