@@ -285,48 +285,38 @@ impl App {
             )));
         }
         let environment = self.environment();
-        match info.kind {
-            FunctionKind::Query => {
-                let transaction = self.inner.store.begin();
-                let call = Call {
-                    path: path.to_owned(),
-                    args,
-                    transaction: Some(transaction),
-                    environment,
-                    nested: None,
-                };
-                let outcome = run_blocking(module, call).await?;
-                Ok(FunctionResult {
-                    result: outcome.result,
-                    log_lines: outcome.log_lines,
-                    ts: None,
-                })
+        // A query reads a snapshot; an action has no transaction but runs
+        // other functions through `Nested`. Mutations retry, below.
+        let (transaction, nested) = match info.kind {
+            FunctionKind::Mutation => {
+                return self.run_mutation(module, path, args, environment).await;
             }
-            FunctionKind::Mutation => self.run_mutation(module, path, args, environment).await,
+            FunctionKind::Query => (Some(self.inner.store.begin()), None),
             FunctionKind::Action => {
                 let nested: Arc<dyn NestedCalls> = Arc::new(Nested {
                     app: self.clone(),
                     runtime: tokio::runtime::Handle::current(),
                 });
-                let call = Call {
-                    path: path.to_owned(),
-                    args,
-                    transaction: None,
-                    environment,
-                    nested: Some(nested),
-                };
-                let outcome = run_blocking(module, call).await?;
-                Ok(FunctionResult {
-                    result: outcome.result,
-                    log_lines: outcome.log_lines,
-                    ts: None,
-                })
+                (None, Some(nested))
             }
-        }
+        };
+        let call = Call {
+            path: path.to_owned(),
+            args,
+            transaction,
+            environment,
+            nested,
+        };
+        let outcome = run_blocking(module, call).await?;
+        Ok(FunctionResult {
+            result: outcome.result,
+            log_lines: outcome.log_lines,
+            ts: None,
+        })
     }
 
     /// The OCC retry loop: run, commit, and on a conflict run again at a
-    /// newer snapshot, with a short randomised backoff.
+    /// newer snapshot, after a randomised backoff or, once contended, in turn.
     async fn run_mutation(
         &self,
         module: Arc<capstan_host::Module>,
