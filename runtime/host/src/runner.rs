@@ -167,7 +167,7 @@ impl Module {
 
     /// Asks the component for its functions and schema, and checks them.
     fn inspect(&mut self) -> Result<()> {
-        let (mut store, _logs) = self.store(FunctionKind::Query, None, Arc::default(), None, None);
+        let mut store = self.store(FunctionKind::Query, None, Arc::default(), None, None);
         let app = self
             .pre
             .instantiate(&mut store)
@@ -239,7 +239,7 @@ impl Module {
         environment: Arc<Environment>,
         nested: Option<Arc<dyn NestedCalls>>,
         determinism: Option<(Duration, u64)>,
-    ) -> (Store<CallState>, ()) {
+    ) -> Store<CallState> {
         let limits = self.engine.limits();
         let stdout = MemoryOutputPipe::new(limits.max_output);
         let stderr = MemoryOutputPipe::new(limits.max_output);
@@ -276,7 +276,7 @@ impl Module {
         };
         store.set_epoch_deadline(ticks(timeout));
         store.epoch_deadline_trap();
-        (store, ())
+        store
     }
 
     /// Runs one call. Queries and mutations are deterministic: a query's
@@ -328,7 +328,7 @@ impl Module {
             FunctionKind::Mutation => limits.mutation_timeout,
             FunctionKind::Action => limits.action_timeout,
         };
-        let (mut store, ()) = self.store(
+        let mut store = self.store(
             kind,
             call.transaction,
             call.environment,

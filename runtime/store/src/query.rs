@@ -12,7 +12,7 @@ use crate::document::Document;
 use crate::error::{Error, Result};
 use crate::filter::Expression;
 use crate::id::{DocumentId, IndexId};
-use crate::schema::{BY_CREATION_TIME, ID};
+use crate::schema::BY_CREATION_TIME;
 
 /// What to read. Reading a whole table is explicit: [`Source::FullTableScan`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -368,13 +368,3 @@ fn checksum(bytes: &[u8]) -> u32 {
         (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
     })
 }
-
-impl Source {
-    /// Whether this source reads the `_id` index.
-    pub fn is_by_id(&self) -> bool {
-        matches!(self, Source::Index { name, .. } if name == crate::schema::BY_ID)
-    }
-}
-
-/// `_id` is the only field of `by_id`.
-pub const BY_ID_FIELD: &str = ID;

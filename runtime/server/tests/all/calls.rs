@@ -162,13 +162,7 @@ async fn a_restart_serves_the_same_app_without_redeploying_or_recompiling() -> a
     server.stop().await?;
 
     let server = TestServer::spawn(dir.path()).await?;
-    let health: serde_json::Value = server
-        .client
-        .get(server.url("/health"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let health = server.health().await?;
     assert_eq!(
         health["components"],
         json!({"compiled": 0, "loadedFromCache": 1}),

@@ -109,6 +109,17 @@ impl TestServer {
         Ok(body["value"].clone())
     }
 
+    /// `GET /health`.
+    pub async fn health(&self) -> anyhow::Result<Value> {
+        Ok(self
+            .client
+            .get(self.url("/health"))
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
     pub async fn stop(self) -> anyhow::Result<()> {
         self.server.stop().await?;
         Ok(())

@@ -13,13 +13,7 @@ async fn bad_deploys_change_nothing_and_say_why() -> anyhow::Result<()> {
             json!({"channel": "c", "body": "kept"}),
         )
         .await?;
-    let before: serde_json::Value = server
-        .client
-        .get(server.url("/health"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let before = server.health().await?;
 
     let broken = component("capstan-broken-guest", "broken_guest");
     let cases: Vec<(Vec<Vec<u8>>, &str)> = vec![
@@ -44,13 +38,7 @@ async fn bad_deploys_change_nothing_and_say_why() -> anyhow::Result<()> {
             "{message:?} should mention {expected:?}"
         );
     }
-    let after: serde_json::Value = server
-        .client
-        .get(server.url("/health"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let after = server.health().await?;
     assert_eq!(before["deployment"], after["deployment"]);
     let listed = server
         .value("query", "api:list", json!({"channel": "c"}))
