@@ -2,6 +2,41 @@ use serde_json::json;
 
 use crate::common::*;
 
+/// The binary form of a component that only imports `name`, an instance
+/// exporting one function `f: func()`, which the host does not provide:
+///
+/// ```wat
+/// (component
+///   (type (instance (type (func)) (export "f" (func (type 0)))))
+///   (import "<name>" (instance (type 0))))
+/// ```
+fn component_importing(name: &str) -> Vec<u8> {
+    let instance_type = [
+        &[0x01, 0x42, 0x02][..],         // one type: an instance of two declarations:
+        &[0x01, 0x40, 0x00, 0x01, 0x00], //   type 0 = func()
+        &[0x04, 0x00, 0x01, b'f', 0x01, 0x00], //   export "f" (func (type 0))
+    ]
+    .concat();
+    let length = u8::try_from(name.len()).expect("a short name");
+    let import = [
+        &[0x01, 0x00, length][..], // one import, plain name
+        name.as_bytes(),
+        &[0x05, 0x00], // an instance of type 0
+    ]
+    .concat();
+    let section = |id: u8, body: Vec<u8>| {
+        let mut bytes = vec![id, u8::try_from(body.len()).expect("a short section")];
+        bytes.extend(body);
+        bytes
+    };
+    [
+        vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00], // component preamble
+        section(0x07, instance_type),
+        section(0x0a, import),
+    ]
+    .concat()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_deploys_change_nothing_and_say_why() -> anyhow::Result<()> {
     let dir = temp_dir();
@@ -22,6 +57,10 @@ async fn bad_deploys_change_nothing_and_say_why() -> anyhow::Result<()> {
             "not a WebAssembly component",
         ),
         (vec![broken], "reserved"),
+        (
+            vec![component_importing("capstan:missing/thing@1.0.0")],
+            "capstan:missing/thing@1.0.0",
+        ),
         (
             vec![test_guest(), test_guest()],
             "defined by two components",
