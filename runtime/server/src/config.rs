@@ -11,6 +11,7 @@ use capstan_store::StoreConfig;
 use serde::Deserialize;
 
 use crate::error::ServerError;
+use crate::sync::SyncLimits;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -24,6 +25,8 @@ pub struct ServerConfig {
     pub max_request_body: usize,
     /// Largest deploy.
     pub max_deploy_body: usize,
+    /// Bounds on WebSocket clients.
+    pub sync: SyncLimits,
 }
 
 impl ServerConfig {
@@ -37,6 +40,7 @@ impl ServerConfig {
             max_deploy_body: 256 << 20,
             host,
             store: StoreConfig::default(),
+            sync: SyncLimits::default(),
         }
     }
 
@@ -79,6 +83,18 @@ impl ServerConfig {
                 config.max_concurrent_calls = calls;
             }
         }
+        if let Some(sync) = file.sync {
+            if sync.max_sockets == 0
+                || sync.max_queries_per_socket == 0
+                || sync.max_actions_in_flight == 0
+                || sync.max_message_size < 1024
+            {
+                return Err(
+                    "sync: socket, query and action limits must be at least 1, max_message_size at least 1024".into(),
+                );
+            }
+            config.sync = sync;
+        }
         Ok(config)
     }
 }
@@ -89,6 +105,7 @@ struct FileConfig {
     data_dir: PathBuf,
     listen: String,
     limits: Option<FileLimits>,
+    sync: Option<SyncLimits>,
 }
 
 #[derive(Deserialize)]

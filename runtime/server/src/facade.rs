@@ -13,8 +13,8 @@ use capstan_host::{
     Visibility,
 };
 use capstan_protocol::Timestamp;
-use capstan_store::Store;
-use tokio::sync::{Mutex, Semaphore};
+use capstan_store::{ReadSet, Store};
+use tokio::sync::{Mutex, Semaphore, watch};
 
 use crate::config::ServerConfig;
 use crate::deployment::{AppConfig, Deployment, DeploymentFiles, write_synced};
@@ -43,6 +43,16 @@ pub struct FunctionResult {
     pub log_lines: Vec<String>,
     /// For a committed mutation, its commit timestamp.
     pub ts: Option<Timestamp>,
+}
+
+/// A query run for a subscription: its result and what it read.
+#[derive(Debug)]
+pub struct QueryRun {
+    pub result: Result<String, Failure>,
+    pub log_lines: Vec<String>,
+    /// Empty when the query could not start (no such function): it then
+    /// runs again only when the deployment changes.
+    pub read_set: ReadSet,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -85,6 +95,9 @@ struct AppInner {
     contended: Mutex<()>,
     compiled: AtomicUsize,
     loaded_from_cache: AtomicUsize,
+    /// Bumped whenever what a query computes may change without a commit:
+    /// a new deployment or a changed environment variable.
+    generation: watch::Sender<u64>,
 }
 
 /// Counts of how deployed components were obtained since start.
@@ -127,6 +140,7 @@ impl App {
                 contended: Mutex::new(()),
                 compiled: AtomicUsize::new(0),
                 loaded_from_cache: AtomicUsize::new(0),
+                generation: watch::Sender::new(0),
             }),
         };
         if let Some(persisted) = app.inner.files.load()? {
@@ -143,6 +157,15 @@ impl App {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Changes each time the deployment or its environment changes.
+    pub fn generations(&self) -> watch::Receiver<u64> {
+        self.inner.generation.subscribe()
+    }
+
+    fn bump_generation(&self) {
+        self.inner.generation.send_modify(|g| *g += 1);
     }
 
     pub fn component_stats(&self) -> ComponentStats {
@@ -232,6 +255,7 @@ impl App {
             .deployment
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(deployment));
+        self.bump_generation();
         Ok(summary)
     }
 
@@ -260,30 +284,7 @@ impl App {
         args: String,
         caller: Caller,
     ) -> Result<FunctionResult, ServerError> {
-        let deployment = self.deployment().ok_or_else(|| {
-            ServerError::NotFound("no app is deployed yet; run `capstan deploy`".into())
-        })?;
-        let (module, info) = match deployment.function(path) {
-            Some((module, info))
-                if info.visibility == Visibility::Public || caller == Caller::Admin =>
-            {
-                (module.clone(), info.clone())
-            }
-            _ => {
-                return Err(ServerError::NotFound(format!(
-                    "Could not find public function for '{path}'"
-                )));
-            }
-        };
-        if let Some(expected) = expected
-            && expected != info.kind
-        {
-            return Err(ServerError::BadRequest(format!(
-                "{path} is a {}, not a {}",
-                kind_name(info.kind),
-                kind_name(expected)
-            )));
-        }
+        let (module, info) = self.resolve(expected, path, caller)?;
         let environment = self.environment();
         // A query reads a snapshot; an action has no transaction but runs
         // other functions through `Nested`. Mutations retry, below.
@@ -312,6 +313,88 @@ impl App {
             result: outcome.result,
             log_lines: outcome.log_lines,
             ts: None,
+        })
+    }
+
+    /// The module and description of the function at `path`, if `caller`
+    /// may call it as a function of kind `expected`.
+    fn resolve(
+        &self,
+        expected: Option<FunctionKind>,
+        path: &str,
+        caller: Caller,
+    ) -> Result<(Arc<capstan_host::Module>, capstan_host::FunctionInfo), ServerError> {
+        let deployment = self.deployment().ok_or_else(|| {
+            ServerError::NotFound("no app is deployed yet; run `capstan deploy`".into())
+        })?;
+        let (module, info) = match deployment.function(path) {
+            Some((module, info))
+                if info.visibility == Visibility::Public || caller == Caller::Admin =>
+            {
+                (module.clone(), info.clone())
+            }
+            _ => {
+                return Err(ServerError::NotFound(format!(
+                    "Could not find public function for '{path}'"
+                )));
+            }
+        };
+        if let Some(expected) = expected
+            && expected != info.kind
+        {
+            return Err(ServerError::BadRequest(format!(
+                "{path} is a {}, not a {}",
+                kind_name(info.kind),
+                kind_name(expected)
+            )));
+        }
+        Ok((module, info))
+    }
+
+    /// Runs the query at `path` at snapshot `ts`, keeping what it read.
+    /// A function that cannot be called is a failed run, not an error: a
+    /// subscription to it reports the failure and waits for a deploy.
+    pub async fn query_at(
+        &self,
+        path: &str,
+        args: String,
+        ts: Timestamp,
+        caller: Caller,
+    ) -> Result<QueryRun, ServerError> {
+        let module = match self.resolve(Some(FunctionKind::Query), path, caller) {
+            Ok((module, _)) => module,
+            Err(e @ (ServerError::NotFound(_) | ServerError::BadRequest(_))) => {
+                return Ok(QueryRun {
+                    result: Err(Failure::Function {
+                        message: e.to_string(),
+                        data: None,
+                    }),
+                    log_lines: Vec::new(),
+                    read_set: ReadSet::default(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let transaction = self
+            .inner
+            .store
+            .begin_at(ts)
+            .map_err(|e| ServerError::Internal(format!("cannot read at {ts:?}: {e}")))?;
+        let call = Call {
+            path: path.to_owned(),
+            args,
+            transaction: Some(transaction),
+            environment: self.environment(),
+            nested: None,
+        };
+        let outcome = run_blocking(module, call).await?;
+        Ok(QueryRun {
+            result: outcome.result,
+            log_lines: outcome.log_lines,
+            read_set: outcome
+                .transaction
+                .map(|t| t.read_set().clone())
+                .unwrap_or_default(),
         })
     }
 
@@ -428,6 +511,7 @@ impl App {
             .environment
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(variables);
+        self.bump_generation();
         Ok(())
     }
 

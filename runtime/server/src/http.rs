@@ -29,7 +29,7 @@ pub struct HttpState {
     pub max_deploy_body: usize,
 }
 
-pub fn router(state: HttpState) -> Router {
+pub fn router(state: HttpState, sync: crate::ws::SyncState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
         .allow_headers(AllowHeaders::mirror_request())
@@ -43,6 +43,12 @@ pub fn router(state: HttpState) -> Router {
             Method::PUT,
         ])
         .max_age(std::time::Duration::from_secs(86_400));
+    let sockets = Router::new()
+        .route("/api/{client_version}/sync", get(crate::ws::sync))
+        // The client appends `/api/...` to the address as given, so an
+        // address ending in `/` asks for `//api/...`.
+        .route("//api/{client_version}/sync", get(crate::ws::sync))
+        .with_state(sync);
     Router::new()
         .route("/health", get(health))
         .route("/api/query", post(query))
@@ -56,6 +62,7 @@ pub fn router(state: HttpState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(cors)
         .with_state(state)
+        .merge(sockets)
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServerError> {

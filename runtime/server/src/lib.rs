@@ -9,6 +9,8 @@
 //! - [`config`]: [`ServerConfig`], from a TOML file or flags.
 //! - [`keys`]: the admin key.
 //! - [`paths`]: function path canonicalisation.
+//! - [`sync`]: live queries over WebSocket (the Convex sync protocol), and
+//!   [`ws`], the endpoint that serves it.
 //! - [`error`]: [`ServerError`], each with a code and an HTTP status.
 
 pub mod config;
@@ -18,6 +20,8 @@ pub mod facade;
 pub mod http;
 pub mod keys;
 pub mod paths;
+pub mod sync;
+pub mod ws;
 
 use std::net::SocketAddr;
 
@@ -34,6 +38,8 @@ pub struct Server {
     pub app: App,
     pub admin_key: AdminKey,
     pub addr: SocketAddr,
+    /// The live queries of every socket.
+    pub subscriptions: sync::Subscriptions,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), ServerError>>,
 }
@@ -62,13 +68,23 @@ impl Server {
             config.data_dir.clone()
         })?;
         let app = App::open(&config).await?;
-        let router = http::router(http::HttpState {
-            app: app.clone(),
-            admin_key: admin_key.clone(),
-            max_request_body: config.max_request_body,
-            max_deploy_body: config.max_deploy_body,
-        });
         let shutdown = CancellationToken::new();
+        let subscriptions = sync::Subscriptions::start(app.clone());
+        let router = http::router(
+            http::HttpState {
+                app: app.clone(),
+                admin_key: admin_key.clone(),
+                max_request_body: config.max_request_body,
+                max_deploy_body: config.max_deploy_body,
+            },
+            ws::SyncState::new(sync::SocketContext {
+                app: app.clone(),
+                subscriptions: subscriptions.clone(),
+                admin_key: admin_key.clone(),
+                limits: config.sync.clone(),
+                shutdown: shutdown.clone(),
+            }),
+        );
         let stopped = shutdown.clone();
         // Ends when `shutdown` is cancelled (Server::stop).
         let task = tokio::spawn(async move {
@@ -82,6 +98,7 @@ impl Server {
             app,
             admin_key,
             addr,
+            subscriptions,
             shutdown,
             task,
         })

@@ -25,6 +25,7 @@ pub fn config(data: &Path) -> ServerConfig {
     config.max_request_body = 1 << 20;
     config.host.max_args = 1 << 20;
     config.host.max_result = 1 << 20;
+    config.sync.max_message_size = 1 << 20;
     config
 }
 

@@ -1,5 +1,5 @@
 //! Server tests: a real server on an ephemeral port with a temporary data
-//! directory, driven over HTTP.
+//! directory, driven over HTTP and WebSocket.
 
 mod bad_input;
 mod calls;
@@ -7,3 +7,4 @@ mod common;
 mod concurrency;
 mod deploys;
 mod examples;
+mod sync;

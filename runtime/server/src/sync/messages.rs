@@ -1,0 +1,293 @@
+//! The messages of the Convex sync protocol, with their exact field names
+//! (`specs/sync-protocol.md` §2, §3).
+
+use capstan_protocol::{Timestamp, Value};
+use serde::Deserialize;
+use serde_json::json;
+
+/// A message from the client.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type")]
+pub enum ClientMessage {
+    #[serde(rename_all = "camelCase")]
+    Connect {
+        session_id: String,
+        #[serde(default)]
+        connection_count: u32,
+        #[serde(default)]
+        last_close_reason: Option<String>,
+        #[serde(default)]
+        max_observed_timestamp: Option<String>,
+        #[serde(default)]
+        client_ts: Option<f64>,
+    },
+    #[serde(rename_all = "camelCase")]
+    ModifyQuerySet {
+        base_version: u32,
+        new_version: u32,
+        modifications: Vec<QuerySetModification>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Mutation {
+        request_id: u32,
+        udf_path: String,
+        args: serde_json::Value,
+        #[serde(default)]
+        component_path: Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Action {
+        request_id: u32,
+        udf_path: String,
+        args: serde_json::Value,
+        #[serde(default)]
+        component_path: Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Authenticate {
+        base_version: u32,
+        #[serde(flatten)]
+        token: AuthToken,
+    },
+    #[serde(rename_all = "camelCase")]
+    Event {
+        #[serde(default)]
+        event_type: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "tokenType")]
+pub enum AuthToken {
+    User {
+        value: String,
+    },
+    Admin {
+        value: String,
+        #[serde(default)]
+        impersonating: Option<serde_json::Value>,
+    },
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type")]
+pub enum QuerySetModification {
+    #[serde(rename_all = "camelCase")]
+    Add {
+        query_id: u32,
+        udf_path: String,
+        args: serde_json::Value,
+        #[serde(default)]
+        journal: Option<String>,
+        #[serde(default)]
+        component_path: Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Remove { query_id: u32 },
+}
+
+impl ClientMessage {
+    pub fn parse(text: &str) -> Result<ClientMessage, String> {
+        serde_json::from_str(text).map_err(|e| format!("not a valid client message: {e}"))
+    }
+}
+
+/// The one-object argument of a call, `[{..}]` on the wire, checked and
+/// normalised to Convex JSON text.
+pub fn call_arguments(args: serde_json::Value) -> Result<String, String> {
+    let args = match args {
+        serde_json::Value::Array(mut items) if items.len() == 1 => items.remove(0),
+        serde_json::Value::Array(items) => {
+            return Err(format!(
+                "args must be an array of exactly one object, not of {}",
+                items.len()
+            ));
+        }
+        other => other,
+    };
+    let value = Value::from_json(&args).map_err(|e| format!("invalid args: {e}"))?;
+    if !matches!(value, Value::Object(_)) {
+        return Err(format!(
+            "args must be an object, not {}",
+            value.value_type().name()
+        ));
+    }
+    Ok(value.to_json().to_string())
+}
+
+/// `{querySet, identity, ts}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateVersion {
+    pub query_set: u32,
+    pub identity: u32,
+    pub ts: Timestamp,
+}
+
+impl StateVersion {
+    fn to_json(self) -> serde_json::Value {
+        json!({
+            "querySet": self.query_set,
+            "identity": self.identity,
+            "ts": self.ts.to_wire(),
+        })
+    }
+}
+
+/// What a query produced, as sent: a value or an error, with log lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryOutcome {
+    pub result: Result<String, FunctionFailure>,
+    pub log_lines: Vec<String>,
+}
+
+/// A function's error as the client sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionFailure {
+    pub message: String,
+    /// Convex JSON of a ConvexError's data.
+    pub data: Option<String>,
+}
+
+/// One entry of a Transition's `modifications`.
+#[derive(Clone, Debug)]
+pub enum QueryChange {
+    Updated {
+        query_id: u32,
+        outcome: std::sync::Arc<QueryOutcome>,
+    },
+    Removed {
+        query_id: u32,
+    },
+}
+
+fn json_text(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+fn with_error_data(mut body: serde_json::Value, data: &Option<String>) -> serde_json::Value {
+    if let Some(data) = data {
+        body["errorData"] = json_text(data);
+    }
+    body
+}
+
+#[derive(Debug)]
+pub struct Transition<'a> {
+    pub start: StateVersion,
+    pub end: StateVersion,
+    pub changes: &'a [QueryChange],
+    pub client_clock_skew: f64,
+    pub server_ts: u64,
+}
+
+impl Transition<'_> {
+    pub fn to_json(&self) -> String {
+        let modifications: Vec<serde_json::Value> = self
+            .changes
+            .iter()
+            .map(|change| match change {
+                QueryChange::Removed { query_id } => {
+                    json!({"type": "QueryRemoved", "queryId": query_id})
+                }
+                QueryChange::Updated { query_id, outcome } => match &outcome.result {
+                    Ok(value) => json!({
+                        "type": "QueryUpdated",
+                        "queryId": query_id,
+                        "value": json_text(value),
+                        "logLines": outcome.log_lines,
+                        "journal": null,
+                    }),
+                    Err(failure) => with_error_data(
+                        json!({
+                            "type": "QueryFailed",
+                            "queryId": query_id,
+                            "errorMessage": failure.message,
+                            "logLines": outcome.log_lines,
+                            "journal": null,
+                        }),
+                        &failure.data,
+                    ),
+                },
+            })
+            .collect();
+        json!({
+            "type": "Transition",
+            "startVersion": self.start.to_json(),
+            "endVersion": self.end.to_json(),
+            "modifications": modifications,
+            "clientClockSkew": self.client_clock_skew,
+            "serverTs": self.server_ts,
+        })
+        .to_string()
+    }
+}
+
+pub fn mutation_response(
+    request_id: u32,
+    result: &Result<String, FunctionFailure>,
+    ts: Option<Timestamp>,
+    log_lines: &[String],
+) -> String {
+    match result {
+        Ok(value) => json!({
+            "type": "MutationResponse",
+            "requestId": request_id,
+            "success": true,
+            "result": json_text(value),
+            "ts": ts.map(Timestamp::to_wire),
+            "logLines": log_lines,
+        }),
+        Err(failure) => with_error_data(
+            json!({
+                "type": "MutationResponse",
+                "requestId": request_id,
+                "success": false,
+                "result": failure.message,
+                "ts": null,
+                "logLines": log_lines,
+            }),
+            &failure.data,
+        ),
+    }
+    .to_string()
+}
+
+pub fn action_response(
+    request_id: u32,
+    result: &Result<String, FunctionFailure>,
+    log_lines: &[String],
+) -> String {
+    match result {
+        Ok(value) => json!({
+            "type": "ActionResponse",
+            "requestId": request_id,
+            "success": true,
+            "result": json_text(value),
+            "logLines": log_lines,
+        }),
+        Err(failure) => with_error_data(
+            json!({
+                "type": "ActionResponse",
+                "requestId": request_id,
+                "success": false,
+                "result": failure.message,
+                "logLines": log_lines,
+            }),
+            &failure.data,
+        ),
+    }
+    .to_string()
+}
+
+pub fn auth_error(error: &str, base_version: u32, attempted: bool) -> String {
+    json!({
+        "type": "AuthError",
+        "error": error,
+        "baseVersion": base_version,
+        "authUpdateAttempted": attempted,
+    })
+    .to_string()
+}
+
+pub const PING: &str = r#"{"type":"Ping"}"#;

@@ -1,0 +1,101 @@
+//! Live queries over WebSocket: the Convex sync protocol.
+//!
+//! - [`messages`]: the wire messages, field for field.
+//! - [`subscriptions`]: the manager of every live query, shared across
+//!   sockets, re-run only when a commit touches what they read.
+//! - [`worker`]: one socket's protocol state machine, over channels, so it
+//!   is tested without a network.
+//!
+//! The axum glue (upgrade, receive and send loops, heartbeat) is in
+//! `crate::ws`.
+
+pub mod messages;
+pub mod subscriptions;
+pub mod worker;
+
+use std::time::Duration;
+
+use capstan_host::Failure;
+
+pub use subscriptions::Subscriptions;
+pub use worker::{Inbound, Outbound, SocketContext, run_socket};
+
+use crate::facade::Caller;
+use messages::FunctionFailure;
+
+/// Who a socket's calls run as.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Identity {
+    Anonymous,
+    Admin,
+}
+
+impl Identity {
+    pub fn caller(&self) -> Caller {
+        match self {
+            Identity::Anonymous => Caller::Client,
+            Identity::Admin => Caller::Admin,
+        }
+    }
+}
+
+/// Bounds on sockets, each reported to the client as a close reason.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncLimits {
+    pub max_sockets: usize,
+    pub max_queries_per_socket: usize,
+    /// Largest inbound WebSocket message, in bytes.
+    pub max_message_size: usize,
+    pub max_actions_in_flight: usize,
+    /// A Ping is sent after this long without any other message.
+    #[serde(with = "humantime_seconds")]
+    pub ping_interval: Duration,
+}
+
+impl Default for SyncLimits {
+    fn default() -> Self {
+        SyncLimits {
+            max_sockets: 50_000,
+            max_queries_per_socket: 4_096,
+            max_message_size: 8 << 20,
+            max_actions_in_flight: 64,
+            ping_interval: Duration::from_secs(15),
+        }
+    }
+}
+
+mod humantime_seconds {
+    use std::time::Duration;
+
+    use serde::Deserialize;
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let seconds = f64::deserialize(d)?;
+        if !(seconds > 0.0 && seconds < 86_400.0) {
+            return Err(serde::de::Error::custom(
+                "ping_interval must be between 0 and 86400 seconds",
+            ));
+        }
+        Ok(Duration::from_secs_f64(seconds))
+    }
+}
+
+/// A function's failure as clients see it: internal detail stays in the
+/// server's log.
+pub fn client_failure(failure: Failure) -> FunctionFailure {
+    match failure {
+        Failure::Function { message, data } => FunctionFailure { message, data },
+        Failure::Internal(detail) => {
+            tracing::error!(%detail, "function failed inside the server");
+            FunctionFailure {
+                message: "Server Error".into(),
+                data: None,
+            }
+        }
+        other => FunctionFailure {
+            message: other.to_string(),
+            data: None,
+        },
+    }
+}

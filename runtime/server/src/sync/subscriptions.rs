@@ -1,0 +1,470 @@
+//! The subscription manager: one task that owns every live query of the
+//! server, shares identical ones (same path, arguments and identity) across
+//! sockets, and after each batch of commits re-runs only the queries whose
+//! read sets the commits' writes intersect.
+//!
+//! Consistency: the manager publishes a timestamp `ts` together with a
+//! result for every live query, each valid at `ts` (it was computed at `ts`,
+//! or at an earlier timestamp with no intersecting commit since). Sockets
+//! read results and `ts` under one lock, so every Transition they build is
+//! one snapshot.
+//!
+//! Read sets are indexed: documents read by id in a map from id to queries,
+//! index ranges per index ordered by their lower bound, so a commit touches
+//! only the queries that read what it wrote (and, for ranges, those on the
+//! same index starting at or before the written key).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use capstan_protocol::Timestamp;
+use capstan_store::read_set::{CommitEntry, DocumentWrite};
+use capstan_store::{DocumentId, IndexId, ReadSet};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::messages::QueryOutcome;
+use super::{Identity, client_failure};
+use crate::facade::App;
+
+/// Identifies one shared query inside the manager.
+pub type QueryHandle = u64;
+
+/// What makes two subscriptions the same query.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct QueryKey {
+    pub path: String,
+    /// Convex JSON text, normalised (sorted keys).
+    pub args: String,
+    pub identity: Identity,
+}
+
+/// The results of every live query, all valid at `ts`.
+#[derive(Debug, Default)]
+pub struct Published {
+    pub ts: Timestamp,
+    pub results: HashMap<QueryHandle, Arc<QueryOutcome>>,
+}
+
+enum Request {
+    Subscribe {
+        key: QueryKey,
+        reply: oneshot::Sender<QueryHandle>,
+    },
+    Unsubscribe {
+        handle: QueryHandle,
+    },
+}
+
+/// The sockets' side of the manager.
+#[derive(Clone, Debug)]
+pub struct Subscriptions {
+    requests: mpsc::UnboundedSender<Request>,
+    published: Arc<RwLock<Published>>,
+    updates: watch::Receiver<Timestamp>,
+    stats: Arc<Stats>,
+}
+
+/// Counters for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Query executions by the manager (first runs and re-runs).
+    pub executions: std::sync::atomic::AtomicU64,
+}
+
+impl Subscriptions {
+    /// Starts the manager for `app`; it ends when every `Subscriptions`
+    /// clone is dropped.
+    pub fn start(app: App) -> Subscriptions {
+        let (requests, receiver) = mpsc::unbounded_channel();
+        let ts = app.store().latest_ts();
+        let published = Arc::new(RwLock::new(Published {
+            ts,
+            results: HashMap::new(),
+        }));
+        let (updates_sender, updates) = watch::channel(ts);
+        let stats = Arc::new(Stats::default());
+        let manager = Manager {
+            commits: app.store().subscribe(),
+            generations: app.generations(),
+            app,
+            requests: receiver,
+            published: published.clone(),
+            updates: updates_sender,
+            queries: HashMap::new(),
+            by_key: HashMap::new(),
+            index: ReadSetIndex::default(),
+            next_handle: 0,
+            stats: stats.clone(),
+        };
+        // Ends when every sender of `requests` is dropped.
+        tokio::spawn(manager.run());
+        Subscriptions {
+            requests,
+            published,
+            updates,
+            stats,
+        }
+    }
+
+    /// Registers interest in `key`; its result is published before this
+    /// returns.
+    pub async fn subscribe(&self, key: QueryKey) -> Option<QueryHandle> {
+        let (reply, handle) = oneshot::channel();
+        self.requests.send(Request::Subscribe { key, reply }).ok()?;
+        handle.await.ok()
+    }
+
+    pub fn unsubscribe(&self, handle: QueryHandle) {
+        let _ = self.requests.send(Request::Unsubscribe { handle });
+    }
+
+    /// A receiver that changes whenever a new timestamp is published.
+    pub fn updates(&self) -> watch::Receiver<Timestamp> {
+        self.updates.clone()
+    }
+
+    /// Reads the published timestamp and the results of `handles` at once.
+    pub fn read<R>(&self, read: impl FnOnce(&Published) -> R) -> R {
+        let published = self
+            .published
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        read(&published)
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
+
+struct LiveQuery {
+    key: QueryKey,
+    subscribers: usize,
+    read_set: ReadSet,
+}
+
+struct Manager {
+    app: App,
+    commits: broadcast::Receiver<Arc<CommitEntry>>,
+    generations: watch::Receiver<u64>,
+    requests: mpsc::UnboundedReceiver<Request>,
+    published: Arc<RwLock<Published>>,
+    updates: watch::Sender<Timestamp>,
+    queries: HashMap<QueryHandle, LiveQuery>,
+    by_key: HashMap<QueryKey, QueryHandle>,
+    index: ReadSetIndex,
+    next_handle: QueryHandle,
+    stats: Arc<Stats>,
+}
+
+/// What invalidated the published results.
+enum Invalidation {
+    /// Commits up to `ts`, with their writes.
+    Commits(Timestamp, Vec<Arc<CommitEntry>>),
+    /// Everything must run again at the store's latest timestamp.
+    All,
+}
+
+impl Manager {
+    async fn run(mut self) {
+        loop {
+            let invalidation = tokio::select! {
+                request = self.requests.recv() => match request {
+                    Some(request) => {
+                        self.handle(request).await;
+                        continue;
+                    }
+                    None => return,
+                },
+                entry = self.commits.recv() => match entry {
+                    Ok(entry) => {
+                        let mut entries = vec![entry];
+                        let mut lagged = false;
+                        loop {
+                            match self.commits.try_recv() {
+                                Ok(entry) => entries.push(entry),
+                                Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                                Err(_) => break,
+                            }
+                        }
+                        if lagged {
+                            Invalidation::All
+                        } else {
+                            let ts = entries.iter().map(|e| e.ts).max().unwrap_or_default();
+                            Invalidation::Commits(ts, entries)
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => Invalidation::All,
+                    // The store closed: nothing will change any more.
+                    Err(broadcast::error::RecvError::Closed) => {
+                        self.commits = broadcast::channel(1).1;
+                        continue;
+                    }
+                },
+                changed = self.generations.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    Invalidation::All
+                }
+            };
+            self.refresh(invalidation).await;
+        }
+    }
+
+    async fn handle(&mut self, request: Request) {
+        match request {
+            Request::Subscribe { key, reply } => {
+                if let Some(&handle) = self.by_key.get(&key) {
+                    if let Some(query) = self.queries.get_mut(&handle) {
+                        query.subscribers += 1;
+                    }
+                    let _ = reply.send(handle);
+                    return;
+                }
+                let handle = self.next_handle;
+                self.next_handle += 1;
+                let ts = self.published_ts();
+                let (outcome, read_set) = self.execute(&key, ts).await;
+                self.index.insert(handle, &read_set);
+                self.by_key.insert(key.clone(), handle);
+                self.queries.insert(
+                    handle,
+                    LiveQuery {
+                        key,
+                        subscribers: 1,
+                        read_set,
+                    },
+                );
+                self.published
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .results
+                    .insert(handle, Arc::new(outcome));
+                let _ = reply.send(handle);
+            }
+            Request::Unsubscribe { handle } => {
+                let Some(query) = self.queries.get_mut(&handle) else {
+                    return;
+                };
+                query.subscribers -= 1;
+                if query.subscribers == 0 {
+                    let query = self.queries.remove(&handle).expect("present");
+                    self.index.remove(handle, &query.read_set);
+                    self.by_key.remove(&query.key);
+                    self.published
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .results
+                        .remove(&handle);
+                }
+            }
+        }
+    }
+
+    fn published_ts(&self) -> Timestamp {
+        self.published
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .ts
+    }
+
+    async fn execute(&self, key: &QueryKey, ts: Timestamp) -> (QueryOutcome, ReadSet) {
+        self.stats
+            .executions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self
+            .app
+            .query_at(&key.path, key.args.clone(), ts, key.identity.caller())
+            .await
+        {
+            Ok(run) => (
+                QueryOutcome {
+                    result: run.result.map_err(client_failure),
+                    log_lines: run.log_lines,
+                },
+                run.read_set,
+            ),
+            Err(error) => {
+                tracing::error!(path = %key.path, %error, "a subscribed query could not run");
+                (
+                    QueryOutcome {
+                        result: Err(super::messages::FunctionFailure {
+                            message: "Server Error".into(),
+                            data: None,
+                        }),
+                        log_lines: Vec::new(),
+                    },
+                    ReadSet::default(),
+                )
+            }
+        }
+    }
+
+    /// Re-runs the invalidated queries at the new timestamp and publishes.
+    async fn refresh(&mut self, invalidation: Invalidation) {
+        let (ts, affected): (Timestamp, Vec<QueryHandle>) = match invalidation {
+            Invalidation::Commits(ts, entries) => {
+                let mut affected = HashSet::new();
+                let mut everything = false;
+                for entry in &entries {
+                    if entry.schema_changed {
+                        everything = true;
+                        break;
+                    }
+                    self.index.affected(&entry.writes, &mut affected);
+                }
+                if everything {
+                    (ts, self.queries.keys().copied().collect())
+                } else {
+                    (ts, affected.into_iter().collect())
+                }
+            }
+            Invalidation::All => (
+                self.app.store().latest_ts(),
+                self.queries.keys().copied().collect(),
+            ),
+        };
+        let ts = ts.max(self.published_ts());
+        let mut runs = tokio::task::JoinSet::new();
+        for handle in affected {
+            let Some(query) = self.queries.get(&handle) else {
+                continue;
+            };
+            let key = query.key.clone();
+            let app = self.app.clone();
+            let stats = self.stats.clone();
+            runs.spawn(async move {
+                stats
+                    .executions
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let run = app
+                    .query_at(&key.path, key.args.clone(), ts, key.identity.caller())
+                    .await;
+                (handle, run)
+            });
+        }
+        let mut fresh = Vec::new();
+        while let Some(joined) = runs.join_next().await {
+            let Ok((handle, run)) = joined else { continue };
+            let (outcome, read_set) = match run {
+                Ok(run) => (
+                    QueryOutcome {
+                        result: run.result.map_err(client_failure),
+                        log_lines: run.log_lines,
+                    },
+                    run.read_set,
+                ),
+                Err(error) => {
+                    tracing::error!(%error, "a subscribed query could not run again");
+                    (
+                        QueryOutcome {
+                            result: Err(super::messages::FunctionFailure {
+                                message: "Server Error".into(),
+                                data: None,
+                            }),
+                            log_lines: Vec::new(),
+                        },
+                        ReadSet::default(),
+                    )
+                }
+            };
+            if let Some(query) = self.queries.get_mut(&handle) {
+                self.index.remove(handle, &query.read_set);
+                self.index.insert(handle, &read_set);
+                query.read_set = read_set;
+                fresh.push((handle, outcome));
+            }
+        }
+        {
+            let mut published = self
+                .published
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (handle, outcome) in fresh {
+                let changed = published
+                    .results
+                    .get(&handle)
+                    .is_none_or(|old| **old != outcome);
+                if changed {
+                    published.results.insert(handle, Arc::new(outcome));
+                }
+            }
+            published.ts = ts;
+        }
+        self.updates.send_replace(ts);
+    }
+}
+
+/// The ranges read on one index, keyed by (lower bound, query, position in
+/// the query's read set), with their upper bounds.
+type RangesOnIndex = BTreeMap<(Vec<u8>, QueryHandle, usize), Option<Vec<u8>>>;
+
+/// Read sets indexed by what they read.
+#[derive(Default)]
+struct ReadSetIndex {
+    documents: HashMap<DocumentId, HashSet<QueryHandle>>,
+    /// Per index: ranges keyed by (lower bound, query, position).
+    ranges: HashMap<IndexId, RangesOnIndex>,
+}
+
+impl ReadSetIndex {
+    fn insert(&mut self, handle: QueryHandle, read_set: &ReadSet) {
+        for id in &read_set.documents {
+            self.documents.entry(*id).or_default().insert(handle);
+        }
+        for (index, ranges) in &read_set.ranges {
+            let entries = self.ranges.entry(*index).or_default();
+            for (position, range) in ranges.iter().enumerate() {
+                entries.insert((range.lo.clone(), handle, position), range.hi.clone());
+            }
+        }
+    }
+
+    fn remove(&mut self, handle: QueryHandle, read_set: &ReadSet) {
+        for id in &read_set.documents {
+            if let Some(handles) = self.documents.get_mut(id) {
+                handles.remove(&handle);
+                if handles.is_empty() {
+                    self.documents.remove(id);
+                }
+            }
+        }
+        for (index, ranges) in &read_set.ranges {
+            if let Some(entries) = self.ranges.get_mut(index) {
+                for (position, range) in ranges.iter().enumerate() {
+                    entries.remove(&(range.lo.clone(), handle, position));
+                }
+                if entries.is_empty() {
+                    self.ranges.remove(index);
+                }
+            }
+        }
+    }
+
+    /// Adds to `affected` every query that read something in `writes`.
+    fn affected(&self, writes: &[DocumentWrite], affected: &mut HashSet<QueryHandle>) {
+        for write in writes {
+            if let Some(handles) = self.documents.get(&write.id) {
+                affected.extend(handles.iter().copied());
+            }
+            for change in &write.index_keys {
+                let Some(entries) = self.ranges.get(&change.index) else {
+                    continue;
+                };
+                for key in [change.old.as_deref(), change.new.as_deref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    // Ranges starting at or before `key` that end after it.
+                    let upper = (key.to_vec(), QueryHandle::MAX, usize::MAX);
+                    for ((_, handle, _), hi) in entries.range(..=upper) {
+                        if hi.as_deref().is_none_or(|hi| key < hi) {
+                            affected.insert(*handle);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

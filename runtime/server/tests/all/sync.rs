@@ -1,0 +1,365 @@
+//! The sync protocol over a real WebSocket, message by message.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::common::*;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A raw protocol client that checks version chaining on every Transition.
+struct Client {
+    socket: Socket,
+    version: Value,
+}
+
+impl Client {
+    async fn connect(server: &TestServer) -> anyhow::Result<Client> {
+        let url = server.url("/api/1.48.0/sync").replacen("http", "ws", 1);
+        let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+        let mut client = Client {
+            socket,
+            version: json!({"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="}),
+        };
+        client
+            .send(json!({
+                "type": "Connect", "sessionId": "5d8f9a2e-0000-4000-8000-000000000001",
+                "connectionCount": 0, "lastCloseReason": "InitialConnect", "clientTs": 0,
+            }))
+            .await?;
+        Ok(client)
+    }
+
+    async fn send(&mut self, message: Value) -> anyhow::Result<()> {
+        self.socket.send(Message::text(message.to_string())).await?;
+        Ok(())
+    }
+
+    /// The next message other than Ping.
+    async fn next(&mut self) -> anyhow::Result<Value> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the socket closed"))??;
+            let Message::Text(text) = frame else {
+                anyhow::bail!("unexpected frame {frame:?}");
+            };
+            let message: Value = serde_json::from_str(&text)?;
+            if message["type"] == "Ping" {
+                continue;
+            }
+            if message["type"] == "Transition" {
+                anyhow::ensure!(
+                    message["startVersion"] == self.version,
+                    "transition {message} does not start at {}",
+                    self.version
+                );
+                self.version = message["endVersion"].clone();
+            }
+            return Ok(message);
+        }
+    }
+
+    async fn expect(&mut self, kind: &str) -> anyhow::Result<Value> {
+        let message = self.next().await?;
+        anyhow::ensure!(message["type"] == kind, "expected {kind}, got {message}");
+        Ok(message)
+    }
+
+    /// Reads Transitions until query `id` has a value, and returns it.
+    async fn value_of(&mut self, id: u32) -> anyhow::Result<Value> {
+        loop {
+            let transition = self.expect("Transition").await?;
+            for change in transition["modifications"].as_array().into_iter().flatten() {
+                if change["queryId"] == id {
+                    anyhow::ensure!(change["type"] == "QueryUpdated", "{change}");
+                    return Ok(change["value"].clone());
+                }
+            }
+        }
+    }
+
+    /// The close frame the server sends next (Pings skipped).
+    async fn closed(&mut self) -> anyhow::Result<Option<(CloseCode, String)>> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next()).await?;
+            match frame {
+                Some(Ok(Message::Close(frame))) => {
+                    return Ok(frame.map(|f| (f.code, f.reason.to_string())));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Ok(None),
+            }
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        base: u32,
+        id: u32,
+        path: &str,
+        args: Value,
+    ) -> anyhow::Result<()> {
+        self.send(json!({
+            "type": "ModifyQuerySet", "baseVersion": base, "newVersion": base + 1,
+            "modifications": [{"type": "Add", "queryId": id, "udfPath": path, "args": [args]}],
+        }))
+        .await
+    }
+
+    async fn mutation(&mut self, request_id: u32, path: &str, args: Value) -> anyhow::Result<()> {
+        self.send(
+            json!({"type": "Mutation", "requestId": request_id, "udfPath": path, "args": [args]}),
+        )
+        .await
+    }
+}
+
+fn bodies(list: &Value) -> Vec<String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| m["body"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_follows_another_clients_mutations() -> anyhow::Result<()> {
+    let dir = temp_dir();
+    let server = TestServer::with_guest(dir.path()).await?;
+    let mut reader = Client::connect(&server).await?;
+    // The empty query set every client sends first.
+    reader
+        .send(json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": []}))
+        .await?;
+    reader.expect("Transition").await?;
+    reader
+        .subscribe(1, 7, "api:list", json!({"channel": "c"}))
+        .await?;
+    assert_eq!(reader.value_of(7).await?, json!([]));
+
+    let mut writer = Client::connect(&server).await?;
+    writer
+        .mutation(0, "api:send", json!({"channel": "c", "body": "hello"}))
+        .await?;
+    let response = writer.expect("MutationResponse").await?;
+    assert_eq!(response["success"], json!(true), "{response}");
+    assert_eq!(response["logLines"], json!([]));
+    let ts = response["ts"].as_str().expect("a commit ts").to_owned();
+    // Read-your-writes: a Transition at or after the commit follows.
+    let covering = writer.expect("Transition").await?;
+    let end = capstan_protocol::Timestamp::from_wire(
+        covering["endVersion"]["ts"].as_str().unwrap_or_default(),
+    )?;
+    assert!(end >= capstan_protocol::Timestamp::from_wire(&ts)?);
+
+    assert_eq!(bodies(&reader.value_of(7).await?), ["hello"]);
+
+    // A failing mutation answers with the error and its data, and no ts.
+    writer.mutation(1, "api:missing", json!({})).await?;
+    let failed = writer.expect("MutationResponse").await?;
+    assert_eq!(failed["success"], json!(false));
+    assert_eq!(failed["ts"], Value::Null);
+
+    // Actions answer directly.
+    writer
+        .send(json!({"type": "Action", "requestId": 2, "udfPath": "api:send_and_list", "args": [{"channel": "c", "body": "via action"}]}))
+        .await?;
+    let action = loop {
+        let message = writer.next().await?;
+        if message["type"] == "ActionResponse" {
+            break message;
+        }
+    };
+    assert_eq!(action["success"], json!(true), "{action}");
+    assert_eq!(bodies(&reader.value_of(7).await?), ["hello", "via action"]);
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_queries_whose_reads_a_commit_touches_run_again() -> anyhow::Result<()> {
+    let dir = temp_dir();
+    let server = TestServer::with_guest(dir.path()).await?;
+    let executions = || {
+        server
+            .server
+            .subscriptions
+            .stats()
+            .executions
+            .load(Ordering::SeqCst)
+    };
+    let mut reader = Client::connect(&server).await?;
+    reader
+        .subscribe(0, 1, "api:list", json!({"channel": "watched"}))
+        .await?;
+    assert_eq!(reader.value_of(1).await?, json!([]));
+    let before = executions();
+
+    // A write outside the query's index range: the query does not run.
+    let mut writer = Client::connect(&server).await?;
+    writer
+        .mutation(0, "api:send", json!({"channel": "other", "body": "x"}))
+        .await?;
+    writer.expect("MutationResponse").await?;
+    writer.expect("Transition").await?;
+    // The manager has published past the commit once the writer's covering
+    // Transition went out.
+    assert_eq!(
+        executions(),
+        before,
+        "a write outside the range re-ran the query"
+    );
+
+    // A write inside it: the query runs once more and the reader sees it.
+    writer
+        .mutation(1, "api:send", json!({"channel": "watched", "body": "y"}))
+        .await?;
+    writer.expect("MutationResponse").await?;
+    assert_eq!(bodies(&reader.value_of(1).await?), ["y"]);
+    assert_eq!(executions(), before + 1);
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_sockets_on_one_query_all_see_one_mutation() -> anyhow::Result<()> {
+    let dir = temp_dir();
+    let server = TestServer::with_guest(dir.path()).await?;
+    let executions = || {
+        server
+            .server
+            .subscriptions
+            .stats()
+            .executions
+            .load(Ordering::SeqCst)
+    };
+    let mut readers = Vec::new();
+    for _ in 0..1000 {
+        let mut reader = Client::connect(&server).await?;
+        reader
+            .subscribe(0, 0, "api:list", json!({"channel": "all"}))
+            .await?;
+        readers.push(reader);
+    }
+    for reader in &mut readers {
+        assert_eq!(reader.value_of(0).await?, json!([]));
+    }
+    assert_eq!(executions(), 1, "identical queries are computed once");
+
+    let mut writer = Client::connect(&server).await?;
+    writer
+        .mutation(0, "api:send", json!({"channel": "all", "body": "news"}))
+        .await?;
+    writer.expect("MutationResponse").await?;
+    let updates = readers
+        .iter_mut()
+        .map(|reader| async move { reader.value_of(0).await });
+    for value in futures_util::future::join_all(updates).await {
+        assert_eq!(bodies(&value?), ["news"]);
+    }
+    assert_eq!(
+        executions(),
+        2,
+        "the shared query ran once for the mutation"
+    );
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_closes_only_that_socket_with_a_reason() -> anyhow::Result<()> {
+    let dir = temp_dir();
+    let server = TestServer::with_guest(dir.path()).await?;
+    let mut bystander = Client::connect(&server).await?;
+    bystander
+        .subscribe(0, 0, "api:list", json!({"channel": "b"}))
+        .await?;
+    bystander.value_of(0).await?;
+
+    let add = |base: u32, id: u32| {
+        json!({"type": "ModifyQuerySet", "baseVersion": base, "newVersion": base + 1,
+               "modifications": [{"type": "Add", "queryId": id, "udfPath": "api:count_all", "args": [{}]}]})
+    };
+    let cases: Vec<(Vec<Message>, CloseCode, &str)> = vec![
+        (
+            vec![Message::text("this is not json")],
+            CloseCode::Policy,
+            "InvalidMessage",
+        ),
+        (
+            vec![Message::text(r#"{"type":"Teleport"}"#)],
+            CloseCode::Policy,
+            "InvalidMessage",
+        ),
+        (
+            vec![Message::binary(vec![1, 2, 3])],
+            CloseCode::Unsupported,
+            "binary",
+        ),
+        (
+            vec![Message::text(add(5, 0).to_string())],
+            CloseCode::Error,
+            "BaseVersionMismatch",
+        ),
+        (
+            vec![
+                Message::text(add(0, 0).to_string()),
+                Message::text(add(1, 0).to_string()),
+            ],
+            CloseCode::Error,
+            "already subscribed",
+        ),
+        (
+            vec![Message::text(
+                json!({"type": "Authenticate", "baseVersion": 3, "tokenType": "None"}).to_string(),
+            )],
+            CloseCode::Error,
+            "identity version",
+        ),
+        (
+            vec![Message::text("x".repeat(2 << 20))],
+            CloseCode::Size,
+            "MessageTooLarge",
+        ),
+    ];
+    for (frames, code, reason) in cases {
+        let mut client = Client::connect(&server).await?;
+        for frame in frames {
+            client.socket.send(frame).await?;
+        }
+        let (got_code, got_reason) = client.closed().await?.expect("a close frame");
+        assert_eq!(got_code, code, "{got_reason}");
+        assert!(
+            got_reason.contains(reason),
+            "{got_reason:?} should mention {reason:?}"
+        );
+    }
+
+    // A flood of query set changes is served in order or refused; the
+    // bystander still gets its updates.
+    let mut flood = Client::connect(&server).await?;
+    for version in 0..300 {
+        flood.send(add(version, version)).await?;
+    }
+    let mut writer = Client::connect(&server).await?;
+    writer
+        .mutation(0, "api:send", json!({"channel": "b", "body": "still here"}))
+        .await?;
+    writer.expect("MutationResponse").await?;
+    assert_eq!(bodies(&bystander.value_of(0).await?), ["still here"]);
+
+    // A User token cannot be verified yet: AuthError, then a close without a code.
+    let mut user = Client::connect(&server).await?;
+    user.send(json!({"type": "Authenticate", "baseVersion": 0, "tokenType": "User", "value": "e30.e30.e30"}))
+        .await?;
+    let error = user.expect("AuthError").await?;
+    assert_eq!(error["authUpdateAttempted"], json!(true));
+    assert_eq!(user.closed().await?, None);
+    server.stop().await
+}
