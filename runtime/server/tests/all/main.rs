@@ -5,6 +5,7 @@ mod bad_input;
 mod calls;
 mod common;
 mod concurrency;
+mod conformance;
 mod deploys;
 mod examples;
 mod sync;

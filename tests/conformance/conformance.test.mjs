@@ -1,0 +1,147 @@
+// The unmodified `convex` npm client against a Capstan server serving the
+// test guest (`tests/guest`). Run by `runtime/server/tests/all/conformance.rs`,
+// which starts the server and sets CAPSTAN_URL.
+
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { ConvexClient, ConvexHttpClient } from "convex/browser";
+import { anyApi } from "convex/server";
+import { ConvexError } from "convex/values";
+
+const url = process.env.CAPSTAN_URL;
+assert.ok(url, "CAPSTAN_URL names the server under test");
+const api = anyApi.api;
+const run = `${process.pid}-${Date.now()}`;
+const clients = [];
+
+function client(options = {}) {
+  const c = new ConvexClient(url, options);
+  clients.push(c);
+  return c;
+}
+
+after(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+});
+
+/** Resolves with the first value of a subscription that satisfies `ok`. */
+function until(c, query, args, ok, timeoutMs = 15_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      unsubscribe();
+      reject(new Error(`no value of ${JSON.stringify(args)} satisfied the test in time`));
+    }, timeoutMs);
+    const unsubscribe = c.onUpdate(
+      query,
+      args,
+      (value) => {
+        if (ok(value)) {
+          clearTimeout(timer);
+          unsubscribe();
+          resolve(value);
+        }
+      },
+      (error) => {
+        clearTimeout(timer);
+        unsubscribe();
+        reject(error);
+      },
+    );
+  });
+}
+
+const bodies = (list) => list.map((m) => m.body);
+
+test("a subscription receives another client's mutation", async () => {
+  const channel = `shared-${run}`;
+  const reader = client();
+  const writer = client();
+  await until(reader, api.list, { channel }, (list) => list.length === 0);
+  const seen = until(reader, api.list, { channel }, (list) => list.length === 1);
+  await writer.mutation(api.send, { channel, body: "hello" });
+  assert.deepEqual(bodies(await seen), ["hello"]);
+});
+
+test("await mutation() resolves after its writes are visible (read-your-writes)", async () => {
+  const channel = `ryw-${run}`;
+  const c = client();
+  let latest;
+  c.onUpdate(api.list, { channel }, (value) => {
+    latest = value;
+  });
+  await until(c, api.list, { channel }, (list) => list.length === 0);
+  for (let i = 0; i < 5; i++) {
+    await c.mutation(api.send, { channel, body: `m${i}` });
+    assert.equal(latest.length, i + 1, "the subscription already holds the mutation's write");
+  }
+});
+
+test("ConvexError data arrives as .data", async () => {
+  const c = client();
+  await assert.rejects(c.query(api.fail, {}), (error) => {
+    assert.ok(error instanceof ConvexError, `${error}`);
+    assert.equal(error.data.code, "TOO_MANY");
+    assert.equal(error.data.limit, 3n);
+    return true;
+  });
+});
+
+test("a failing query reaches the error callback", async () => {
+  const c = client();
+  const error = await new Promise((resolve) => {
+    c.onUpdate(api.fail_plain, {}, () => {}, resolve);
+  });
+  assert.match(error.message, /plain failure 7/);
+});
+
+test("actions run and can call mutations", async () => {
+  const channel = `action-${run}`;
+  const c = client();
+  const result = await c.action(api.send_and_list, { channel, body: "from an action" });
+  assert.equal(result.count, 1n, "integers arrive as bigint");
+  assert.deepEqual(bodies(await c.query(api.list, { channel })), ["from an action"]);
+});
+
+test("ConvexHttpClient: query, mutation, action, errors", async () => {
+  const channel = `http-${run}`;
+  const http = new ConvexHttpClient(url);
+  await http.mutation(api.send, { channel, body: "over http" });
+  assert.deepEqual(bodies(await http.query(api.list, { channel })), ["over http"]);
+  const sent = await http.action(api.send_and_list, { channel, body: "again" });
+  assert.equal(sent.count, 2n);
+  await assert.rejects(http.query(api.fail, {}), (error) => error instanceof ConvexError && error.data.code === "TOO_MANY");
+});
+
+test("20 clients x 5 subscriptions stay consistent under a stream of mutations", async () => {
+  const channels = [0, 1, 2, 3, 4].map((i) => `stream-${run}-${i}`);
+  const readers = Array.from({ length: 20 }, () => client());
+  const latest = readers.map(() => new Map());
+  readers.forEach((reader, r) => {
+    for (const channel of channels) {
+      reader.onUpdate(api.list, { channel }, (value) => latest[r].set(channel, bodies(value)));
+    }
+  });
+  const writers = [client(), client(), client()];
+  await Promise.all(
+    writers.map(async (writer, w) => {
+      for (let i = 0; i < 20; i++) {
+        await writer.mutation(api.send, { channel: channels[(w + i) % 5], body: `w${w}-${i}` });
+      }
+    }),
+  );
+  const http = new ConvexHttpClient(url);
+  const truth = new Map();
+  for (const channel of channels) {
+    truth.set(channel, bodies(await http.query(api.list, { channel })));
+  }
+  assert.equal([...truth.values()].flat().length, 60);
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const behind = latest.filter((values) =>
+      channels.some((channel) => JSON.stringify(values.get(channel)) !== JSON.stringify(truth.get(channel))),
+    ).length;
+    if (behind === 0) break;
+    assert.ok(Date.now() < deadline, `${behind} of 20 clients never caught up with the database`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+});
