@@ -2,6 +2,7 @@
 // test guest (`tests/guest`). Run by `runtime/server/tests/all/conformance.rs`,
 // which starts the server and sets CAPSTAN_URL.
 
+import net from "node:net";
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
@@ -109,7 +110,10 @@ test("ConvexHttpClient: query, mutation, action, errors", async () => {
   assert.deepEqual(bodies(await http.query(api.list, { channel })), ["over http"]);
   const sent = await http.action(api.send_and_list, { channel, body: "again" });
   assert.equal(sent.count, 2n);
-  await assert.rejects(http.query(api.fail, {}), (error) => error instanceof ConvexError && error.data.code === "TOO_MANY");
+  await assert.rejects(
+    http.query(api.fail, {}),
+    (error) => error instanceof ConvexError && error.data.code === "TOO_MANY",
+  );
 });
 
 test("20 clients x 5 subscriptions stay consistent under a stream of mutations", async () => {
@@ -143,5 +147,58 @@ test("20 clients x 5 subscriptions stay consistent under a stream of mutations",
     if (behind === 0) break;
     assert.ok(Date.now() < deadline, `${behind} of 20 clients never caught up with the database`);
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+});
+
+/**
+ * A TCP proxy in front of the server that, when armed, cuts the connection
+ * instead of delivering the next MutationResponse (server frames are not
+ * masked, so the JSON is visible in the stream).
+ */
+async function cuttingProxy() {
+  const target = new URL(url);
+  const proxy = { armed: false, cuts: 0 };
+  const server = net.createServer((downstream) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    downstream.on("data", (chunk) => upstream.write(chunk));
+    upstream.on("data", (chunk) => {
+      if (proxy.armed && chunk.includes("MutationResponse")) {
+        proxy.armed = false;
+        proxy.cuts += 1;
+        downstream.destroy();
+        upstream.destroy();
+        return;
+      }
+      downstream.write(chunk);
+    });
+    downstream.on("error", () => upstream.destroy());
+    upstream.on("error", () => downstream.destroy());
+    downstream.on("close", () => upstream.destroy());
+    upstream.on("close", () => downstream.destroy());
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  proxy.url = `http://127.0.0.1:${server.address().port}`;
+  proxy.close = () => new Promise((resolve) => server.close(resolve));
+  return proxy;
+}
+
+test("a mutation in flight when the socket drops is applied exactly once", async () => {
+  const channel = `dropped-${run}`;
+  const proxy = await cuttingProxy();
+  const viaProxy = new ConvexClient(proxy.url);
+  try {
+    await until(viaProxy, api.list, { channel }, (list) => list.length === 0);
+    proxy.armed = true;
+    // The server commits and answers; the answer is lost with the socket; the
+    // client reconnects and sends the mutation again with the same requestId.
+    const id = await viaProxy.mutation(api.send, { channel, body: "once" });
+    assert.equal(proxy.cuts, 1, "the connection was cut with the mutation in flight");
+    const http = new ConvexHttpClient(url);
+    const stored = await http.query(api.list, { channel });
+    assert.deepEqual(bodies(stored), ["once"]);
+    assert.equal(stored[0]._id, id, "the resent mutation returned the first run's result");
+  } finally {
+    await viaProxy.close();
+    await proxy.close();
   }
 });

@@ -2,10 +2,10 @@
 //! actions against the current deployment; deploys; keeps environment
 //! variables.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use capstan_host::{
@@ -98,6 +98,9 @@ struct AppInner {
     /// Bumped whenever what a query computes may change without a commit:
     /// a new deployment or a changed environment variable.
     generation: watch::Sender<u64>,
+    /// Receipt keys of exactly-once mutations running now: a resent copy
+    /// waits for the original and then finds its receipt.
+    once: std::sync::Mutex<HashMap<Vec<u8>, Weak<Mutex<()>>>>,
 }
 
 /// Counts of how deployed components were obtained since start.
@@ -141,6 +144,7 @@ impl App {
                 compiled: AtomicUsize::new(0),
                 loaded_from_cache: AtomicUsize::new(0),
                 generation: watch::Sender::new(0),
+                once: std::sync::Mutex::new(HashMap::new()),
             }),
         };
         if let Some(persisted) = app.inner.files.load()? {
@@ -290,7 +294,9 @@ impl App {
         // other functions through `Nested`. Mutations retry, below.
         let (transaction, nested) = match info.kind {
             FunctionKind::Mutation => {
-                return self.run_mutation(module, path, args, environment).await;
+                return self
+                    .run_mutation(module, path, args, environment, None)
+                    .await;
             }
             FunctionKind::Query => (Some(self.inner.store.begin()), None),
             FunctionKind::Action => {
@@ -398,6 +404,60 @@ impl App {
         })
     }
 
+    /// Runs a mutation at most once per `receipt` key: the first run records
+    /// its result in the commit that applies it; a later call with the same
+    /// key returns that result and commit timestamp without running again.
+    /// Failed runs record nothing, so running them again is harmless.
+    pub async fn call_mutation_once(
+        &self,
+        path: &str,
+        args: String,
+        caller: Caller,
+        receipt: Vec<u8>,
+    ) -> Result<FunctionResult, ServerError> {
+        let _permit = self
+            .inner
+            .calls
+            .acquire()
+            .await
+            .map_err(|_| ServerError::Unavailable("the server is shutting down".into()))?;
+        let running = {
+            let mut once = self
+                .inner
+                .once
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if once.len() > 4096 {
+                once.retain(|_, running| running.strong_count() > 0);
+            }
+            match once.get(&receipt).and_then(Weak::upgrade) {
+                Some(running) => running,
+                None => {
+                    let running = Arc::new(Mutex::new(()));
+                    once.insert(receipt.clone(), Arc::downgrade(&running));
+                    running
+                }
+            }
+        };
+        let _turn = running.lock().await;
+        let recorded =
+            self.inner.store.receipt(&receipt).map_err(|e| {
+                ServerError::Internal(format!("cannot read a mutation receipt: {e}"))
+            })?;
+        if let Some((ts, payload)) = recorded {
+            let receipt: Receipt = serde_json::from_slice(&payload)
+                .map_err(|e| ServerError::Internal(format!("a corrupt mutation receipt: {e}")))?;
+            return Ok(FunctionResult {
+                result: Ok(receipt.value),
+                log_lines: receipt.log_lines,
+                ts: Some(ts),
+            });
+        }
+        let (module, _) = self.resolve(Some(FunctionKind::Mutation), path, caller)?;
+        self.run_mutation(module, path, args, self.environment(), Some(&receipt))
+            .await
+    }
+
     /// The OCC retry loop: run, commit, and on a conflict run again at a
     /// newer snapshot, after a randomised backoff or, once contended, in turn.
     async fn run_mutation(
@@ -406,6 +466,7 @@ impl App {
         path: &str,
         args: String,
         environment: Arc<Environment>,
+        receipt: Option<&[u8]>,
     ) -> Result<FunctionResult, ServerError> {
         let started = std::time::Instant::now();
         let mut queued = None;
@@ -430,11 +491,19 @@ impl App {
                     ts: None,
                 });
             }
-            let Some(transaction) = transaction else {
+            let Some(mut transaction) = transaction else {
                 return Err(ServerError::Internal(
                     "a mutation lost its transaction".into(),
                 ));
             };
+            if let (Some(key), Ok(value)) = (receipt, &outcome.result) {
+                let payload = serde_json::to_vec(&Receipt {
+                    value: value.clone(),
+                    log_lines: outcome.log_lines.clone(),
+                })
+                .map_err(|e| ServerError::Internal(e.to_string()))?;
+                transaction.record_receipt(key, payload);
+            }
             match self.inner.store.commit(transaction).await {
                 Ok(Ok(ts)) => {
                     return Ok(FunctionResult {
@@ -524,6 +593,15 @@ impl App {
             .await
             .map_err(|e| ServerError::Internal(e.to_string()))
     }
+}
+
+/// What an exactly-once mutation recorded: its result and log lines.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Receipt {
+    /// Convex JSON text.
+    value: String,
+    log_lines: Vec<String>,
 }
 
 fn kind_name(kind: FunctionKind) -> &'static str {

@@ -44,6 +44,7 @@ pub(crate) struct CommitRequest {
     catalog_version: u64,
     reads: ReadSet,
     writes: BTreeMap<DocumentId, PendingWrite>,
+    receipts: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl From<Transaction> for CommitRequest {
@@ -55,6 +56,7 @@ impl From<Transaction> for CommitRequest {
             catalog_version: transaction.catalog.version,
             reads: transaction.reads,
             writes: transaction.writes,
+            receipts: transaction.receipts,
         }
     }
 }
@@ -147,6 +149,11 @@ impl Committer {
                 }
                 None => {
                     let ts = self.next_ts();
+                    for (key, payload) in &request.receipts {
+                        let mut value = ts.nanos().to_be_bytes().to_vec();
+                        value.extend_from_slice(payload);
+                        batch.put(keys::receipt_key(key), value);
+                    }
                     match apply_writes(&catalog, &request.writes, ts, &mut batch) {
                         Ok(writes) => accepted.push((
                             Arc::new(CommitEntry {

@@ -25,6 +25,7 @@ pub struct GcStats {
     pub horizon: Timestamp,
     pub document_versions_removed: usize,
     pub index_entries_removed: usize,
+    pub receipts_removed: usize,
 }
 
 pub(crate) fn collect(shared: &Shared) -> Result<GcStats> {
@@ -34,7 +35,36 @@ pub(crate) fn collect(shared: &Shared) -> Result<GcStats> {
         horizon,
         document_versions_removed: collect_prefix(persistence, keys::DOCUMENTS, horizon)?,
         index_entries_removed: collect_prefix(persistence, keys::INDEXES, horizon)?,
+        receipts_removed: expire_receipts(persistence, shared.config.receipt_retention)?,
     })
+}
+
+/// Removes receipts older than `retention`.
+fn expire_receipts(persistence: &dyn Persistence, retention: Duration) -> Result<usize> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let cutoff = now.saturating_sub(u64::try_from(retention.as_nanos()).unwrap_or(u64::MAX));
+    let mut batch = Batch::default();
+    let scan = persistence.scan(
+        Bound::Included(vec![keys::RECEIPTS]),
+        Bound::Excluded(vec![keys::RECEIPTS + 1]),
+        false,
+    );
+    for item in scan {
+        let (key, value) = item?;
+        let stamped = value
+            .first_chunk::<8>()
+            .map_or(0, |ts| u64::from_be_bytes(*ts));
+        if stamped < cutoff {
+            batch.remove(key);
+        }
+    }
+    let removed = batch.ops.len();
+    if removed > 0 {
+        persistence.write(batch)?;
+    }
+    Ok(removed)
 }
 
 pub(crate) fn run_periodically(shared: &Shared, interval: Duration, stop: &Receiver<()>) {

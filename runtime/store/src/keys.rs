@@ -4,6 +4,7 @@
 //! D table[4] random[16] !ts[8]          → 00 (deleted) | 01 document        document versions
 //! I index[4] sort_key   !ts[8]          → 00 (removed) | 01 (present)        index entries
 //! M name                                → metadata (last commit ts, catalog)
+//! R key                                 → ts[8] payload                     receipts
 //! ```
 //!
 //! Timestamps are stored inverted (`!ts`, big-endian) so that a key's versions
@@ -18,11 +19,19 @@ use crate::id::{DocumentId, ID_BYTES, IndexId, TableNumber};
 
 pub const DOCUMENTS: u8 = b'D';
 pub const INDEXES: u8 = b'I';
+pub const RECEIPTS: u8 = b'R';
 pub const LAST_TS: &[u8] = b"M/last_ts";
 pub const CATALOG: &[u8] = b"M/catalog";
 
 pub const DELETED: u8 = 0;
 pub const PRESENT: u8 = 1;
+
+pub fn receipt_key(key: &[u8]) -> Vec<u8> {
+    let mut full = Vec::with_capacity(1 + key.len());
+    full.push(RECEIPTS);
+    full.extend_from_slice(key);
+    full
+}
 
 pub fn inverted(ts: Timestamp) -> [u8; 8] {
     (!ts.nanos()).to_be_bytes()

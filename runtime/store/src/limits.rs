@@ -52,6 +52,8 @@ pub struct StoreConfig {
     /// snapshot keep their versions regardless; this bounds how far back a
     /// new snapshot may be opened with `begin_at`.
     pub retention: Duration,
+    /// How long receipts ([`crate::Transaction::record_receipt`]) are kept.
+    pub receipt_retention: Duration,
     /// How often the background collector removes versions past the
     /// retention window; `None` leaves collection to explicit calls.
     pub gc_interval: Option<Duration>,
@@ -70,6 +72,7 @@ impl Default for StoreConfig {
         StoreConfig {
             limits: Limits::default(),
             retention: Duration::from_secs(300),
+            receipt_retention: Duration::from_secs(24 * 60 * 60),
             gc_interval: Some(Duration::from_secs(60)),
             write_log_capacity: 65_536,
             max_group_size: 1024,

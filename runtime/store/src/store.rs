@@ -298,6 +298,24 @@ impl Store {
         response.await.map_err(|_| Error::ShutDown)?
     }
 
+    /// The receipt recorded under `key` by a committed transaction, with
+    /// that commit's timestamp, unless it expired.
+    pub fn receipt(&self, key: &[u8]) -> Result<Option<(Timestamp, Vec<u8>)>> {
+        let Some(value) = self.shared.persistence.get(&keys::receipt_key(key))? else {
+            return Ok(None);
+        };
+        let Some((ts, payload)) = value.split_first_chunk::<8>() else {
+            return Err(Error::Corrupt(format!(
+                "a receipt of {} bytes",
+                value.len()
+            )));
+        };
+        Ok(Some((
+            Timestamp::new(u64::from_be_bytes(*ts)),
+            payload.to_vec(),
+        )))
+    }
+
     /// The newest committed timestamp.
     pub fn latest_ts(&self) -> Timestamp {
         self.shared.latest_ts()

@@ -27,6 +27,8 @@ pub struct Transaction {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) reads: ReadSet,
     pub(crate) writes: BTreeMap<DocumentId, PendingWrite>,
+    /// Receipts to write with the commit (see [`Transaction::record_receipt`]).
+    pub(crate) receipts: Vec<(Vec<u8>, Vec<u8>)>,
     /// Source of new ids' random bits; seedable so deterministic functions
     /// can be replayed.
     rng: StdRng,
@@ -78,6 +80,7 @@ impl Transaction {
             catalog,
             reads: ReadSet::default(),
             writes: BTreeMap::new(),
+            receipts: Vec::new(),
             rng: StdRng::from_entropy(),
             now_ms,
             usage: Usage::default(),
@@ -109,7 +112,16 @@ impl Transaction {
     }
 
     pub fn is_read_only(&self) -> bool {
-        self.writes.is_empty()
+        self.writes.is_empty() && self.receipts.is_empty()
+    }
+
+    /// Writes `payload` under `key` atomically with this transaction's
+    /// commit, stamped with the commit's timestamp; read back with
+    /// [`crate::Store::receipt`]. Receipts are how a mutation is made
+    /// exactly-once: its result is recorded in the commit that applied it.
+    /// They expire after [`crate::StoreConfig::receipt_retention`].
+    pub fn record_receipt(&mut self, key: &[u8], payload: Vec<u8>) {
+        self.receipts.push((key.to_vec(), payload));
     }
 
     /// Parses an id string and checks that its table exists.

@@ -80,6 +80,8 @@ enum Completed {
 }
 
 struct MutationJob {
+    /// `(sessionId, requestId)`: present when the client said Connect.
+    receipt: Option<Vec<u8>>,
     request_id: u32,
     path: String,
     args: String,
@@ -240,6 +242,14 @@ impl Worker {
                     .unwrap_or_default()
                     .as_millis() as f64;
                 self.client_clock_skew = client_ts.map_or(0.0, |ts| ts - now_ms);
+                let valid = !session_id.is_empty()
+                    && session_id.len() <= 64
+                    && session_id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-');
+                if !valid {
+                    return Err(Close::new(1008, "InvalidMessage: sessionId must be a UUID"));
+                }
                 self.session_id = Some(session_id);
                 Ok(())
             }
@@ -271,8 +281,13 @@ impl Worker {
                     }
                 };
                 let identity = self.identity.clone();
+                let receipt = self
+                    .session_id
+                    .as_ref()
+                    .map(|session| format!("mutation/{session}/{request_id}").into_bytes());
                 self.mutation_queue()
                     .send(MutationJob {
+                        receipt,
                         request_id,
                         path,
                         args,
@@ -448,15 +463,27 @@ impl Worker {
             // Ends when the worker drops `jobs`.
             tokio::spawn(async move {
                 while let Some(job) = receiver.recv().await {
-                    let done = match app
-                        .call(
-                            Some(FunctionKind::Mutation),
-                            &job.path,
-                            job.args,
-                            job.identity.caller(),
-                        )
-                        .await
-                    {
+                    let result = match job.receipt {
+                        Some(receipt) => {
+                            app.call_mutation_once(
+                                &job.path,
+                                job.args,
+                                job.identity.caller(),
+                                receipt,
+                            )
+                            .await
+                        }
+                        None => {
+                            app.call(
+                                Some(FunctionKind::Mutation),
+                                &job.path,
+                                job.args,
+                                job.identity.caller(),
+                            )
+                            .await
+                        }
+                    };
+                    let done = match result {
                         Ok(result) => Completed::Mutation {
                             request_id: job.request_id,
                             result: result.result.map_err(client_failure),

@@ -13,13 +13,20 @@ async fn the_convex_npm_client_works_against_capstan() -> anyhow::Result<()> {
     );
     let dir = temp_dir();
     let server = TestServer::with_guest(dir.path()).await?;
-    let output = tokio::process::Command::new("node")
-        .args(["--test", "--test-reporter=spec", "conformance.test.mjs"])
+    let run = tokio::process::Command::new("node")
+        .args([
+            "--test",
+            "--test-reporter=spec",
+            "--test-timeout=60000",
+            "conformance.test.mjs",
+        ])
         .current_dir(&suite)
         .env("CAPSTAN_URL", server.server.url())
         .kill_on_drop(true)
-        .output()
-        .await?;
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .await
+        .map_err(|_| anyhow::anyhow!("the conformance suite did not finish in 3 minutes"))??;
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -22,7 +22,18 @@ struct Client {
 }
 
 impl Client {
+    /// A client with a session of its own.
     async fn connect(server: &TestServer) -> anyhow::Result<Client> {
+        static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let session = format!(
+            "5d8f9a2e-0000-4000-8000-{:012}",
+            SESSIONS.fetch_add(1, Ordering::Relaxed)
+        );
+        Client::resume(server, &session).await
+    }
+
+    /// A client continuing `session`, as after a reconnect.
+    async fn resume(server: &TestServer, session: &str) -> anyhow::Result<Client> {
         let url = server.url("/api/1.48.0/sync").replacen("http", "ws", 1);
         let (socket, _) = tokio_tungstenite::connect_async(url).await?;
         let mut client = Client {
@@ -31,7 +42,7 @@ impl Client {
         };
         client
             .send(json!({
-                "type": "Connect", "sessionId": "5d8f9a2e-0000-4000-8000-000000000001",
+                "type": "Connect", "sessionId": session,
                 "connectionCount": 0, "lastCloseReason": "InitialConnect", "clientTs": 0,
             }))
             .await?;
@@ -361,5 +372,43 @@ async fn hostile_input_closes_only_that_socket_with_a_reason() -> anyhow::Result
     let error = user.expect("AuthError").await?;
     assert_eq!(error["authUpdateAttempted"], json!(true));
     assert_eq!(user.closed().await?, None);
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_mutation_returns_its_first_result_without_running_again() -> anyhow::Result<()> {
+    let dir = temp_dir();
+    let server = TestServer::with_guest(dir.path()).await?;
+    let args = json!({"channel": "once", "body": "exactly once"});
+    let session = "0b7c7f52-3c1e-4d8e-9a4f-2f6f0d1e5a11";
+    let mut first = Client::resume(&server, session).await?;
+    first.mutation(4, "api:send", args.clone()).await?;
+    let original = first.expect("MutationResponse").await?;
+    assert_eq!(original["success"], json!(true));
+    drop(first);
+
+    // The same session on a new socket, as after a dropped connection.
+    let mut again = Client::resume(&server, session).await?;
+    again.mutation(4, "api:send", args.clone()).await?;
+    let resent = again.expect("MutationResponse").await?;
+    assert_eq!(resent, original, "the original result and commit timestamp");
+    let covering = again.expect("Transition").await?;
+    assert_eq!(covering["modifications"], json!([]));
+
+    // Concurrent copies on two sockets also apply once.
+    let mut a = Client::resume(&server, session).await?;
+    let mut b = Client::resume(&server, session).await?;
+    a.mutation(5, "api:send", args.clone()).await?;
+    b.mutation(5, "api:send", args.clone()).await?;
+    let (a, b) = (
+        a.expect("MutationResponse").await?,
+        b.expect("MutationResponse").await?,
+    );
+    assert_eq!(a, b);
+
+    let listed = server
+        .value("query", "api:list", json!({"channel": "once"}))
+        .await?;
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
     server.stop().await
 }

@@ -63,3 +63,52 @@ async fn timestamps_never_go_backwards_even_when_the_clock_does() -> anyhow::Res
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn receipts_commit_with_their_transaction_survive_a_restart_and_expire() -> anyhow::Result<()>
+{
+    let dir = temp_dir();
+    let (ts, doc) = {
+        let store = sled_store(dir.path()).await?;
+        // A receipt alone makes a transaction a write.
+        let mut tx = store.begin();
+        tx.record_receipt(b"session/1", b"first".to_vec());
+        let first = commit(&store, tx).await?;
+        assert_eq!(
+            store.receipt(b"session/1")?,
+            Some((first, b"first".to_vec()))
+        );
+
+        // Written with the documents, stamped with their commit.
+        let mut tx = store.begin();
+        let doc = tx.insert("users", obj(serde_json::json!({"name": "r"})))?;
+        tx.record_receipt(b"session/2", b"second".to_vec());
+        let ts = commit(&store, tx).await?;
+
+        // A dropped or conflicting transaction leaves no receipt.
+        let mut dropped = store.begin();
+        dropped.record_receipt(b"session/3", b"never".to_vec());
+        drop(dropped);
+        assert_eq!(store.receipt(b"session/3")?, None);
+        store.close().await?;
+        (ts, doc)
+    };
+    {
+        let store = Store::open(dir.path(), config())?;
+        assert_eq!(store.receipt(b"session/2")?, Some((ts, b"second".to_vec())));
+        assert!(store.begin().get(doc)?.is_some());
+        store.close().await?;
+    }
+
+    let store = Store::open(
+        dir.path(),
+        capstan_store::StoreConfig {
+            receipt_retention: std::time::Duration::ZERO,
+            ..config()
+        },
+    )?;
+    let stats = store.collect_garbage()?;
+    assert_eq!(stats.receipts_removed, 2);
+    assert_eq!(store.receipt(b"session/2")?, None);
+    Ok(())
+}
