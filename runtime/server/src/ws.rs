@@ -48,6 +48,9 @@ pub async fn sync(
     };
     let limit = state.context.limits.max_message_size;
     upgrade
+        // Small buffers that grow with the message keep idle sockets cheap.
+        .read_buffer_size(4 << 10)
+        .write_buffer_size(0)
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| serve(socket, state.context, permit))

@@ -134,11 +134,47 @@ impl StateVersion {
     }
 }
 
-/// What a query produced, as sent: a value or an error, with log lines.
+/// What a query produced, as sent: a value or an error, with log lines,
+/// rendered once as the JSON fields of its modification so that a result
+/// shared by many sockets is serialised once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueryOutcome {
     pub result: Result<String, FunctionFailure>,
     pub log_lines: Vec<String>,
+    /// `"type":…` and the fields after `"queryId"`, without braces.
+    fields: String,
+}
+
+impl QueryOutcome {
+    pub fn new(result: Result<String, FunctionFailure>, log_lines: Vec<String>) -> QueryOutcome {
+        let logs = serde_json::to_string(&log_lines).unwrap_or_else(|_| "[]".into());
+        let fields = match &result {
+            Ok(value) => {
+                let value = if serde_json::from_str::<serde::de::IgnoredAny>(value).is_ok() {
+                    value.as_str()
+                } else {
+                    "null"
+                };
+                format!(r#""type":"QueryUpdated","value":{value},"logLines":{logs},"journal":null"#)
+            }
+            Err(failure) => {
+                let mut fields = format!(
+                    r#""type":"QueryFailed","errorMessage":{},"logLines":{logs},"journal":null"#,
+                    serde_json::Value::String(failure.message.clone())
+                );
+                if let Some(data) = &failure.data {
+                    fields.push_str(r#","errorData":"#);
+                    fields.push_str(&json_text(data).to_string());
+                }
+                fields
+            }
+        };
+        QueryOutcome {
+            result,
+            log_lines,
+            fields,
+        }
+    }
 }
 
 /// A function's error as the client sees it.
@@ -183,43 +219,36 @@ pub struct Transition<'a> {
 
 impl Transition<'_> {
     pub fn to_json(&self) -> String {
-        let modifications: Vec<serde_json::Value> = self
-            .changes
-            .iter()
-            .map(|change| match change {
+        use std::fmt::Write as _;
+        let mut modifications = String::from("[");
+        for (n, change) in self.changes.iter().enumerate() {
+            if n > 0 {
+                modifications.push(',');
+            }
+            match change {
                 QueryChange::Removed { query_id } => {
-                    json!({"type": "QueryRemoved", "queryId": query_id})
+                    let _ = write!(
+                        modifications,
+                        r#"{{"type":"QueryRemoved","queryId":{query_id}}}"#
+                    );
                 }
-                QueryChange::Updated { query_id, outcome } => match &outcome.result {
-                    Ok(value) => json!({
-                        "type": "QueryUpdated",
-                        "queryId": query_id,
-                        "value": json_text(value),
-                        "logLines": outcome.log_lines,
-                        "journal": null,
-                    }),
-                    Err(failure) => with_error_data(
-                        json!({
-                            "type": "QueryFailed",
-                            "queryId": query_id,
-                            "errorMessage": failure.message,
-                            "logLines": outcome.log_lines,
-                            "journal": null,
-                        }),
-                        &failure.data,
-                    ),
-                },
-            })
-            .collect();
-        json!({
-            "type": "Transition",
-            "startVersion": self.start.to_json(),
-            "endVersion": self.end.to_json(),
-            "modifications": modifications,
-            "clientClockSkew": self.client_clock_skew,
-            "serverTs": self.server_ts,
-        })
-        .to_string()
+                QueryChange::Updated { query_id, outcome } => {
+                    let _ = write!(
+                        modifications,
+                        r#"{{"queryId":{query_id},{}}}"#,
+                        outcome.fields
+                    );
+                }
+            }
+        }
+        modifications.push(']');
+        format!(
+            r#"{{"type":"Transition","startVersion":{},"endVersion":{},"modifications":{modifications},"clientClockSkew":{},"serverTs":{}}}"#,
+            self.start.to_json(),
+            self.end.to_json(),
+            serde_json::Value::from(self.client_clock_skew),
+            self.server_ts,
+        )
     }
 }
 

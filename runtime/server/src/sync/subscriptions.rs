@@ -279,22 +279,19 @@ impl Manager {
             .await
         {
             Ok(run) => (
-                QueryOutcome {
-                    result: run.result.map_err(client_failure),
-                    log_lines: run.log_lines,
-                },
+                QueryOutcome::new(run.result.map_err(client_failure), run.log_lines),
                 run.read_set,
             ),
             Err(error) => {
                 tracing::error!(path = %key.path, %error, "a subscribed query could not run");
                 (
-                    QueryOutcome {
-                        result: Err(super::messages::FunctionFailure {
+                    QueryOutcome::new(
+                        Err(super::messages::FunctionFailure {
                             message: "Server Error".into(),
                             data: None,
                         }),
-                        log_lines: Vec::new(),
-                    },
+                        Vec::new(),
+                    ),
                     ReadSet::default(),
                 )
             }
@@ -349,22 +346,19 @@ impl Manager {
             let Ok((handle, run)) = joined else { continue };
             let (outcome, read_set) = match run {
                 Ok(run) => (
-                    QueryOutcome {
-                        result: run.result.map_err(client_failure),
-                        log_lines: run.log_lines,
-                    },
+                    QueryOutcome::new(run.result.map_err(client_failure), run.log_lines),
                     run.read_set,
                 ),
                 Err(error) => {
                     tracing::error!(%error, "a subscribed query could not run again");
                     (
-                        QueryOutcome {
-                            result: Err(super::messages::FunctionFailure {
+                        QueryOutcome::new(
+                            Err(super::messages::FunctionFailure {
                                 message: "Server Error".into(),
                                 data: None,
                             }),
-                            log_lines: Vec::new(),
-                        },
+                            Vec::new(),
+                        ),
                         ReadSet::default(),
                     )
                 }

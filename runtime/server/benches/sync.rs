@@ -1,0 +1,281 @@
+//! Sync-protocol benchmark:
+//! (a) round trip of a one-shot indexed query returning 10 documents over one
+//!     socket (Add → Transition with the result, then Remove), next to a bare
+//!     tokio-tungstenite echo in the same run;
+//! (b) time from a mutation's commit until N = 1 000 and 10 000 sockets
+//!     subscribed to the same query hold the new result, and how often the
+//!     query ran;
+//! (c) server memory per socket (connected, one subscription, idle).
+//!
+//! The sockets of (b) and (c) live in a child process (this binary run again
+//! with `CAPSTAN_BENCH_CLIENTS`), so the server's memory and file
+//! descriptors are its own.
+//!
+//! Run with `cargo bench -p capstan-server --bench sync`.
+
+use std::io::{BufRead, Write};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use capstan_protocol::Timestamp;
+use capstan_server::{Server, ServerConfig};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const ROUND_TRIPS: usize = 3_000;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+async fn connect(url: &str) -> anyhow::Result<Socket> {
+    let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+    Ok(socket)
+}
+
+async fn send(socket: &mut Socket, message: Value) -> anyhow::Result<()> {
+    socket.send(Message::text(message.to_string())).await?;
+    Ok(())
+}
+
+/// The next Transition (Pings and responses skipped).
+async fn transition(socket: &mut Socket) -> anyhow::Result<Value> {
+    loop {
+        let frame = socket
+            .next()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("closed"))??;
+        if let Message::Text(text) = frame {
+            let message: Value = serde_json::from_str(&text)?;
+            if message["type"] == "Transition" {
+                return Ok(message);
+            }
+        }
+    }
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    match std::env::var("CAPSTAN_BENCH_CLIENTS") {
+        Ok(count) => runtime.block_on(clients(count.parse()?)),
+        Err(_) => runtime.block_on(server()),
+    }
+}
+
+async fn server() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let mut config = ServerConfig::new(dir.path(), "127.0.0.1:0".parse()?);
+    config.sync.max_sockets = 20_000;
+    let server = Server::start(config).await?;
+    let component = capstan_test_support::component_path(
+        "capstan-test-guest",
+        "test_guest",
+        capstan_test_support::Profile::Release,
+    );
+    server
+        .app
+        .deploy(vec![std::fs::read(component)?], Default::default())
+        .await?;
+    let http = reqwest::Client::new();
+    for i in 0..10 {
+        let response = http
+            .post(format!("{}/api/mutation", server.url()))
+            .json(&json!({"path": "api:send", "args": {"channel": "ten", "body": format!("message {i}")}}))
+            .send()
+            .await?;
+        anyhow::ensure!(response.status().is_success());
+    }
+    let ws_url = format!("{}/api/1.48.0/sync", server.url().replacen("http", "ws", 1));
+
+    // (a) one-shot query round trips, next to a bare echo.
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let echo_url = format!("ws://{}", echo.local_addr()?);
+    // Ends with the process.
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                while let Some(Ok(message)) = socket.next().await {
+                    if message.is_text() && socket.send(message).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut socket = connect(&echo_url).await?;
+    let mut echoes = Vec::with_capacity(ROUND_TRIPS);
+    let probe =
+        json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": []})
+            .to_string();
+    for _ in 0..ROUND_TRIPS {
+        let began = Instant::now();
+        socket.send(Message::text(probe.clone())).await?;
+        socket
+            .next()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("closed"))??;
+        echoes.push(began.elapsed());
+    }
+    echoes.sort_unstable();
+
+    let mut socket = connect(&ws_url).await?;
+    let mut version = 0;
+    let mut trips = Vec::with_capacity(ROUND_TRIPS);
+    for id in 0..ROUND_TRIPS as u32 {
+        let began = Instant::now();
+        send(&mut socket, json!({"type": "ModifyQuerySet", "baseVersion": version, "newVersion": version + 1,
+            "modifications": [{"type": "Add", "queryId": id, "udfPath": "api:list", "args": [{"channel": "ten"}]}]})).await?;
+        let result = transition(&mut socket).await?;
+        trips.push(began.elapsed());
+        anyhow::ensure!(
+            result["modifications"][0]["value"].as_array().map(Vec::len) == Some(10),
+            "{result}"
+        );
+        send(
+            &mut socket,
+            json!({"type": "ModifyQuerySet", "baseVersion": version + 1, "newVersion": version + 2,
+            "modifications": [{"type": "Remove", "queryId": id}]}),
+        )
+        .await?;
+        transition(&mut socket).await?;
+        version += 2;
+    }
+    trips.sort_unstable();
+    println!("(a) one-shot indexed query, 10 documents, one socket ({ROUND_TRIPS} round trips)");
+    println!(
+        "    bare tokio-tungstenite echo: p50 {:>7.1} µs   p99 {:>7.1} µs",
+        micros(percentile(&echoes, 0.5)),
+        micros(percentile(&echoes, 0.99))
+    );
+    println!(
+        "    capstan Add → Transition:    p50 {:>7.1} µs   p99 {:>7.1} µs",
+        micros(percentile(&trips, 0.5)),
+        micros(percentile(&trips, 0.99))
+    );
+    drop(socket);
+
+    // (b) and (c): sockets in a child process.
+    for count in [1_000usize, 10_000] {
+        let executions = &server.subscriptions.stats().executions;
+        let before_rss = rss_bytes();
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .env("CAPSTAN_BENCH_CLIENTS", count.to_string())
+            .env("CAPSTAN_BENCH_URL", &ws_url)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let ready = tokio::task::spawn_blocking(move || {
+            let line = lines.next();
+            (line, lines)
+        })
+        .await?;
+        let (line, mut lines) = ready;
+        anyhow::ensure!(
+            line.transpose()?.as_deref() == Some("ready"),
+            "the client process failed"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let per_socket = rss_bytes().saturating_sub(before_rss) as f64 / count as f64;
+        let runs_before = executions.load(Ordering::SeqCst);
+        child.stdin.take().expect("stdin").write_all(b"go\n")?;
+        let report = tokio::task::spawn_blocking(move || lines.next())
+            .await?
+            .transpose()?
+            .unwrap_or_default();
+        child.wait()?;
+        let report: Value = serde_json::from_str(&report)?;
+        println!(
+            "(b) {count} sockets on one query, one mutation (commit → every socket has the result)"
+        );
+        println!(
+            "    p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms   query runs: {}",
+            report["p50_ms"].as_f64().unwrap_or(f64::NAN),
+            report["p99_ms"].as_f64().unwrap_or(f64::NAN),
+            report["max_ms"].as_f64().unwrap_or(f64::NAN),
+            executions.load(Ordering::SeqCst) - runs_before
+        );
+        println!(
+            "(c) server memory per socket (connected, one subscription, idle): {:.1} KiB",
+            per_socket / 1024.0
+        );
+    }
+    server.stop().await?;
+    Ok(())
+}
+
+/// The child: `count` sockets subscribed to one query; on "go", one
+/// mutation, then the delay from its commit until each socket had the result.
+async fn clients(count: usize) -> anyhow::Result<()> {
+    let url = std::env::var("CAPSTAN_BENCH_URL")?;
+    let channel = format!("fan-{count}");
+    let add = json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+        "modifications": [{"type": "Add", "queryId": 0, "udfPath": "api:list", "args": [{"channel": channel}]}]});
+    let mut sockets = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut socket = connect(&url).await?;
+        send(&mut socket, add.clone()).await?;
+        sockets.push(socket);
+    }
+    for socket in &mut sockets {
+        transition(socket).await?;
+    }
+    println!("ready");
+    std::io::stdout().flush()?;
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)
+    })
+    .await??;
+
+    let waits = sockets.into_iter().map(|mut socket| {
+        tokio::spawn(async move {
+            let transition = transition(&mut socket).await?;
+            let received = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
+            let ts =
+                Timestamp::from_wire(transition["endVersion"]["ts"].as_str().unwrap_or_default())?;
+            anyhow::Ok(Duration::from_nanos(received.saturating_sub(ts.nanos())))
+        })
+    });
+    let waits: Vec<_> = waits.collect();
+    let mut writer = connect(&url).await?;
+    send(&mut writer, json!({"type": "Mutation", "requestId": 0, "udfPath": "api:send", "args": [{"channel": channel, "body": "fan-out"}]})).await?;
+    let mut delays = Vec::with_capacity(count);
+    for wait in waits {
+        delays.push(wait.await??);
+    }
+    delays.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{}",
+        json!({
+            "p50_ms": ms(percentile(&delays, 0.5)),
+            "p99_ms": ms(percentile(&delays, 0.99)),
+            "max_ms": ms(delays[delays.len() - 1]),
+        })
+    );
+    Ok(())
+}
