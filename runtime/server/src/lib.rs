@@ -42,6 +42,10 @@ pub struct Server {
     pub subscriptions: sync::Subscriptions,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), ServerError>>,
+    /// The subscription manager's task.
+    manager: tokio::task::JoinHandle<()>,
+    /// Sockets and the calls they started.
+    sockets: tokio_util::task::TaskTracker,
 }
 
 impl Server {
@@ -69,7 +73,8 @@ impl Server {
         })?;
         let app = App::open(&config).await?;
         let shutdown = CancellationToken::new();
-        let subscriptions = sync::Subscriptions::start(app.clone());
+        let (subscriptions, manager) = sync::Subscriptions::start(app.clone(), shutdown.clone());
+        let sockets = tokio_util::task::TaskTracker::new();
         let router = http::router(
             http::HttpState {
                 app: app.clone(),
@@ -83,6 +88,7 @@ impl Server {
                 admin_key: admin_key.clone(),
                 limits: config.sync.clone(),
                 shutdown: shutdown.clone(),
+                tasks: sockets.clone(),
             }),
         );
         let stopped = shutdown.clone();
@@ -101,6 +107,8 @@ impl Server {
             subscriptions,
             shutdown,
             task,
+            manager,
+            sockets,
         })
     }
 
@@ -120,6 +128,12 @@ impl Server {
         self.task
             .await
             .map_err(|e| ServerError::Internal(e.to_string()))??;
+        // Sockets end on the same token; their calls and the manager hold
+        // the app, so they finish before the store closes.
+        self.sockets.close();
+        self.sockets.wait().await;
+        let _ = self.manager.await;
+        drop(self.subscriptions);
         self.app.close().await
     }
 

@@ -53,7 +53,10 @@ pub async fn sync(
         .write_buffer_size(0)
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve(socket, state.context, permit))
+        .on_upgrade(move |socket| {
+            let tasks = state.context.tasks.clone();
+            tasks.track_future(serve(socket, state.context, permit))
+        })
 }
 
 async fn serve(socket: WebSocket, context: SocketContext, _permit: OwnedSemaphorePermit) {

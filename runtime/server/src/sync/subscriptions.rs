@@ -72,9 +72,13 @@ pub struct Stats {
 }
 
 impl Subscriptions {
-    /// Starts the manager for `app`; it ends when every `Subscriptions`
-    /// clone is dropped.
-    pub fn start(app: App) -> Subscriptions {
+    /// Starts the manager for `app`; it ends when `shutdown` is cancelled
+    /// or every `Subscriptions` clone is dropped. Await the handle before
+    /// closing the store: the manager holds the app.
+    pub fn start(
+        app: App,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> (Subscriptions, tokio::task::JoinHandle<()>) {
         let (requests, receiver) = mpsc::unbounded_channel();
         let ts = app.store().latest_ts();
         let published = Arc::new(RwLock::new(Published {
@@ -96,14 +100,22 @@ impl Subscriptions {
             next_handle: 0,
             stats: stats.clone(),
         };
-        // Ends when every sender of `requests` is dropped.
-        tokio::spawn(manager.run());
-        Subscriptions {
-            requests,
-            published,
-            updates,
-            stats,
-        }
+        // Ends on shutdown or when every sender of `requests` is dropped.
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                () = manager.run() => {}
+                () = shutdown.cancelled() => {}
+            }
+        });
+        (
+            Subscriptions {
+                requests,
+                published,
+                updates,
+                stats,
+            },
+            task,
+        )
     }
 
     /// Registers interest in `key`; its result is published before this

@@ -55,6 +55,9 @@ pub struct SocketContext {
     pub admin_key: AdminKey,
     pub limits: SyncLimits,
     pub shutdown: CancellationToken,
+    /// Every socket and the calls it started: the server waits for them
+    /// before it closes the store.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 struct LiveQuery {
@@ -461,7 +464,7 @@ impl Worker {
             let app = self.context.app.clone();
             let completed = self.completed_sender.clone();
             // Ends when the worker drops `jobs`.
-            tokio::spawn(async move {
+            self.context.tasks.spawn(async move {
                 while let Some(job) = receiver.recv().await {
                     let result = match job.receipt {
                         Some(receipt) => {
@@ -542,7 +545,7 @@ impl Worker {
         let path = canonicalize(&udf_path);
         let caller = self.identity.caller();
         // Ends when the action does.
-        tokio::spawn(async move {
+        self.context.tasks.spawn(async move {
             let done = match app
                 .call(Some(FunctionKind::Action), &path, args, caller)
                 .await

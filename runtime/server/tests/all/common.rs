@@ -31,7 +31,11 @@ pub fn config(data: &Path) -> ServerConfig {
 
 impl TestServer {
     pub async fn spawn(data: &Path) -> anyhow::Result<TestServer> {
-        let server = Server::start(config(data)).await?;
+        TestServer::spawn_with(config(data)).await
+    }
+
+    pub async fn spawn_with(config: ServerConfig) -> anyhow::Result<TestServer> {
+        let server = Server::start(config).await?;
         Ok(TestServer {
             server,
             client: reqwest::Client::new(),
@@ -40,7 +44,12 @@ impl TestServer {
 
     /// A server with the test guest deployed.
     pub async fn with_guest(data: &Path) -> anyhow::Result<TestServer> {
-        let server = TestServer::spawn(data).await?;
+        TestServer::guest_with(config(data)).await
+    }
+
+    /// A server with `config` and the test guest deployed.
+    pub async fn guest_with(config: ServerConfig) -> anyhow::Result<TestServer> {
+        let server = TestServer::spawn_with(config).await?;
         let (status, body) = server.deploy(&[test_guest()]).await?;
         anyhow::ensure!(status == 200, "deploy failed: {body}");
         Ok(server)
