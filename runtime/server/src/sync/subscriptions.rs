@@ -20,7 +20,9 @@ use std::sync::{Arc, RwLock};
 use capstan_protocol::Timestamp;
 use capstan_store::read_set::{CommitEntry, DocumentWrite};
 use capstan_store::{DocumentId, IndexId, ReadSet};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 use super::messages::QueryOutcome;
 use super::{Identity, client_failure};
@@ -45,13 +47,39 @@ pub struct Published {
     pub results: HashMap<QueryHandle, Arc<QueryOutcome>>,
 }
 
+/// How the manager tells one socket that a query it holds has a new result.
+#[derive(Clone, Debug)]
+pub struct Subscriber {
+    /// Unique per socket.
+    pub socket: u64,
+    pub notify: Arc<Notify>,
+}
+
+impl Subscriber {
+    pub fn new() -> Subscriber {
+        static SOCKETS: AtomicU64 = AtomicU64::new(0);
+        Subscriber {
+            socket: SOCKETS.fetch_add(1, Ordering::Relaxed),
+            notify: Arc::new(Notify::new()),
+        }
+    }
+}
+
+impl Default for Subscriber {
+    fn default() -> Self {
+        Subscriber::new()
+    }
+}
+
 enum Request {
     Subscribe {
         key: QueryKey,
+        subscriber: Subscriber,
         reply: oneshot::Sender<QueryHandle>,
     },
     Unsubscribe {
         handle: QueryHandle,
+        socket: u64,
     },
 }
 
@@ -68,7 +96,7 @@ pub struct Subscriptions {
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Query executions by the manager (first runs and re-runs).
-    pub executions: std::sync::atomic::AtomicU64,
+    pub executions: AtomicU64,
 }
 
 impl Subscriptions {
@@ -120,17 +148,28 @@ impl Subscriptions {
 
     /// Registers interest in `key`; its result is published before this
     /// returns.
-    pub async fn subscribe(&self, key: QueryKey) -> Option<QueryHandle> {
+    /// `subscriber` is notified whenever the query's result changes.
+    pub async fn subscribe(&self, key: QueryKey, subscriber: &Subscriber) -> Option<QueryHandle> {
         let (reply, handle) = oneshot::channel();
-        self.requests.send(Request::Subscribe { key, reply }).ok()?;
+        self.requests
+            .send(Request::Subscribe {
+                key,
+                subscriber: subscriber.clone(),
+                reply,
+            })
+            .ok()?;
         handle.await.ok()
     }
 
-    pub fn unsubscribe(&self, handle: QueryHandle) {
-        let _ = self.requests.send(Request::Unsubscribe { handle });
+    pub fn unsubscribe(&self, handle: QueryHandle, subscriber: &Subscriber) {
+        let _ = self.requests.send(Request::Unsubscribe {
+            handle,
+            socket: subscriber.socket,
+        });
     }
 
-    /// A receiver that changes whenever a new timestamp is published.
+    /// A receiver that changes whenever a new timestamp is published (for
+    /// sockets waiting for a commit to be covered).
     pub fn updates(&self) -> watch::Receiver<Timestamp> {
         self.updates.clone()
     }
@@ -151,7 +190,8 @@ impl Subscriptions {
 
 struct LiveQuery {
     key: QueryKey,
-    subscribers: usize,
+    /// Per socket: how to wake it, and how many of its query ids hold this.
+    subscribers: HashMap<u64, (Arc<Notify>, usize)>,
     read_set: ReadSet,
 }
 
@@ -226,10 +266,18 @@ impl Manager {
 
     async fn handle(&mut self, request: Request) {
         match request {
-            Request::Subscribe { key, reply } => {
+            Request::Subscribe {
+                key,
+                subscriber,
+                reply,
+            } => {
                 if let Some(&handle) = self.by_key.get(&key) {
                     if let Some(query) = self.queries.get_mut(&handle) {
-                        query.subscribers += 1;
+                        query
+                            .subscribers
+                            .entry(subscriber.socket)
+                            .or_insert((subscriber.notify, 0))
+                            .1 += 1;
                     }
                     let _ = reply.send(handle);
                     return;
@@ -244,7 +292,7 @@ impl Manager {
                     handle,
                     LiveQuery {
                         key,
-                        subscribers: 1,
+                        subscribers: HashMap::from([(subscriber.socket, (subscriber.notify, 1))]),
                         read_set,
                     },
                 );
@@ -255,12 +303,17 @@ impl Manager {
                     .insert(handle, Arc::new(outcome));
                 let _ = reply.send(handle);
             }
-            Request::Unsubscribe { handle } => {
+            Request::Unsubscribe { handle, socket } => {
                 let Some(query) = self.queries.get_mut(&handle) else {
                     return;
                 };
-                query.subscribers -= 1;
-                if query.subscribers == 0 {
+                if let Some((_, count)) = query.subscribers.get_mut(&socket) {
+                    *count -= 1;
+                    if *count == 0 {
+                        query.subscribers.remove(&socket);
+                    }
+                }
+                if query.subscribers.is_empty() {
                     let query = self.queries.remove(&handle).expect("present");
                     self.index.remove(handle, &query.read_set);
                     self.by_key.remove(&query.key);
@@ -282,9 +335,7 @@ impl Manager {
     }
 
     async fn execute(&self, key: &QueryKey, ts: Timestamp) -> (QueryOutcome, ReadSet) {
-        self.stats
-            .executions
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats.executions.fetch_add(1, Ordering::Relaxed);
         match self
             .app
             .query_at(&key.path, key.args.clone(), ts, key.identity.caller())
@@ -344,9 +395,7 @@ impl Manager {
             let app = self.app.clone();
             let stats = self.stats.clone();
             runs.spawn(async move {
-                stats
-                    .executions
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                stats.executions.fetch_add(1, Ordering::Relaxed);
                 let run = app
                     .query_at(&key.path, key.args.clone(), ts, key.identity.caller())
                     .await;
@@ -382,23 +431,33 @@ impl Manager {
                 fresh.push((handle, outcome));
             }
         }
+        let mut changed = Vec::new();
         {
             let mut published = self
                 .published
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             for (handle, outcome) in fresh {
-                let changed = published
+                if published
                     .results
                     .get(&handle)
-                    .is_none_or(|old| **old != outcome);
-                if changed {
+                    .is_none_or(|old| **old != outcome)
+                {
                     published.results.insert(handle, Arc::new(outcome));
+                    changed.push(handle);
                 }
             }
             published.ts = ts;
         }
         self.updates.send_replace(ts);
+        // Only the sockets holding a changed query wake up.
+        for handle in changed {
+            if let Some(query) = self.queries.get(&handle) {
+                for (notify, _) in query.subscribers.values() {
+                    notify.notify_one();
+                }
+            }
+        }
     }
 }
 

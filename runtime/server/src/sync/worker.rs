@@ -17,7 +17,7 @@ use super::messages::{
     self, AuthToken, ClientMessage, FunctionFailure, QueryChange, QueryOutcome,
     QuerySetModification, StateVersion, Transition,
 };
-use super::subscriptions::{QueryHandle, QueryKey};
+use super::subscriptions::{QueryHandle, QueryKey, Subscriber};
 use super::{Identity, Subscriptions, SyncLimits, client_failure};
 use crate::facade::App;
 use crate::keys::AdminKey;
@@ -129,6 +129,8 @@ struct Worker {
     completed_sender: mpsc::UnboundedSender<Completed>,
     actions_in_flight: usize,
     transitions_sent: u64,
+    /// How the subscription manager wakes this socket.
+    subscriber: Subscriber,
 }
 
 /// Runs one socket until the client goes away, the server shuts down, or
@@ -157,7 +159,9 @@ pub async fn run_socket(
         completed_sender,
         actions_in_flight: 0,
         transitions_sent: 0,
+        subscriber: Subscriber::new(),
     };
+    let notify = worker.subscriber.notify.clone();
     let close = loop {
         let step = tokio::select! {
             frame = inbound.recv() => match frame {
@@ -165,7 +169,9 @@ pub async fn run_socket(
                 None => break None,
             },
             Some(done) = completed.recv() => worker.complete(done).await,
-            changed = updates.changed() => match changed {
+            () = notify.notified() => worker.transition(false).await,
+            // Only while a mutation's commit waits to be covered.
+            changed = updates.changed(), if worker.uncovered.is_some() => match changed {
                 Ok(()) => worker.transition(false).await,
                 Err(_) => break Some(Close::new(1001, "ServerShutdown")),
             },
@@ -185,7 +191,10 @@ pub async fn run_socket(
             .await;
     }
     for query in worker.queries.values() {
-        worker.context.subscriptions.unsubscribe(query.handle);
+        worker
+            .context
+            .subscriptions
+            .unsubscribe(query.handle, &worker.subscriber);
     }
     tracing::debug!(
         session = worker.session_id.as_deref().unwrap_or("-"),
@@ -373,7 +382,9 @@ impl Worker {
                             "query {query_id} is not subscribed"
                         )));
                     };
-                    self.context.subscriptions.unsubscribe(query.handle);
+                    self.context
+                        .subscriptions
+                        .unsubscribe(query.handle, &self.subscriber);
                     self.removed.push(query_id);
                 }
             }
@@ -385,11 +396,14 @@ impl Worker {
     async fn subscribe(&self, path: &str, args: &str) -> Result<QueryHandle, Close> {
         self.context
             .subscriptions
-            .subscribe(QueryKey {
-                path: path.to_owned(),
-                args: args.to_owned(),
-                identity: self.identity.clone(),
-            })
+            .subscribe(
+                QueryKey {
+                    path: path.to_owned(),
+                    args: args.to_owned(),
+                    identity: self.identity.clone(),
+                },
+                &self.subscriber,
+            )
             .await
             .ok_or_else(|| Close::new(1001, "ServerShutdown"))
     }
@@ -440,7 +454,9 @@ impl Worker {
                 };
                 let handle = self.subscribe(&path, &args).await?;
                 let query = self.queries.get_mut(&id).expect("present");
-                self.context.subscriptions.unsubscribe(query.handle);
+                self.context
+                    .subscriptions
+                    .unsubscribe(query.handle, &self.subscriber);
                 query.handle = handle;
             }
         }
