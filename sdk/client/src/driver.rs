@@ -1,0 +1,345 @@
+//! The I/O half of the client: one task that owns the socket and the
+//! [`ClientState`], reconnects with backoff, and routes events to the
+//! application's subscriptions and pending calls.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use capstan_protocol::Value;
+use futures_util::{SinkExt, Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::Error;
+use crate::state::{ClientState, Event, QueryResult};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(16);
+
+enum Command {
+    Subscribe {
+        path: String,
+        args: Value,
+        updates: mpsc::UnboundedSender<QueryResult>,
+        reply: oneshot::Sender<u32>,
+    },
+    Unsubscribe(u32),
+    Mutation {
+        path: String,
+        args: Value,
+        reply: oneshot::Sender<QueryResult>,
+    },
+    Action {
+        path: String,
+        args: Value,
+        reply: oneshot::Sender<QueryResult>,
+    },
+    SetAuth(Option<String>),
+}
+
+/// A connection to a Capstan (or Convex) deployment. Cheap to clone; the
+/// connection closes when the last clone and subscription are dropped.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), capstan_client::Error> {
+/// use capstan_client::{Client, Value};
+/// use futures_util::StreamExt;
+/// use serde_json::json;
+///
+/// let client = Client::new("http://127.0.0.1:3210")?;
+/// let channel = Value::from_json(&json!({"channel": "general"})).expect("valid args");
+/// let mut messages = client.subscribe("messages:list", channel).await?;
+/// let first = messages.next().await;
+/// let message = json!({"channel": "general", "body": "hi"});
+/// client
+///     .mutation("messages:send", Value::from_json(&message).expect("valid args"))
+///     .await?;
+/// // The subscription already holds the mutation's write.
+/// let second = messages.next().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl Client {
+    /// Connects (in the background) to the deployment at `address`, an
+    /// `http://` or `https://` URL. Must be called inside a tokio runtime.
+    pub fn new(address: &str) -> Result<Client, Error> {
+        let url = if let Some(rest) = address.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else if let Some(rest) = address.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else {
+            return Err(Error::Address(format!(
+                "{address:?} must start with http:// or https://"
+            )));
+        };
+        let url = format!(
+            "{}/api/{}/sync",
+            url.trim_end_matches('/'),
+            env!("CARGO_PKG_VERSION")
+        );
+        let (commands, receiver) = mpsc::unbounded_channel();
+        // Ends when every Client clone (and Subscription) is dropped.
+        tokio::spawn(drive(url, receiver));
+        Ok(Client { commands })
+    }
+
+    /// Subscribes to the query at `path` (`module:function`); the stream
+    /// yields its result now and again whenever it changes.
+    pub async fn subscribe(&self, path: &str, args: Value) -> Result<Subscription, Error> {
+        let (updates, receiver) = mpsc::unbounded_channel();
+        let (reply, id) = oneshot::channel();
+        self.commands
+            .send(Command::Subscribe {
+                path: path.to_owned(),
+                args,
+                updates,
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        Ok(Subscription {
+            id: id.await.map_err(|_| Error::Closed)?,
+            updates: receiver,
+            commands: self.commands.clone(),
+        })
+    }
+
+    /// The query's current result, once.
+    pub async fn query(&self, path: &str, args: Value) -> Result<Value, Error> {
+        let mut subscription = self.subscribe(path, args).await?;
+        subscription.next().await.ok_or(Error::Closed)?
+    }
+
+    /// Runs a mutation exactly once (it is resent after a reconnect and the
+    /// server deduplicates it). Resolves when its writes are visible in
+    /// every subscription of this client.
+    pub async fn mutation(&self, path: &str, args: Value) -> Result<Value, Error> {
+        let (reply, result) = oneshot::channel();
+        self.commands
+            .send(Command::Mutation {
+                path: path.to_owned(),
+                args,
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        result.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs an action. Actions are not retried: if the connection drops
+    /// while one runs, it fails with [`Error::ConnectionLost`].
+    pub async fn action(&self, path: &str, args: Value) -> Result<Value, Error> {
+        let (reply, result) = oneshot::channel();
+        self.commands
+            .send(Command::Action {
+                path: path.to_owned(),
+                args,
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        result.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Sets the token calls and subscriptions run under (`None` signs out).
+    pub fn set_auth(&self, token: Option<String>) -> Result<(), Error> {
+        self.commands
+            .send(Command::SetAuth(token))
+            .map_err(|_| Error::Closed)
+    }
+}
+
+/// A live query: a stream of its results. Dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Subscription {
+    id: u32,
+    updates: mpsc::UnboundedReceiver<QueryResult>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Stream for Subscription {
+    type Item = QueryResult;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<QueryResult>> {
+        self.updates.poll_recv(cx)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Unsubscribe(self.id));
+    }
+}
+
+#[derive(Default)]
+struct Waiting {
+    subscriptions: HashMap<u32, mpsc::UnboundedSender<QueryResult>>,
+    mutations: HashMap<u32, oneshot::Sender<QueryResult>>,
+    actions: HashMap<u32, oneshot::Sender<QueryResult>>,
+}
+
+impl Waiting {
+    fn deliver(&mut self, events: Vec<Event>) {
+        for event in events {
+            match event {
+                Event::Query { id, result } => {
+                    if let Some(updates) = self.subscriptions.get(&id) {
+                        let _ = updates.send(result);
+                    }
+                }
+                Event::Mutation { id, result } => {
+                    if let Some(reply) = self.mutations.remove(&id) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Event::Action { id, result } => {
+                    if let Some(reply) = self.actions.remove(&id) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Event::AuthAccepted => tracing::debug!("the server accepted the auth token"),
+            }
+        }
+    }
+}
+
+async fn next_frame(socket: &mut Option<Socket>) -> Option<Result<Message, String>> {
+    match socket {
+        Some(socket) => socket.next().await.map(|r| r.map_err(|e| e.to_string())),
+        None => std::future::pending().await,
+    }
+}
+
+fn backoff(retries: u32) -> Duration {
+    let base = Duration::from_millis(100 << retries.min(8)).min(MAX_BACKOFF);
+    base.mul_f64(0.5 + rand::random::<f64>())
+}
+
+async fn drive(url: String, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut state = ClientState::new();
+    let mut waiting = Waiting::default();
+    let mut socket: Option<Socket> = None;
+    let mut retries = 0u32;
+    let mut next_attempt = Instant::now();
+    let mut last_close: Option<String> = None;
+    loop {
+        if socket.is_none() && Instant::now() >= next_attempt {
+            match tokio_tungstenite::connect_async(url.as_str()).await {
+                Ok((mut opened, _)) => {
+                    let (messages, events) = state.opened(last_close.as_deref());
+                    waiting.deliver(events);
+                    let mut sent = true;
+                    for message in messages {
+                        if opened.send(Message::text(message)).await.is_err() {
+                            sent = false;
+                            break;
+                        }
+                    }
+                    if sent {
+                        socket = Some(opened);
+                    } else {
+                        state.closed();
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "cannot connect; retrying");
+                    last_close = Some(error.to_string());
+                }
+            }
+            if socket.is_none() {
+                retries += 1;
+                next_attempt = Instant::now() + backoff(retries);
+            }
+        }
+        let mut outgoing = Vec::new();
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(command) = command else {
+                    if let Some(mut socket) = socket.take() {
+                        let _ = socket.close(None).await;
+                    }
+                    return;
+                };
+                match command {
+                    Command::Subscribe { path, args, updates, reply } => {
+                        let (id, message) = state.subscribe(&path, args);
+                        waiting.subscriptions.insert(id, updates);
+                        outgoing.extend(message);
+                        let _ = reply.send(id);
+                    }
+                    Command::Unsubscribe(id) => {
+                        waiting.subscriptions.remove(&id);
+                        outgoing.extend(state.unsubscribe(id));
+                    }
+                    Command::Mutation { path, args, reply } => {
+                        let (id, message) = state.mutation(&path, args);
+                        waiting.mutations.insert(id, reply);
+                        outgoing.extend(message);
+                    }
+                    Command::Action { path, args, reply } => match state.action(&path, args) {
+                        Ok((id, message)) => {
+                            waiting.actions.insert(id, reply);
+                            outgoing.push(message);
+                        }
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                    },
+                    Command::SetAuth(token) => outgoing.extend(state.set_auth(token)),
+                }
+            }
+            frame = next_frame(&mut socket) => {
+                let reason = match frame {
+                    Some(Ok(Message::Text(text))) => match state.receive(&text) {
+                        Ok(events) => {
+                            retries = 0;
+                            waiting.deliver(events);
+                            None
+                        }
+                        Err(reconnect) => Some(reconnect.0),
+                    },
+                    Some(Ok(Message::Close(frame))) => Some(frame.map_or_else(
+                        || "closed by the server".to_owned(),
+                        |f| f.reason.to_string(),
+                    )),
+                    Some(Ok(_)) => None,
+                    Some(Err(error)) => Some(error),
+                    None => Some("the connection ended".to_owned()),
+                };
+                if let Some(reason) = reason {
+                    tracing::debug!(%reason, "socket closed; reconnecting");
+                    socket = None;
+                    state.closed();
+                    last_close = Some(reason);
+                    retries += 1;
+                    next_attempt = Instant::now() + backoff(retries);
+                }
+            }
+            () = tokio::time::sleep_until(next_attempt), if socket.is_none() => {}
+        }
+        if let Some(open) = socket.as_mut() {
+            for message in outgoing {
+                if open.send(Message::text(message)).await.is_err() {
+                    socket = None;
+                    state.closed();
+                    last_close = Some("FailedToSendMessage".into());
+                    next_attempt = Instant::now() + backoff(retries);
+                    break;
+                }
+            }
+        }
+    }
+}
