@@ -49,7 +49,7 @@ pub async fn sync(
     let limit = state.context.limits.max_message_size;
     upgrade
         // Small buffers that grow with the message keep idle sockets cheap.
-        .read_buffer_size(4 << 10)
+        .read_buffer_size(2 << 10)
         .write_buffer_size(0)
         .max_message_size(limit)
         .max_frame_size(limit)
