@@ -272,12 +272,7 @@ impl App {
         args: String,
         caller: Caller,
     ) -> Result<FunctionResult, ServerError> {
-        let _permit = self
-            .inner
-            .calls
-            .acquire()
-            .await
-            .map_err(|_| ServerError::Unavailable("the server is shutting down".into()))?;
+        let _permit = self.permit().await?;
         self.run(expected, path, args, caller).await
     }
 
@@ -320,6 +315,15 @@ impl App {
             log_lines: outcome.log_lines,
             ts: None,
         })
+    }
+
+    /// A place among the top-level calls running at once.
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ServerError> {
+        self.inner
+            .calls
+            .acquire()
+            .await
+            .map_err(|_| ServerError::Unavailable("the server is shutting down".into()))
     }
 
     /// The module and description of the function at `path`, if `caller`
@@ -415,12 +419,7 @@ impl App {
         caller: Caller,
         receipt: Vec<u8>,
     ) -> Result<FunctionResult, ServerError> {
-        let _permit = self
-            .inner
-            .calls
-            .acquire()
-            .await
-            .map_err(|_| ServerError::Unavailable("the server is shutting down".into()))?;
+        let _permit = self.permit().await?;
         let running = {
             let mut once = self
                 .inner

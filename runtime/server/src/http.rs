@@ -9,8 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use base64::Engine as _;
-use capstan_host::{Failure, FunctionKind};
-use capstan_protocol::Value;
+use capstan_host::FunctionKind;
 use serde::Deserialize;
 use serde_json::json;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -19,7 +18,9 @@ use crate::deployment::AppConfig;
 use crate::error::ServerError;
 use crate::facade::{App, Caller, FunctionResult};
 use crate::keys::AdminKey;
-use crate::paths::canonicalize;
+use crate::paths::{call_arguments, canonicalize};
+use crate::sync::client_failure;
+use crate::sync::messages::FunctionFailure;
 
 #[derive(Clone, Debug)]
 pub struct HttpState {
@@ -139,31 +140,6 @@ async fn function_call(
     }
 }
 
-/// Arguments may be an object or, as the Convex client sends them, a
-/// one-element array holding the object.
-fn arguments(args: Option<serde_json::Value>) -> Result<String, ServerError> {
-    let args = match args {
-        None => serde_json::Value::Object(Default::default()),
-        Some(serde_json::Value::Array(mut items)) if items.len() == 1 => items.remove(0),
-        Some(serde_json::Value::Array(items)) => {
-            return Err(ServerError::BadRequest(format!(
-                "args must be an object or a one-element array, not an array of {}",
-                items.len()
-            )));
-        }
-        Some(other) => other,
-    };
-    let value = Value::from_json(&args)
-        .map_err(|e| ServerError::BadRequest(format!("invalid args: {e}")))?;
-    if !matches!(value, Value::Object(_)) {
-        return Err(ServerError::BadRequest(format!(
-            "args must be an object, not {}",
-            value.value_type().name()
-        )));
-    }
-    Ok(value.to_json().to_string())
-}
-
 async fn try_function_call(
     state: &HttpState,
     headers: &HeaderMap,
@@ -178,7 +154,7 @@ async fn try_function_call(
         ))
     })?;
     let path = canonicalize(&request.path);
-    let args = arguments(request.args)?;
+    let args = call_arguments(request.args).map_err(ServerError::BadRequest)?;
     let span = tracing::info_span!("call", function = %path);
     let _entered = span.enter();
     let result = state.app.call(Some(kind), &path, args, caller).await?;
@@ -193,14 +169,7 @@ fn function_response(result: FunctionResult) -> Response {
             "logLines": result.log_lines,
         }),
         Err(failure) => {
-            let (message, data) = match failure {
-                Failure::Function { message, data } => (message, data),
-                Failure::Internal(detail) => {
-                    tracing::error!(%detail, "function failed inside the server");
-                    ("Server Error".to_owned(), None)
-                }
-                other => (other.to_string(), None),
-            };
+            let FunctionFailure { message, data } = client_failure(failure);
             let mut body = json!({
                 "status": "error",
                 "errorMessage": message,

@@ -1,7 +1,7 @@
 //! The messages of the Convex sync protocol, with their exact field names
 //! (`specs/sync-protocol.md` §2, §3).
 
-use capstan_protocol::{Timestamp, Value};
+use capstan_protocol::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -91,29 +91,6 @@ impl ClientMessage {
     pub fn parse(text: &str) -> Result<ClientMessage, String> {
         serde_json::from_str(text).map_err(|e| format!("not a valid client message: {e}"))
     }
-}
-
-/// The one-object argument of a call, `[{..}]` on the wire, checked and
-/// normalised to Convex JSON text.
-pub fn call_arguments(args: serde_json::Value) -> Result<String, String> {
-    let args = match args {
-        serde_json::Value::Array(mut items) if items.len() == 1 => items.remove(0),
-        serde_json::Value::Array(items) => {
-            return Err(format!(
-                "args must be an array of exactly one object, not of {}",
-                items.len()
-            ));
-        }
-        other => other,
-    };
-    let value = Value::from_json(&args).map_err(|e| format!("invalid args: {e}"))?;
-    if !matches!(value, Value::Object(_)) {
-        return Err(format!(
-            "args must be an object, not {}",
-            value.value_type().name()
-        ));
-    }
-    Ok(value.to_json().to_string())
 }
 
 /// `{querySet, identity, ts}`.

@@ -285,7 +285,7 @@ impl Manager {
                 let handle = self.next_handle;
                 self.next_handle += 1;
                 let ts = self.published_ts();
-                let (outcome, read_set) = self.execute(&key, ts).await;
+                let (outcome, read_set) = execute(&self.app, &self.stats, &key, ts).await;
                 self.index.insert(handle, &read_set);
                 self.by_key.insert(key.clone(), handle);
                 self.queries.insert(
@@ -334,33 +334,6 @@ impl Manager {
             .ts
     }
 
-    async fn execute(&self, key: &QueryKey, ts: Timestamp) -> (QueryOutcome, ReadSet) {
-        self.stats.executions.fetch_add(1, Ordering::Relaxed);
-        match self
-            .app
-            .query_at(&key.path, key.args.clone(), ts, key.identity.caller())
-            .await
-        {
-            Ok(run) => (
-                QueryOutcome::new(run.result.map_err(client_failure), run.log_lines),
-                run.read_set,
-            ),
-            Err(error) => {
-                tracing::error!(path = %key.path, %error, "a subscribed query could not run");
-                (
-                    QueryOutcome::new(
-                        Err(super::messages::FunctionFailure {
-                            message: "Server Error".into(),
-                            data: None,
-                        }),
-                        Vec::new(),
-                    ),
-                    ReadSet::default(),
-                )
-            }
-        }
-    }
-
     /// Re-runs the invalidated queries at the new timestamp and publishes.
     async fn refresh(&mut self, invalidation: Invalidation) {
         let (ts, affected): (Timestamp, Vec<QueryHandle>) = match invalidation {
@@ -394,35 +367,12 @@ impl Manager {
             let key = query.key.clone();
             let app = self.app.clone();
             let stats = self.stats.clone();
-            runs.spawn(async move {
-                stats.executions.fetch_add(1, Ordering::Relaxed);
-                let run = app
-                    .query_at(&key.path, key.args.clone(), ts, key.identity.caller())
-                    .await;
-                (handle, run)
-            });
+            runs.spawn(async move { (handle, execute(&app, &stats, &key, ts).await) });
         }
         let mut fresh = Vec::new();
         while let Some(joined) = runs.join_next().await {
-            let Ok((handle, run)) = joined else { continue };
-            let (outcome, read_set) = match run {
-                Ok(run) => (
-                    QueryOutcome::new(run.result.map_err(client_failure), run.log_lines),
-                    run.read_set,
-                ),
-                Err(error) => {
-                    tracing::error!(%error, "a subscribed query could not run again");
-                    (
-                        QueryOutcome::new(
-                            Err(super::messages::FunctionFailure {
-                                message: "Server Error".into(),
-                                data: None,
-                            }),
-                            Vec::new(),
-                        ),
-                        ReadSet::default(),
-                    )
-                }
+            let Ok((handle, (outcome, read_set))) = joined else {
+                continue;
             };
             if let Some(query) = self.queries.get_mut(&handle) {
                 self.index.remove(handle, &query.read_set);
@@ -457,6 +407,37 @@ impl Manager {
                     notify.notify_one();
                 }
             }
+        }
+    }
+}
+
+/// Runs the query of `key` at `ts`: its outcome as clients see it, and what
+/// it read.
+async fn execute(
+    app: &App,
+    stats: &Stats,
+    key: &QueryKey,
+    ts: Timestamp,
+) -> (QueryOutcome, ReadSet) {
+    stats.executions.fetch_add(1, Ordering::Relaxed);
+    match app
+        .query_at(&key.path, key.args.clone(), ts, key.identity.caller())
+        .await
+    {
+        Ok(run) => (
+            QueryOutcome::new(run.result.map_err(client_failure), run.log_lines),
+            run.read_set,
+        ),
+        Err(error) => {
+            tracing::error!(path = %key.path, %error, "a subscribed query could not run");
+            let failure = super::messages::FunctionFailure {
+                message: "Server Error".into(),
+                data: None,
+            };
+            (
+                QueryOutcome::new(Err(failure), Vec::new()),
+                ReadSet::default(),
+            )
         }
     }
 }

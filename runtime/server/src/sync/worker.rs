@@ -21,7 +21,7 @@ use super::subscriptions::{QueryHandle, QueryKey, Subscriber};
 use super::{Identity, Subscriptions, SyncLimits, client_failure};
 use crate::facade::App;
 use crate::keys::AdminKey;
-use crate::paths::canonicalize;
+use crate::paths::{call_arguments, canonicalize};
 
 /// Transitions longer than this go out as TransitionChunks.
 const CHUNK_SIZE: usize = 5_000_000;
@@ -69,17 +69,36 @@ struct LiveQuery {
 }
 
 enum Completed {
-    Mutation {
-        request_id: u32,
-        result: Result<String, FunctionFailure>,
-        ts: Option<Timestamp>,
-        log_lines: Vec<String>,
-    },
-    Action {
-        request_id: u32,
-        result: Result<String, FunctionFailure>,
-        log_lines: Vec<String>,
-    },
+    Mutation { request_id: u32, finished: Finished },
+    Action { request_id: u32, finished: Finished },
+}
+
+/// A finished call as the client sees it.
+struct Finished {
+    result: Result<String, FunctionFailure>,
+    log_lines: Vec<String>,
+    /// A committed mutation's timestamp.
+    ts: Option<Timestamp>,
+}
+
+impl From<Result<crate::facade::FunctionResult, crate::ServerError>> for Finished {
+    fn from(call: Result<crate::facade::FunctionResult, crate::ServerError>) -> Finished {
+        match call {
+            Ok(result) => Finished {
+                result: result.result.map_err(client_failure),
+                log_lines: result.log_lines,
+                ts: result.ts,
+            },
+            Err(error) => Finished {
+                result: Err(FunctionFailure {
+                    message: error.to_string(),
+                    data: None,
+                }),
+                log_lines: Vec::new(),
+                ts: None,
+            },
+        }
+    }
 }
 
 struct MutationJob {
@@ -280,7 +299,7 @@ impl Worker {
                 ..
             } => {
                 let path = canonicalize(&udf_path);
-                let args = match messages::call_arguments(args) {
+                let args = match call_arguments(Some(args)) {
                     Ok(args) => args,
                     Err(message) => {
                         let failure = Err(FunctionFailure {
@@ -361,7 +380,7 @@ impl Worker {
                         ));
                     }
                     let path = canonicalize(&udf_path);
-                    let args = messages::call_arguments(args).map_err(|e| {
+                    let args = call_arguments(Some(args)).map_err(|e| {
                         Close::new(1008, format!("InvalidMessage: query {query_id}: {e}"))
                     })?;
                     let handle = self.subscribe(&path, &args).await?;
@@ -502,22 +521,9 @@ impl Worker {
                             .await
                         }
                     };
-                    let done = match result {
-                        Ok(result) => Completed::Mutation {
-                            request_id: job.request_id,
-                            result: result.result.map_err(client_failure),
-                            ts: result.ts,
-                            log_lines: result.log_lines,
-                        },
-                        Err(error) => Completed::Mutation {
-                            request_id: job.request_id,
-                            result: Err(FunctionFailure {
-                                message: error.to_string(),
-                                data: None,
-                            }),
-                            ts: None,
-                            log_lines: Vec::new(),
-                        },
+                    let done = Completed::Mutation {
+                        request_id: job.request_id,
+                        finished: result.into(),
                     };
                     if completed.send(done).is_err() {
                         return;
@@ -543,7 +549,7 @@ impl Worker {
                 ),
             ));
         }
-        let args = match messages::call_arguments(args) {
+        let args = match call_arguments(Some(args)) {
             Ok(args) => args,
             Err(message) => {
                 let failure = Err(FunctionFailure {
@@ -562,23 +568,12 @@ impl Worker {
         let caller = self.identity.caller();
         // Ends when the action does.
         self.context.tasks.spawn(async move {
-            let done = match app
-                .call(Some(FunctionKind::Action), &path, args, caller)
-                .await
-            {
-                Ok(result) => Completed::Action {
-                    request_id,
-                    result: result.result.map_err(client_failure),
-                    log_lines: result.log_lines,
-                },
-                Err(error) => Completed::Action {
-                    request_id,
-                    result: Err(FunctionFailure {
-                        message: error.to_string(),
-                        data: None,
-                    }),
-                    log_lines: Vec::new(),
-                },
+            let done = Completed::Action {
+                request_id,
+                finished: app
+                    .call(Some(FunctionKind::Action), &path, args, caller)
+                    .await
+                    .into(),
             };
             let _ = completed.send(done);
         });
@@ -589,9 +584,12 @@ impl Worker {
         match done {
             Completed::Mutation {
                 request_id,
-                result,
-                ts,
-                log_lines,
+                finished:
+                    Finished {
+                        result,
+                        log_lines,
+                        ts,
+                    },
             } => {
                 self.send(messages::mutation_response(
                     request_id, &result, ts, &log_lines,
@@ -604,8 +602,9 @@ impl Worker {
             }
             Completed::Action {
                 request_id,
-                result,
-                log_lines,
+                finished: Finished {
+                    result, log_lines, ..
+                },
             } => {
                 self.actions_in_flight -= 1;
                 self.send(messages::action_response(request_id, &result, &log_lines))
