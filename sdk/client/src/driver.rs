@@ -129,28 +129,33 @@ impl Client {
     /// server deduplicates it). Resolves when its writes are visible in
     /// every subscription of this client.
     pub async fn mutation(&self, path: &str, args: Value) -> Result<Value, Error> {
-        let (reply, result) = oneshot::channel();
-        self.commands
-            .send(Command::Mutation {
-                path: path.to_owned(),
-                args,
-                reply,
-            })
-            .map_err(|_| Error::Closed)?;
-        result.await.map_err(|_| Error::Closed)?
+        self.request(|reply| Command::Mutation {
+            path: path.to_owned(),
+            args,
+            reply,
+        })
+        .await
     }
 
     /// Runs an action. Actions are not retried: if the connection drops
     /// while one runs, it fails with [`Error::ConnectionLost`].
     pub async fn action(&self, path: &str, args: Value) -> Result<Value, Error> {
+        self.request(|reply| Command::Action {
+            path: path.to_owned(),
+            args,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends the command `make` builds around a reply channel, and awaits
+    /// the reply.
+    async fn request(
+        &self,
+        make: impl FnOnce(oneshot::Sender<QueryResult>) -> Command,
+    ) -> Result<Value, Error> {
         let (reply, result) = oneshot::channel();
-        self.commands
-            .send(Command::Action {
-                path: path.to_owned(),
-                args,
-                reply,
-            })
-            .map_err(|_| Error::Closed)?;
+        self.commands.send(make(reply)).map_err(|_| Error::Closed)?;
         result.await.map_err(|_| Error::Closed)?
     }
 
