@@ -14,7 +14,7 @@
 //! Run with `cargo bench -p capstan-server --bench sync`.
 
 use std::io::{BufRead, Write};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use capstan_protocol::Timestamp;
@@ -37,7 +37,10 @@ fn micros(d: Duration) -> f64 {
 }
 
 async fn connect(url: &str) -> anyhow::Result<Socket> {
-    let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+    // Small read buffers: the client side shares the machine with the server.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4 << 10);
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
     Ok(socket)
 }
 
@@ -57,6 +60,42 @@ async fn transition(socket: &mut Socket) -> anyhow::Result<Value> {
             let message: Value = serde_json::from_str(&text)?;
             if message["type"] == "Transition" {
                 return Ok(message);
+            }
+        }
+    }
+}
+
+/// The end timestamp of the next Transition that carries a modification,
+/// read without building a JSON tree (the clients share the machine with
+/// the server, so they keep their own work small).
+async fn transition_ts(socket: &mut Socket) -> anyhow::Result<Timestamp> {
+    #[derive(serde::Deserialize)]
+    struct Version<'a> {
+        ts: &'a str,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Frame<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        #[serde(borrow)]
+        end_version: Option<Version<'a>>,
+        #[serde(default)]
+        modifications: Vec<serde::de::IgnoredAny>,
+    }
+    loop {
+        let frame = socket
+            .next()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("closed"))??;
+        if let Message::Text(text) = frame {
+            let frame: Frame<'_> = serde_json::from_str(&text)?;
+            if let ("Transition", Some(end), false) = (
+                frame.kind,
+                frame.end_version,
+                frame.modifications.is_empty(),
+            ) {
+                return Ok(Timestamp::from_wire(end.ts)?);
             }
         }
     }
@@ -177,46 +216,31 @@ async fn server() -> anyhow::Result<()> {
     );
     drop(socket);
 
-    // (b) and (c): sockets in a child process.
+    // (b) and (c): sockets in a child process, first against a bare
+    // tokio-tungstenite fan-out (the floor on this machine), then Capstan.
+    let bare_url = bare_fan_out().await?;
     for count in [1_000usize, 10_000] {
+        // Capstan first: the bare run's freed memory would hide Capstan's.
         let executions = &server.subscriptions.stats().executions;
-        let before_rss = rss_bytes();
-        let mut child = std::process::Command::new(std::env::current_exe()?)
-            .env("CAPSTAN_BENCH_CLIENTS", count.to_string())
-            .env("CAPSTAN_BENCH_URL", &ws_url)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()?;
-        let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let ready = tokio::task::spawn_blocking(move || {
-            let line = lines.next();
-            (line, lines)
-        })
-        .await?;
-        let (line, mut lines) = ready;
-        anyhow::ensure!(
-            line.transpose()?.as_deref() == Some("ready"),
-            "the client process failed"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let per_socket = rss_bytes().saturating_sub(before_rss) as f64 / count as f64;
-        let runs_before = executions.load(Ordering::SeqCst);
-        child.stdin.take().expect("stdin").write_all(b"go\n")?;
-        let report = tokio::task::spawn_blocking(move || lines.next())
-            .await?
-            .transpose()?
-            .unwrap_or_default();
-        child.wait()?;
-        let report: Value = serde_json::from_str(&report)?;
+        let (report, per_socket, runs) = fan_out(count, &ws_url, executions).await?;
+        let (bare, _, _) = fan_out(count, &bare_url, executions).await?;
+        let ms = |report: &Value, key: &str| report[key].as_f64().unwrap_or(f64::NAN);
         println!(
             "(b) {count} sockets on one query, one mutation (commit → every socket has the result)"
         );
         println!(
-            "    p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms   query runs: {}",
-            report["p50_ms"].as_f64().unwrap_or(f64::NAN),
-            report["p99_ms"].as_f64().unwrap_or(f64::NAN),
-            report["max_ms"].as_f64().unwrap_or(f64::NAN),
-            executions.load(Ordering::SeqCst) - runs_before
+            "    bare tokio-tungstenite fan-out: p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms",
+            ms(&bare, "p50_ms"),
+            ms(&bare, "p99_ms"),
+            ms(&bare, "max_ms"),
+        );
+        println!(
+            "    capstan:                        p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms   (p99 {:.2}× bare; query runs: {})",
+            ms(&report, "p50_ms"),
+            ms(&report, "p99_ms"),
+            ms(&report, "max_ms"),
+            ms(&report, "p99_ms") / ms(&bare, "p99_ms"),
+            runs
         );
         println!(
             "(c) server memory per socket (connected, one subscription, idle): {:.1} KiB",
@@ -225,6 +249,96 @@ async fn server() -> anyhow::Result<()> {
     }
     server.stop().await?;
     Ok(())
+}
+
+/// Runs `count` client sockets against `url` in a child process: the
+/// fan-out report, this process's memory growth per socket while they were
+/// connected and idle, and how often `executions` grew during the fan-out.
+async fn fan_out(
+    count: usize,
+    url: &str,
+    executions: &AtomicU64,
+) -> anyhow::Result<(Value, f64, u64)> {
+    let before_rss = rss_bytes();
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .env("CAPSTAN_BENCH_CLIENTS", count.to_string())
+        .env("CAPSTAN_BENCH_URL", url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (line, mut lines) = tokio::task::spawn_blocking(move || {
+        let line = lines.next();
+        (line, lines)
+    })
+    .await?;
+    anyhow::ensure!(
+        line.transpose()?.as_deref() == Some("ready"),
+        "the client process failed"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per_socket = rss_bytes().saturating_sub(before_rss) as f64 / count as f64;
+    let runs_before = executions.load(Ordering::SeqCst);
+    child.stdin.take().expect("stdin").write_all(b"go\n")?;
+    let report = tokio::task::spawn_blocking(move || lines.next())
+        .await?
+        .transpose()?
+        .unwrap_or_default();
+    child.wait()?;
+    let runs = executions.load(Ordering::SeqCst) - runs_before;
+    Ok((serde_json::from_str(&report)?, per_socket, runs))
+}
+
+/// A bare tokio-tungstenite server that answers every ModifyQuerySet with a
+/// Transition and, on any Mutation, sends every socket one pre-rendered
+/// Transition stamped with the time: the cost of the fan-out itself.
+async fn bare_fan_out() -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("ws://{}", listener.local_addr()?);
+    let (updates, _) = tokio::sync::broadcast::channel::<std::sync::Arc<str>>(4);
+    let transition = |ts: u64| {
+        json!({"type": "Transition", "endVersion": {"ts": Timestamp::new(ts).to_wire()},
+            "modifications": [{"type": "QueryUpdated", "queryId": 0, "value": [], "logLines": []}]})
+        .to_string()
+    };
+    // Ends with the process.
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let updates = updates.clone();
+            let mut receiver = updates.subscribe();
+            tokio::spawn(async move {
+                let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                    .read_buffer_size(2 << 10)
+                    .write_buffer_size(0);
+                let Ok(mut socket) =
+                    tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+                else {
+                    return;
+                };
+                loop {
+                    tokio::select! {
+                        frame = socket.next() => {
+                            let Some(Ok(Message::Text(text))) = frame else { return };
+                            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+                            let reply = transition(now.as_nanos() as u64);
+                            if text.contains("\"Mutation\"") {
+                                let _ = updates.send(reply.into());
+                            } else if socket.send(Message::text(reply)).await.is_err() {
+                                return;
+                            }
+                        }
+                        update = receiver.recv() => {
+                            let Ok(update) = update else { return };
+                            if socket.send(Message::text(update.to_string())).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(url)
 }
 
 /// The child: `count` sockets subscribed to one query; on "go", one
@@ -253,19 +367,24 @@ async fn clients(count: usize) -> anyhow::Result<()> {
 
     let waits = sockets.into_iter().map(|mut socket| {
         tokio::spawn(async move {
-            let transition = transition(&mut socket).await?;
+            let ts = transition_ts(&mut socket).await?;
             let received = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
-            let ts =
-                Timestamp::from_wire(transition["endVersion"]["ts"].as_str().unwrap_or_default())?;
-            anyhow::Ok(Duration::from_nanos(received.saturating_sub(ts.nanos())))
+            // The socket stays open until every socket has its result.
+            anyhow::Ok((
+                Duration::from_nanos(received.saturating_sub(ts.nanos())),
+                socket,
+            ))
         })
     });
     let waits: Vec<_> = waits.collect();
     let mut writer = connect(&url).await?;
     send(&mut writer, json!({"type": "Mutation", "requestId": 0, "udfPath": "api:send", "args": [{"channel": channel, "body": "fan-out"}]})).await?;
     let mut delays = Vec::with_capacity(count);
+    let mut open = Vec::with_capacity(count);
     for wait in waits {
-        delays.push(wait.await??);
+        let (delay, socket) = wait.await??;
+        delays.push(delay);
+        open.push(socket);
     }
     delays.sort_unstable();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;

@@ -87,12 +87,28 @@ async fn serve(socket: WebSocket, context: SocketContext, _permit: OwnedSemaphor
     };
 
     let send = async move {
+        // Idleness is checked every half interval rather than with a timer
+        // armed per message: a Ping goes out after between half and all of
+        // `ping_interval` without a message.
+        let half = ping_interval / 2;
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_sent = tokio::time::Instant::now();
         loop {
-            let frame = match tokio::time::timeout(ping_interval, outbound.recv()).await {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(_idle) => Outbound::Text(crate::sync::messages::PING.to_owned()),
+            let frame = tokio::select! {
+                biased;
+                frame = outbound.recv() => match frame {
+                    Some(frame) => frame,
+                    None => break,
+                },
+                _ = check.tick() => {
+                    if last_sent.elapsed() < half {
+                        continue;
+                    }
+                    Outbound::Text(crate::sync::messages::PING.to_owned())
+                }
             };
+            last_sent = tokio::time::Instant::now();
             let message = match frame {
                 Outbound::Text(text) => Message::Text(text.into()),
                 Outbound::Close { code, reason } => {

@@ -102,12 +102,16 @@ pub struct StateVersion {
 }
 
 impl StateVersion {
-    fn to_json(self) -> serde_json::Value {
-        json!({
-            "querySet": self.query_set,
-            "identity": self.identity,
-            "ts": self.ts.to_wire(),
-        })
+    /// Appends `{"querySet":…,"identity":…,"ts":"…"}`.
+    fn write_json(self, out: &mut String) {
+        use std::fmt::Write as _;
+        let _ = write!(
+            out,
+            r#"{{"querySet":{},"identity":{},"ts":"{}"}}"#,
+            self.query_set,
+            self.identity,
+            self.ts.to_wire()
+        );
     }
 }
 
@@ -197,35 +201,42 @@ pub struct Transition<'a> {
 impl Transition<'_> {
     pub fn to_json(&self) -> String {
         use std::fmt::Write as _;
-        let mut modifications = String::from("[");
+        let fields: usize = self
+            .changes
+            .iter()
+            .map(|change| match change {
+                QueryChange::Removed { .. } => 48,
+                QueryChange::Updated { outcome, .. } => outcome.fields.len() + 24,
+            })
+            .sum();
+        let mut out = String::with_capacity(fields + 256);
+        out.push_str(r#"{"type":"Transition","startVersion":"#);
+        self.start.write_json(&mut out);
+        out.push_str(r#","endVersion":"#);
+        self.end.write_json(&mut out);
+        out.push_str(r#","modifications":["#);
         for (n, change) in self.changes.iter().enumerate() {
             if n > 0 {
-                modifications.push(',');
+                out.push(',');
             }
             match change {
                 QueryChange::Removed { query_id } => {
-                    let _ = write!(
-                        modifications,
-                        r#"{{"type":"QueryRemoved","queryId":{query_id}}}"#
-                    );
+                    let _ = write!(out, r#"{{"type":"QueryRemoved","queryId":{query_id}}}"#);
                 }
                 QueryChange::Updated { query_id, outcome } => {
-                    let _ = write!(
-                        modifications,
-                        r#"{{"queryId":{query_id},{}}}"#,
-                        outcome.fields
-                    );
+                    let _ = write!(out, r#"{{"queryId":{query_id},"#);
+                    out.push_str(&outcome.fields);
+                    out.push('}');
                 }
             }
         }
-        modifications.push(']');
-        format!(
-            r#"{{"type":"Transition","startVersion":{},"endVersion":{},"modifications":{modifications},"clientClockSkew":{},"serverTs":{}}}"#,
-            self.start.to_json(),
-            self.end.to_json(),
+        let _ = write!(
+            out,
+            r#"],"clientClockSkew":{},"serverTs":{}}}"#,
             serde_json::Value::from(self.client_clock_skew),
             self.server_ts,
-        )
+        );
+        out
     }
 }
 

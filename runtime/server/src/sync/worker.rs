@@ -181,6 +181,9 @@ pub async fn run_socket(
         subscriber: Subscriber::new(),
     };
     let notify = worker.subscriber.notify.clone();
+    // Made once: every socket waits on the one token, and registering
+    // afresh on each turn would take its lock each time.
+    let mut cancelled = std::pin::pin!(shutdown.cancelled());
     let close = loop {
         let step = tokio::select! {
             frame = inbound.recv() => match frame {
@@ -194,7 +197,7 @@ pub async fn run_socket(
                 Ok(()) => worker.transition(false).await,
                 Err(_) => break Some(Close::new(1001, "ServerShutdown")),
             },
-            () = shutdown.cancelled() => break Some(Close::new(1001, "ServerShutdown")),
+            () = &mut cancelled => break Some(Close::new(1001, "ServerShutdown")),
         };
         if let Err(close) = step {
             break Some(close);
