@@ -3,17 +3,22 @@
 //! application's subscriptions and pending calls.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use capstan_protocol::Value;
-use futures_util::{SinkExt, Stream, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, SinkExt, Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::Error;
+use crate::auth::{AuthManager, AuthStep};
 use crate::state::{ClientState, Event, QueryResult};
 
 type Socket =
@@ -39,8 +44,12 @@ enum Command {
         args: Value,
         reply: oneshot::Sender<QueryResult>,
     },
-    SetAuth(Option<String>),
+    SetAuth(Option<Fetcher>),
 }
+
+/// Fetches an auth token; the argument asks for a fresh one rather than a
+/// cached one.
+type Fetcher = Arc<dyn Fn(bool) -> BoxFuture<'static, Option<String>> + Send + Sync>;
 
 /// A connection to a Capstan (or Convex) deployment. Cheap to clone; the
 /// connection closes when the last clone and subscription are dropped.
@@ -67,6 +76,7 @@ enum Command {
 #[derive(Clone, Debug)]
 pub struct Client {
     commands: mpsc::UnboundedSender<Command>,
+    authenticated: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Command {
@@ -94,9 +104,13 @@ impl Client {
             env!("CARGO_PKG_VERSION")
         );
         let (commands, receiver) = mpsc::unbounded_channel();
+        let (authenticated_sender, authenticated) = watch::channel(false);
         // Ends when every Client clone (and Subscription) is dropped.
-        tokio::spawn(drive(url, receiver));
-        Ok(Client { commands })
+        tokio::spawn(drive(url, receiver, authenticated_sender));
+        Ok(Client {
+            commands,
+            authenticated,
+        })
     }
 
     /// Subscribes to the query at `path` (`module:function`); the stream
@@ -159,11 +173,47 @@ impl Client {
         result.await.map_err(|_| Error::Closed)?
     }
 
-    /// Sets the token calls and subscriptions run under (`None` signs out).
-    pub fn set_auth(&self, token: Option<String>) -> Result<(), Error> {
+    /// Runs calls and subscriptions as the user whose tokens `fetch_token`
+    /// returns. It is called with `false` for a possibly cached token, with
+    /// `true` when a fresh one is needed: after the server confirmed a
+    /// cached one, ten seconds before the token in use expires (read from
+    /// the JWT's `exp`), and after the server refused one. Three refusals
+    /// in a row, or no token at all, and the client carries on signed out.
+    ///
+    /// ```no_run
+    /// # async fn example(client: capstan_client::Client) -> Result<(), capstan_client::Error> {
+    /// async fn token_from_my_provider(fresh: bool) -> Option<String> {
+    ///     // e.g. ask the identity provider's SDK, bypassing its cache when `fresh`.
+    ///     None
+    /// }
+    /// client.set_auth(token_from_my_provider)?;
+    /// let mut signed_in = client.auth_state();
+    /// signed_in.wait_for(|yes| *yes).await.ok();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_auth<F, Fut>(&self, fetch_token: F) -> Result<(), Error>
+    where
+        F: Fn(bool) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        let fetcher: Fetcher = Arc::new(move |fresh| fetch_token(fresh).boxed());
         self.commands
-            .send(Command::SetAuth(token))
+            .send(Command::SetAuth(Some(fetcher)))
             .map_err(|_| Error::Closed)
+    }
+
+    /// Signs out: calls and subscriptions run without identity again.
+    pub fn clear_auth(&self) -> Result<(), Error> {
+        self.commands
+            .send(Command::SetAuth(None))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Whether the server has confirmed the current token; changes as it
+    /// is confirmed, refused, refreshed or cleared.
+    pub fn auth_state(&self) -> watch::Receiver<bool> {
+        self.authenticated.clone()
     }
 }
 
@@ -215,7 +265,8 @@ impl Waiting {
                         let _ = reply.send(result);
                     }
                 }
-                Event::AuthAccepted => tracing::debug!("the server accepted the auth token"),
+                // Handled by `Auth::observe`.
+                Event::AuthAccepted | Event::AuthRefused { .. } => {}
             }
         }
     }
@@ -233,7 +284,108 @@ fn backoff(retries: u32) -> Duration {
     base.mul_f64(0.5 + rand::random::<f64>())
 }
 
-async fn drive(url: String, mut commands: mpsc::UnboundedReceiver<Command>) {
+/// The driver's half of auth: the fetcher, its pending calls, the refresh
+/// timer, and what the application sees.
+struct Auth {
+    manager: AuthManager,
+    fetcher: Option<Fetcher>,
+    fetching: FuturesUnordered<BoxFuture<'static, (u64, bool, Option<String>)>>,
+    refresh_at: Option<Instant>,
+    authenticated: watch::Sender<bool>,
+}
+
+impl Auth {
+    fn apply(&mut self, step: AuthStep, state: &mut ClientState, outgoing: &mut Vec<String>) {
+        match step {
+            AuthStep::Fetch { force_refresh } => {
+                if let Some(fetch) = &self.fetcher {
+                    let generation = self.manager.generation();
+                    let token = fetch(force_refresh);
+                    self.fetching
+                        .push(async move { (generation, force_refresh, token.await) }.boxed());
+                }
+            }
+            AuthStep::Use(token) => outgoing.extend(state.set_auth(Some(token))),
+            AuthStep::RefreshIn(delay) => self.refresh_at = Some(Instant::now() + delay),
+            AuthStep::SignOut => {
+                tracing::warn!("no usable auth token; continuing signed out");
+                self.fetcher = None;
+                self.refresh_at = None;
+                outgoing.extend(state.set_auth(None));
+            }
+            AuthStep::Wait => {}
+        }
+        let now = self.manager.is_authenticated();
+        self.authenticated.send_if_modified(|shown| {
+            let changed = *shown != now;
+            *shown = now;
+            changed
+        });
+    }
+
+    /// Reacts to the server's verdicts among `events`; a refusal's message
+    /// when the socket must be replaced.
+    fn observe(
+        &mut self,
+        events: &[Event],
+        state: &mut ClientState,
+        outgoing: &mut Vec<String>,
+    ) -> Option<String> {
+        let mut refused = None;
+        for event in events {
+            match event {
+                Event::AuthAccepted => {
+                    let step = self.manager.accepted();
+                    self.apply(step, state, outgoing);
+                }
+                Event::AuthRefused { error } => {
+                    tracing::debug!(%error, "the server refused the auth token");
+                    let step = self.manager.refused();
+                    self.apply(step, state, outgoing);
+                    refused = Some(format!("the server refused the auth token: {error}"));
+                }
+                _ => {}
+            }
+        }
+        refused
+    }
+
+    fn set(
+        &mut self,
+        fetcher: Option<Fetcher>,
+        state: &mut ClientState,
+        outgoing: &mut Vec<String>,
+    ) {
+        self.refresh_at = None;
+        self.fetching = FuturesUnordered::new();
+        match fetcher {
+            Some(fetcher) => {
+                self.fetcher = Some(fetcher);
+                let (_, step) = self.manager.start();
+                self.apply(step, state, outgoing);
+            }
+            None => {
+                self.fetcher = None;
+                self.manager.clear();
+                outgoing.extend(state.set_auth(None));
+                self.apply(AuthStep::Wait, state, outgoing);
+            }
+        }
+    }
+}
+
+async fn drive(
+    url: String,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    authenticated: watch::Sender<bool>,
+) {
+    let mut auth = Auth {
+        manager: AuthManager::default(),
+        fetcher: None,
+        fetching: FuturesUnordered::new(),
+        refresh_at: None,
+        authenticated,
+    };
     let mut state = ClientState::new();
     let mut waiting = Waiting::default();
     let mut socket: Option<Socket> = None;
@@ -241,7 +393,10 @@ async fn drive(url: String, mut commands: mpsc::UnboundedReceiver<Command>) {
     let mut next_attempt = Instant::now();
     let mut last_close: Option<String> = None;
     loop {
-        if socket.is_none() && Instant::now() >= next_attempt {
+        // While a token is being fetched the socket stays down, so that it
+        // does not open with the token the server just refused.
+        let may_connect = socket.is_none() && auth.fetching.is_empty();
+        if may_connect && Instant::now() >= next_attempt {
             match tokio_tungstenite::connect_async(url.as_str()).await {
                 Ok((mut opened, _)) => {
                     let (messages, events) = state.opened(last_close.as_deref());
@@ -303,7 +458,7 @@ async fn drive(url: String, mut commands: mpsc::UnboundedReceiver<Command>) {
                             let _ = reply.send(Err(error));
                         }
                     },
-                    Command::SetAuth(token) => outgoing.extend(state.set_auth(token)),
+                    Command::SetAuth(fetcher) => auth.set(fetcher, &mut state, &mut outgoing),
                 }
             }
             frame = next_frame(&mut socket) => {
@@ -311,8 +466,9 @@ async fn drive(url: String, mut commands: mpsc::UnboundedReceiver<Command>) {
                     Some(Ok(Message::Text(text))) => match state.receive(&text) {
                         Ok(events) => {
                             retries = 0;
+                            let refused = auth.observe(&events, &mut state, &mut outgoing);
                             waiting.deliver(events);
-                            None
+                            refused
                         }
                         Err(reconnect) => Some(reconnect.0),
                     },
@@ -333,7 +489,17 @@ async fn drive(url: String, mut commands: mpsc::UnboundedReceiver<Command>) {
                     next_attempt = Instant::now() + backoff(retries);
                 }
             }
-            () = tokio::time::sleep_until(next_attempt), if socket.is_none() => {}
+            () = tokio::time::sleep_until(next_attempt), if may_connect => {}
+            Some((generation, fresh, token)) = auth.fetching.next(), if !auth.fetching.is_empty() => {
+                let step = auth.manager.fetched(generation, fresh, token);
+                auth.apply(step, &mut state, &mut outgoing);
+            }
+            () = tokio::time::sleep_until(auth.refresh_at.unwrap_or_else(Instant::now)),
+                if auth.refresh_at.is_some() =>
+            {
+                auth.refresh_at = None;
+                auth.apply(AuthStep::Fetch { force_refresh: true }, &mut state, &mut outgoing);
+            }
         }
         if let Some(open) = socket.as_mut() {
             for message in outgoing {

@@ -6,6 +6,7 @@
 //! mutations.
 //!
 //! - [`state`]: the protocol state machine, without I/O.
+//! - [`auth`]: when to fetch, refresh and give up on auth tokens, without I/O.
 //! - [`Client`] and [`Subscription`]: the driver task around it.
 //!
 //! ```no_run
@@ -24,6 +25,7 @@
 //! # }
 //! ```
 
+pub mod auth;
 mod driver;
 pub mod state;
 

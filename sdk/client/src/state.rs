@@ -33,6 +33,11 @@ pub enum Event {
     },
     /// The server confirmed the current auth token.
     AuthAccepted,
+    /// The server refused the auth token; it closes the socket next, and the
+    /// driver reconnects once it has another token (or none).
+    AuthRefused {
+        error: String,
+    },
 }
 
 /// The server broke the protocol or closed the session: the socket must be
@@ -325,10 +330,9 @@ impl ClientState {
                 };
                 Ok(vec![Event::Action { id, result }])
             }
-            "AuthError" => Err(Reconnect(format!(
-                "the server refused the auth token: {}",
-                field("error").as_str().unwrap_or_default()
-            ))),
+            "AuthError" => Ok(vec![Event::AuthRefused {
+                error: field("error").as_str().unwrap_or_default().to_owned(),
+            }]),
             "FatalError" => Err(Reconnect(format!(
                 "the server reported a fatal error: {}",
                 field("error").as_str().unwrap_or_default()

@@ -1,5 +1,6 @@
 //! The client against a real server serving the test guest.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use capstan_client::{Client, Error, Value};
@@ -130,5 +131,178 @@ async fn the_client_reconnects_resubscribes_and_resends_mutations() -> anyhow::R
     assert_eq!(bodies(&seen), ["queued"]);
     drop(list);
     second.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_tokens_are_retried_fresh_then_the_client_carries_on_signed_out()
+-> anyhow::Result<()> {
+    // This server has no identity provider configured: it refuses every
+    // user token with AuthError and closes the socket.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let server = server(dir.path(), "127.0.0.1:0").await?;
+    let client = Client::new(&server.url())?;
+    let mut list = client
+        .subscribe("api:list", value(json!({"channel": "a"})))
+        .await?;
+    assert_eq!(bodies(&next(&mut list).await?), Vec::<String>::new());
+
+    let fetches = Arc::new(Mutex::new(Vec::new()));
+    let log = fetches.clone();
+    client.set_auth(move |fresh| {
+        let log = log.clone();
+        async move {
+            let mut log = log.lock().expect("unpoisoned");
+            log.push(fresh);
+            Some(format!("token-{}", log.len()))
+        }
+    })?;
+    let mutation = client
+        .mutation("api:send", value(json!({"channel": "a", "body": "once"})))
+        .await?;
+    drop(mutation);
+    let mut seen = next(&mut list).await?;
+    while bodies(&seen).is_empty() {
+        seen = next(&mut list).await?;
+    }
+    assert_eq!(bodies(&seen), ["once"]);
+    // One cached token, then two fresh ones; after the third refusal the
+    // client stops asking.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while fetches.lock().expect("unpoisoned").len() < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(*fetches.lock().expect("unpoisoned"), [false, true, true]);
+    assert!(!*client.auth_state().borrow());
+    // Signed out, the connection still works.
+    client
+        .mutation("api:send", value(json!({"channel": "a", "body": "after"})))
+        .await?;
+    assert_eq!(
+        bodies(
+            &client
+                .query("api:list", value(json!({"channel": "a"})))
+                .await?
+        ),
+        ["once", "after"]
+    );
+    drop(list);
+    server.stop().await?;
+    Ok(())
+}
+
+/// A stand-in server that accepts any token: it confirms every Authenticate
+/// with an identity-bump Transition and reports the tokens it got.
+async fn accepting_server() -> anyhow::Result<(String, tokio::sync::mpsc::UnboundedReceiver<String>)>
+{
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (tokens, received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tokens = tokens.clone();
+            tokio::spawn(async move {
+                let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                let (mut query_set, mut identity) = (0u64, 0u64);
+                while let Some(Ok(Message::Text(text))) = socket.next().await {
+                    let message: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+                    let start =
+                        json!({"querySet": query_set, "identity": identity, "ts": "AAAAAAAAAAA="});
+                    match message["type"].as_str() {
+                        Some("ModifyQuerySet") => query_set += 1,
+                        Some("Authenticate") => {
+                            assert_eq!(message["baseVersion"], json!(identity));
+                            let _ = tokens.send(message["value"].as_str().unwrap_or("").to_owned());
+                            identity += 1;
+                        }
+                        _ => continue,
+                    }
+                    let end =
+                        json!({"querySet": query_set, "identity": identity, "ts": "AAAAAAAAAAA="});
+                    let transition = json!({"type": "Transition", "startVersion": start,
+                        "endVersion": end, "modifications": []});
+                    if socket
+                        .send(Message::text(transition.to_string()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok((url, received))
+}
+
+fn jwt(exp: u64, n: usize) -> String {
+    use base64::Engine as _;
+    let encode = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    format!(
+        "{}.{}.sig",
+        encode(json!({"alg": "RS256", "typ": "JWT"})),
+        encode(json!({"sub": "user", "n": n, "exp": exp}))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_refreshed_before_they_expire() -> anyhow::Result<()> {
+    let (url, mut received) = accepting_server().await?;
+    let client = Client::new(&url)?;
+    let count = Arc::new(Mutex::new(0usize));
+    let counter = count.clone();
+    client.set_auth(move |_fresh| {
+        let counter = counter.clone();
+        async move {
+            let mut n = counter.lock().expect("unpoisoned");
+            *n += 1;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_secs();
+            // Two seconds to live: refreshed about a second in.
+            Some(jwt(now + 2, *n))
+        }
+    })?;
+    let mut state = client.auth_state();
+    tokio::time::timeout(WAIT, state.wait_for(|yes| *yes)).await??;
+    // The cached token, the fresh one fetched right after it was
+    // confirmed, then refreshes before each expires.
+    let began = tokio::time::Instant::now();
+    let mut tokens = Vec::new();
+    while tokens.len() < 4 {
+        tokens.push(
+            tokio::time::timeout(WAIT, received.recv())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the server went away"))?,
+        );
+    }
+    assert!(
+        began.elapsed() >= Duration::from_millis(900),
+        "refreshed too early"
+    );
+    let distinct: std::collections::HashSet<_> = tokens.iter().collect();
+    assert_eq!(distinct.len(), 4, "each Authenticate carried a new token");
+    assert!(*client.auth_state().borrow());
+
+    // Signing out sends `None` and stops the refreshes.
+    client.clear_auth()?;
+    state.wait_for(|yes| !*yes).await?;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut later = Vec::new();
+    while let Ok(token) = received.try_recv() {
+        later.push(token);
+    }
+    assert!(
+        later.iter().all(String::is_empty),
+        "no refresh after sign-out: {later:?}"
+    );
     Ok(())
 }
