@@ -407,7 +407,7 @@ fn check_result(json: String, max: usize) -> Result<String, Failure> {
     }
     // The guest is untrusted: its output must be a well-formed value.
     Value::from_json_str(&json)
-        .map(|value| value.to_json().to_string())
+        .map(|value| value.to_json_string())
         .map_err(|e| Failure::InvalidResult(e.to_string()))
 }
 

@@ -302,7 +302,7 @@ fn parse_object(text: &str, what: &str) -> Result<capstan_protocol::Object, Func
 }
 
 fn document_json(document: &capstan_store::Document) -> String {
-    document.to_value().to_json().to_string()
+    document.to_value().to_json_string()
 }
 
 impl types::Host for CallState {}
@@ -401,8 +401,7 @@ impl db::Host for CallState {
                     .map(capstan_store::Document::to_value)
                     .collect(),
             )
-            .to_json()
-            .to_string()
+            .to_json_string()
         }))
     }
 
@@ -437,7 +436,7 @@ impl db::Host for CallState {
             );
             object.insert("isDone".into(), Value::Boolean(page.is_done));
             object.insert("continueCursor".into(), Value::String(page.continue_cursor));
-            Value::Object(object).to_json().to_string()
+            Value::Object(object).to_json_string()
         }))
     }
 }

@@ -7,6 +7,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use std::cell::Cell;
+
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value as Json;
 
@@ -85,16 +88,147 @@ impl Value {
         }
     }
 
+    /// The Convex JSON text of the value: `self.to_json().to_string()`,
+    /// written directly.
+    pub fn to_json_string(&self) -> String {
+        // Infallible: every map key is a string and no impl reports errors.
+        serde_json::to_string(self).expect("a Value always serialises")
+    }
+
     /// Decodes Convex JSON, enforcing the key rules and the special encodings.
     pub fn from_json(json: &Json) -> Result<Value> {
         from_json_at(json, 0)
     }
 
-    /// Parses Convex JSON text.
+    /// Parses Convex JSON text, with the rules of [`Value::from_json`] but
+    /// without building the `serde_json` tree first.
     pub fn from_json_str(text: &str) -> Result<Value> {
-        let json: Json =
-            serde_json::from_str(text).map_err(|e| ValueError::InvalidJson(e.to_string()))?;
-        Value::from_json(&json)
+        let rule = Cell::new(None);
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let parsed = Seed {
+            depth: 0,
+            rule: &rule,
+        }
+        .deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value));
+        parsed.map_err(|e| {
+            rule.take()
+                .unwrap_or_else(|| ValueError::InvalidJson(e.to_string()))
+        })
+    }
+}
+
+/// Decodes one value at `depth` straight from a deserializer. A broken
+/// Convex rule is kept in `rule`, so that the caller gets the typed error
+/// rather than its text.
+#[derive(Clone, Copy)]
+struct Seed<'a> {
+    depth: usize,
+    rule: &'a Cell<Option<ValueError>>,
+}
+
+impl Seed<'_> {
+    fn child(self) -> Self {
+        Seed {
+            depth: self.depth + 1,
+            ..self
+        }
+    }
+
+    fn broke<E: serde::de::Error>(self, error: ValueError) -> E {
+        let message = error.to_string();
+        self.rule.set(Some(error));
+        E::custom(message)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<Value, D::Error> {
+        if self.depth > MAX_JSON_DEPTH {
+            return Err(self.broke(ValueError::TooDeep {
+                max: MAX_JSON_DEPTH,
+            }));
+        }
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Boolean(b))
+    }
+
+    // Every plain JSON number is a float64.
+    fn visit_i64<E>(self, n: i64) -> std::result::Result<Value, E> {
+        Ok(Value::Float64(n as f64))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> std::result::Result<Value, E> {
+        Ok(Value::Float64(n as f64))
+    }
+
+    fn visit_f64<E>(self, x: f64) -> std::result::Result<Value, E> {
+        Ok(Value::Float64(x))
+    }
+
+    fn visit_str<E>(self, s: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(s))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = seq.next_element_seed(self.child())? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let mut fields = Object::new();
+        let Some(first) = map.next_key::<String>()? else {
+            return Ok(Value::Object(fields));
+        };
+        if first.starts_with('$') {
+            // A special encoding is the object's only key.
+            let inner: Json = map.next_value()?;
+            if map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                let error = validate_field_name(&first).err().unwrap_or_else(|| {
+                    ValueError::InvalidFieldName {
+                        name: first.chars().take(64).collect(),
+                        reason: "field names must not start with '$'",
+                    }
+                });
+                return Err(self.broke(error));
+            }
+            return decode_special(&first, &inner).map_err(|e| self.broke(e));
+        }
+        let mut key = Some(first);
+        while let Some(name) = key {
+            validate_field_name(&name).map_err(|e| self.broke(e))?;
+            let value = map.next_value_seed(self.child())?;
+            fields.insert(name, value);
+            key = map.next_key::<String>()?;
+        }
+        Ok(Value::Object(fields))
     }
 }
 
@@ -179,16 +313,56 @@ fn decode_special(key: &str, inner: &Json) -> Result<Value> {
     }
 }
 
+/// Writes the same Convex JSON as [`Value::to_json`], without building the
+/// `serde_json` tree first.
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        self.to_json().serialize(serializer)
+        use serde::ser::{SerializeMap, SerializeSeq};
+        fn special<S: Serializer>(
+            serializer: S,
+            tag: &str,
+            bytes: &[u8],
+        ) -> std::result::Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(1))?;
+            map.serialize_entry(tag, &STANDARD.encode(bytes))?;
+            map.end()
+        }
+        match self {
+            Value::Null => serializer.serialize_unit(),
+            Value::Int64(i) => special(serializer, "$integer", &i.to_le_bytes()),
+            Value::Float64(x) if is_special_float(*x) => {
+                special(serializer, "$float", &x.to_le_bytes())
+            }
+            Value::Float64(x) => serializer.serialize_f64(*x),
+            Value::Boolean(b) => serializer.serialize_bool(*b),
+            Value::String(s) => serializer.serialize_str(s),
+            Value::Bytes(b) => special(serializer, "$bytes", b),
+            Value::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Value::Object(fields) => {
+                let mut map = serializer.serialize_map(Some(fields.len()))?;
+                for (name, value) in fields {
+                    map.serialize_entry(name, value)?;
+                }
+                map.end()
+            }
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let json = Json::deserialize(deserializer)?;
-        Value::from_json(&json).map_err(serde::de::Error::custom)
+        let rule = Cell::new(None);
+        Seed {
+            depth: 0,
+            rule: &rule,
+        }
+        .deserialize(deserializer)
     }
 }
 
@@ -196,6 +370,46 @@ impl<'de> Deserialize<'de> for Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn text_decoding_follows_the_tree_decoding() {
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let cases = [
+            r#"{"a":1,"b":[true,null,"x",{"$integer":"AQAAAAAAAAA="}],"c":{"d":-0.5}}"#.to_owned(),
+            r#"{"$bytes":"AQID"}"#.to_owned(),
+            r#"{"$float":"AAAAAAAA+H8="}"#.to_owned(),
+            r#"{"a":1,"a":2}"#.to_owned(),
+            r#"18446744073709551615"#.to_owned(),
+            deep(MAX_JSON_DEPTH),
+            // Each breaks one rule.
+            deep(MAX_JSON_DEPTH + 1),
+            deep(200),
+            r#"{"$integer":"AQAAAAAAAAA=","a":1}"#.to_owned(),
+            r#"{"$integer":"AQ=="}"#.to_owned(),
+            r#"{"$integer":5}"#.to_owned(),
+            r#"{"$float":"AAAAAAAA8D8="}"#.to_owned(),
+            r#"{"$other":"x"}"#.to_owned(),
+            r#"{"ok":{"":1}}"#.to_owned(),
+            r#"{"tab\there":1}"#.to_owned(),
+            r#"{"a":1"#.to_owned(),
+            r#"{"a":1} trailing"#.to_owned(),
+            String::new(),
+        ];
+        for text in cases {
+            let tree = serde_json::from_str::<Json>(&text)
+                .map_err(|e| ValueError::InvalidJson(e.to_string()))
+                .and_then(|json| Value::from_json(&json));
+            let direct = Value::from_json_str(&text);
+            match (&tree, &direct) {
+                (Ok(a), Ok(b)) => assert!(a == b, "{text}: {a:?} vs {b:?}"),
+                (Err(ValueError::InvalidJson(_)), Err(ValueError::InvalidJson(_))) => {}
+                // serde_json's own limit (128) stops the tree sooner.
+                (Err(ValueError::InvalidJson(_)), Err(ValueError::TooDeep { .. })) => {}
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text}"),
+                _ => panic!("{text}: {tree:?} vs {direct:?}"),
+            }
+        }
+    }
 
     #[test]
     fn special_values_match_the_spec_examples() {

@@ -34,7 +34,7 @@ pub fn call_arguments(args: Option<serde_json::Value>) -> Result<String, String>
             value.value_type().name()
         ));
     }
-    Ok(value.to_json().to_string())
+    Ok(value.to_json_string())
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ fn run<A: Serialize + ?Sized, R: DeserializeOwned>(
     if !matches!(args, Value::Object(_)) {
         return Err(Error::new("function arguments must be an object"));
     }
-    let text = call(path, &args.to_json().to_string()).map_err(Error::from_host)?;
+    let text = call(path, &args.to_json_string()).map_err(Error::from_host)?;
     from_value(&Value::from_json_str(&text)?)
 }
 

@@ -73,7 +73,7 @@ impl DatabaseWriter<'_> {
         document: &D,
     ) -> Result<String> {
         let value = to_value(document)?;
-        host::insert(table, &value.to_json().to_string()).map_err(Error::from_host)
+        host::insert(table, &value.to_json_string()).map_err(Error::from_host)
     }
 
     /// Shallow merge: sets the fields of `fields` (a struct or a map), leaving
@@ -95,16 +95,15 @@ impl DatabaseWriter<'_> {
     ) -> Result<Doc<T>> {
         let set = to_value(fields)?;
         let unset: Vec<String> = unset.iter().map(|s| (*s).to_owned()).collect();
-        let text = host::patch(id.as_str(), &set.to_json().to_string(), &unset)
-            .map_err(Error::from_host)?;
+        let text =
+            host::patch(id.as_str(), &set.to_json_string(), &unset).map_err(Error::from_host)?;
         Doc::from_value(parse(&text)?)
     }
 
     /// Replaces every field of the document.
     pub fn replace<T: Table>(&mut self, id: &Id<T>, document: &T) -> Result<Doc<T>> {
         let value = to_value(document)?;
-        let text =
-            host::replace(id.as_str(), &value.to_json().to_string()).map_err(Error::from_host)?;
+        let text = host::replace(id.as_str(), &value.to_json_string()).map_err(Error::from_host)?;
         Doc::from_value(parse(&text)?)
     }
 

@@ -72,7 +72,7 @@ impl Error {
         let data = self.data.and_then(|data| {
             crate::values::plain_to_value(data)
                 .ok()
-                .map(|value| value.to_json().to_string())
+                .map(|value| value.to_json_string())
         });
         crate::bindings::capstan::runtime::types::FunctionError {
             message: self.message,

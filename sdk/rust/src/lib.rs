@@ -189,7 +189,7 @@ pub mod __private {
     }
 
     pub fn encode_result<T: serde::Serialize + ?Sized>(result: &T) -> Result<String> {
-        Ok(crate::to_value(result)?.to_json().to_string())
+        Ok(crate::to_value(result)?.to_json_string())
     }
 
     pub fn specs(registry: &[FunctionDefinition]) -> Vec<FunctionSpec> {
