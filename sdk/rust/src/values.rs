@@ -10,6 +10,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
+mod direct;
+
 /// The largest integer a float64 holds exactly.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
 
@@ -22,7 +24,9 @@ const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
 /// # Ok::<(), capstan::Error>(())
 /// ```
 pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
-    plain_to_value(serde_json::to_value(value)?)
+    value
+        .serialize(direct::Serializer)
+        .map_err(|e| Error::new(e.0))
 }
 
 /// A Convex value as a Rust value.
@@ -34,7 +38,7 @@ pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
 /// # Ok::<(), capstan::Error>(())
 /// ```
 pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T> {
-    Ok(serde_json::from_value(value_to_plain(value))?)
+    T::deserialize(direct::Deserializer(value)).map_err(|e| Error::new(e.0))
 }
 
 pub(crate) fn plain_to_value(json: serde_json::Value) -> Result<Value> {
@@ -85,5 +89,126 @@ pub(crate) fn value_to_plain(value: &Value) -> serde_json::Value {
                 .map(|(k, v)| (k.clone(), value_to_plain(v)))
                 .collect(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    enum Shape {
+        Empty,
+        Circle(f64),
+        Pair(i32, String),
+        Rect { w: u32, h: u32 },
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Unit;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Wrapper(u16);
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Everything {
+        name: String,
+        count: u32,
+        big: i64,
+        ratio: f64,
+        whole: f64,
+        flag: bool,
+        letter: char,
+        missing: Option<String>,
+        present: Option<Vec<u8>>,
+        shapes: Vec<Shape>,
+        by_number: BTreeMap<u32, String>,
+        by_name: HashMap<String, Wrapper>,
+        tuple: (i8, Unit, ()),
+        #[serde(skip_serializing_if = "Option::is_none")]
+        skipped: Option<u8>,
+        #[serde(flatten)]
+        extra: BTreeMap<String, i64>,
+    }
+
+    fn everything() -> Everything {
+        Everything {
+            name: "n".into(),
+            count: 7,
+            big: -(1 << 60),
+            ratio: 0.25,
+            whole: 3.0,
+            flag: true,
+            letter: 'é',
+            missing: None,
+            present: Some(vec![0, 255]),
+            shapes: vec![
+                Shape::Empty,
+                Shape::Circle(1.5),
+                Shape::Pair(-2, "two".into()),
+                Shape::Rect { w: 3, h: 4 },
+            ],
+            by_number: BTreeMap::from([(1, "one".into()), (20, "twenty".into())]),
+            by_name: HashMap::from([("w".into(), Wrapper(9))]),
+            tuple: (-1, Unit, ()),
+            skipped: None,
+            extra: BTreeMap::from([("more".into(), 5)]),
+        }
+    }
+
+    /// The route through `serde_json::Value` that the direct conversions
+    /// replace: they must agree with it.
+    fn old_to_value<T: Serialize>(value: &T) -> Result<Value> {
+        plain_to_value(serde_json::to_value(value)?)
+    }
+
+    fn old_from_value<T: DeserializeOwned>(value: &Value) -> Result<T> {
+        Ok(serde_json::from_value(value_to_plain(value))?)
+    }
+
+    #[test]
+    fn direct_conversions_agree_with_the_json_route() {
+        let value = to_value(&everything()).unwrap();
+        assert!(value == old_to_value(&everything()).unwrap(), "{value:?}");
+        let back: Everything = from_value(&value).unwrap();
+        assert_eq!(back, everything());
+        let old: Everything = old_from_value(&value).unwrap();
+        assert_eq!(old, back);
+
+        // Lenient reading: integral floats (as clients send numbers) fill
+        // integer fields, int64 fills float fields.
+        let mut fields = match value {
+            Value::Object(fields) => fields,
+            other => panic!("{other:?}"),
+        };
+        fields.insert("count".into(), Value::Float64(7.0));
+        fields.insert("ratio".into(), Value::Int64(2));
+        let loose = Value::Object(fields);
+        let read: Everything = from_value(&loose).unwrap();
+        assert_eq!((read.count, read.ratio), (7, 2.0));
+        assert_eq!(read, old_from_value::<Everything>(&loose).unwrap());
+    }
+
+    #[test]
+    fn direct_conversions_fail_where_the_json_route_fails() {
+        assert!(to_value(&u64::MAX).is_err() && old_to_value(&u64::MAX).is_err());
+        assert!(to_value(&HashMap::from([((1, 2), 3)])).is_err());
+        for (value, what) in [
+            (Value::Float64(2.5), "a fraction into u32"),
+            (Value::Int64(-1), "a negative into u32"),
+            (Value::String("x".into()), "a string into u32"),
+        ] {
+            let new = from_value::<u32>(&value).map_err(|e| e.message().to_owned());
+            let old = old_from_value::<u32>(&value).map_err(|e| e.message().to_owned());
+            assert!(new.is_err(), "{what}");
+            assert_eq!(new, old, "{what}");
+        }
+        let two_keys = to_value(&BTreeMap::from([("Circle", 1.0), ("Empty", 0.0)])).unwrap();
+        assert!(from_value::<Shape>(&two_keys).is_err());
+        assert!(from_value::<Shape>(&Value::String("Unknown".into())).is_err());
     }
 }
