@@ -397,7 +397,7 @@ impl App {
             environment: self.environment(),
             nested: None,
         };
-        let outcome = run_blocking(module, call).await?;
+        let outcome = run_in_place(module, call).await?;
         Ok(QueryRun {
             result: outcome.result,
             log_lines: outcome.log_lines,
@@ -608,6 +608,23 @@ fn kind_name(kind: FunctionKind) -> &'static str {
         FunctionKind::Query => "query",
         FunctionKind::Mutation => "mutation",
         FunctionKind::Action => "action",
+    }
+}
+
+/// Runs `call` on this thread, first handing the worker's other tasks to
+/// another thread, so that nothing waits for a hand-off and a wake-up on the
+/// way back (the subscription manager runs queries one after another, and
+/// each one's latency is a client's). Off a multi-threaded runtime, on the
+/// blocking pool.
+async fn run_in_place(
+    module: Arc<capstan_host::Module>,
+    call: Call,
+) -> Result<capstan_host::Outcome, ServerError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        Ok(tokio::task::block_in_place(|| module.run(call)))
+    } else {
+        run_blocking(module, call).await
     }
 }
 
