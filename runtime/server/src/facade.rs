@@ -403,7 +403,7 @@ impl App {
             log_lines: outcome.log_lines,
             read_set: outcome
                 .transaction
-                .map(|t| t.read_set().clone())
+                .map(capstan_store::Transaction::into_read_set)
                 .unwrap_or_default(),
         })
     }

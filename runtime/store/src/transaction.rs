@@ -111,6 +111,12 @@ impl Transaction {
         &self.reads
     }
 
+    /// Ends the transaction, keeping what it read (a subscription's
+    /// dependencies).
+    pub fn into_read_set(self) -> ReadSet {
+        self.reads
+    }
+
     pub fn is_read_only(&self) -> bool {
         self.writes.is_empty() && self.receipts.is_empty()
     }
