@@ -370,6 +370,7 @@ impl App {
         args: String,
         ts: Timestamp,
         caller: Caller,
+        placement: Placement,
     ) -> Result<QueryRun, ServerError> {
         let module = match self.resolve(Some(FunctionKind::Query), path, caller) {
             Ok((module, _)) => module,
@@ -397,7 +398,10 @@ impl App {
             environment: self.environment(),
             nested: None,
         };
-        let outcome = run_in_place(module, call).await?;
+        let outcome = match placement {
+            Placement::InPlace => run_in_place(module, call).await?,
+            Placement::Pool => run_blocking(module, call).await?,
+        };
         Ok(QueryRun {
             result: outcome.result,
             log_lines: outcome.log_lines,
@@ -611,11 +615,20 @@ fn kind_name(kind: FunctionKind) -> &'static str {
     }
 }
 
+/// Where a query's guest code runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// On the calling thread, after handing its other tasks to another
+    /// thread: no hand-off and wake-up on the way back, for a single call
+    /// whose latency someone waits on (a subscription's first result).
+    InPlace,
+    /// On the blocking pool: for calls that run side by side.
+    Pool,
+}
+
 /// Runs `call` on this thread, first handing the worker's other tasks to
-/// another thread, so that nothing waits for a hand-off and a wake-up on the
-/// way back (the subscription manager runs queries one after another, and
-/// each one's latency is a client's). Off a multi-threaded runtime, on the
-/// blocking pool.
+/// another thread ([`Placement::InPlace`]). Off a multi-threaded runtime, on
+/// the blocking pool.
 async fn run_in_place(
     module: Arc<capstan_host::Module>,
     call: Call,

@@ -26,7 +26,7 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 use super::messages::QueryOutcome;
 use super::{Identity, client_failure};
-use crate::facade::App;
+use crate::facade::{App, Placement};
 
 /// Identifies one shared query inside the manager.
 pub type QueryHandle = u64;
@@ -285,7 +285,9 @@ impl Manager {
                 let handle = self.next_handle;
                 self.next_handle += 1;
                 let ts = self.published_ts();
-                let (outcome, read_set) = execute(&self.app, &self.stats, &key, ts).await;
+                // A new subscriber waits for this one result.
+                let (outcome, read_set) =
+                    execute(&self.app, &self.stats, &key, ts, Placement::InPlace).await;
                 self.index.insert(handle, &read_set);
                 self.by_key.insert(key.clone(), handle);
                 self.queries.insert(
@@ -367,7 +369,10 @@ impl Manager {
             let key = query.key.clone();
             let app = self.app.clone();
             let stats = self.stats.clone();
-            runs.spawn(async move { (handle, execute(&app, &stats, &key, ts).await) });
+            runs.spawn(async move {
+                let run = execute(&app, &stats, &key, ts, Placement::Pool).await;
+                (handle, run)
+            });
         }
         let mut fresh = Vec::new();
         while let Some(joined) = runs.join_next().await {
@@ -418,10 +423,17 @@ async fn execute(
     stats: &Stats,
     key: &QueryKey,
     ts: Timestamp,
+    placement: Placement,
 ) -> (QueryOutcome, ReadSet) {
     stats.executions.fetch_add(1, Ordering::Relaxed);
     match app
-        .query_at(&key.path, key.args.clone(), ts, key.identity.caller())
+        .query_at(
+            &key.path,
+            key.args.clone(),
+            ts,
+            key.identity.caller(),
+            placement,
+        )
         .await
     {
         Ok(run) => (
