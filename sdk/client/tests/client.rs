@@ -306,3 +306,190 @@ async fn tokens_are_refreshed_before_they_expire() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_subscription_delivers_the_error_with_its_data() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let server = server(dir.path(), "127.0.0.1:0").await?;
+    let client = Client::new(&server.url())?;
+    let mut failing = client.subscribe("api:fail", value(json!({}))).await?;
+    let first = tokio::time::timeout(WAIT, failing.next())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the subscription ended"))?;
+    let Err(Error::Function {
+        data: Some(data), ..
+    }) = first
+    else {
+        panic!("expected the query's error, got {first:?}");
+    };
+    assert_eq!(data.to_json()["code"], json!("TOO_MANY"));
+    drop(failing);
+    server.stop().await?;
+    Ok(())
+}
+
+/// A TCP proxy in front of `target` that, when armed, cuts the connection
+/// instead of delivering the next MutationResponse (server frames are not
+/// masked, so the JSON is visible in the stream). Returns its address, the
+/// arming switch, and how many connections it cut.
+async fn cutting_proxy(
+    target: std::net::SocketAddr,
+) -> anyhow::Result<(
+    String,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<std::sync::atomic::AtomicUsize>,
+)> {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = format!("http://{}", listener.local_addr()?);
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cuts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (armed_switch, cut_count) = (armed.clone(), cuts.clone());
+    tokio::spawn(async move {
+        while let Ok((downstream, _)) = listener.accept().await {
+            let Ok(upstream) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let (mut down_read, mut down_write) = downstream.into_split();
+            let (mut up_read, mut up_write) = upstream.into_split();
+            let (armed, cuts) = (armed.clone(), cuts.clone());
+            let to_server = tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut down_read, &mut up_write).await;
+            });
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 64 << 10];
+                loop {
+                    let Ok(n) = up_read.read(&mut buffer).await else {
+                        break;
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    let chunk = &buffer[..n];
+                    if chunk.windows(16).any(|w| w == b"MutationResponse")
+                        && armed.swap(false, Ordering::SeqCst)
+                    {
+                        cuts.fetch_add(1, Ordering::SeqCst);
+                        break;
+                    }
+                    if down_write.write_all(chunk).await.is_err() {
+                        break;
+                    }
+                }
+                // Dropping both halves closes both connections.
+                to_server.abort();
+            });
+        }
+    });
+    Ok((address, armed_switch, cut_count))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutation_in_flight_when_the_socket_drops_is_applied_exactly_once() -> anyhow::Result<()>
+{
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let server = server(dir.path(), "127.0.0.1:0").await?;
+    let (proxy, armed, cuts) = cutting_proxy(server.addr).await?;
+    let client = Client::new(&proxy)?;
+    let mut list = client
+        .subscribe("api:list", value(json!({"channel": "cut"})))
+        .await?;
+    assert_eq!(bodies(&next(&mut list).await?), Vec::<String>::new());
+
+    armed.store(true, Ordering::SeqCst);
+    // The server commits and answers; the answer is lost with the socket;
+    // the client reconnects and sends the mutation again with the same id.
+    let id = tokio::time::timeout(
+        WAIT,
+        client.mutation("api:send", value(json!({"channel": "cut", "body": "once"}))),
+    )
+    .await??;
+    assert_eq!(cuts.load(Ordering::SeqCst), 1, "the connection was cut");
+    let direct = Client::new(&server.url())?;
+    let stored = direct
+        .query("api:list", value(json!({"channel": "cut"})))
+        .await?;
+    assert_eq!(bodies(&stored), ["once"]);
+    assert_eq!(
+        stored.to_json()[0]["_id"],
+        id.to_json(),
+        "the resent mutation returned the first run's result"
+    );
+    drop(list);
+    server.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_clients_with_five_subscriptions_each_converge_under_a_stream_of_mutations()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let server = server(dir.path(), "127.0.0.1:0").await?;
+    let channels: Vec<String> = (0..5).map(|n| format!("stream {n}")).collect();
+    let mut readers = Vec::new();
+    for _ in 0..20 {
+        let client = Client::new(&server.url())?;
+        let mut subscriptions = Vec::new();
+        for channel in &channels {
+            subscriptions.push(
+                client
+                    .subscribe("api:list", value(json!({"channel": channel})))
+                    .await?,
+            );
+        }
+        readers.push((client, subscriptions));
+    }
+    // Three writers, 60 mutations spread over the channels, concurrently.
+    let writers: Vec<_> = (0..3)
+        .map(|writer| {
+            let url = server.url();
+            let channels = channels.clone();
+            tokio::spawn(async move {
+                let client = Client::new(&url)?;
+                for n in 0..20 {
+                    let channel = &channels[(writer + n) % channels.len()];
+                    client
+                        .mutation(
+                            "api:send",
+                            value(json!({"channel": channel, "body": format!("{writer}-{n}")})),
+                        )
+                        .await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    let oracle = Client::new(&server.url())?;
+    let mut expected = Vec::new();
+    for channel in &channels {
+        let mut list = bodies(
+            &oracle
+                .query("api:list", value(json!({"channel": channel})))
+                .await?,
+        );
+        list.sort();
+        expected.push(list);
+    }
+    assert_eq!(expected.iter().map(Vec::len).sum::<usize>(), 60);
+    // Every subscription's latest result settles on the database's.
+    for (_client, subscriptions) in &mut readers {
+        for (subscription, want) in subscriptions.iter_mut().zip(&expected) {
+            loop {
+                let mut got = bodies(&next(subscription).await?);
+                got.sort();
+                if got == *want {
+                    break;
+                }
+                assert!(got.len() < want.len(), "overshot: {got:?} vs {want:?}");
+            }
+        }
+    }
+    drop(readers);
+    server.stop().await?;
+    Ok(())
+}
