@@ -359,10 +359,7 @@ async fn cutting_proxy(
             });
             tokio::spawn(async move {
                 let mut buffer = vec![0u8; 64 << 10];
-                loop {
-                    let Ok(n) = up_read.read(&mut buffer).await else {
-                        break;
-                    };
+                while let Ok(n) = up_read.read(&mut buffer).await {
                     if n == 0 {
                         break;
                     }
