@@ -635,7 +635,11 @@ async fn run_in_place(
 ) -> Result<capstan_host::Outcome, ServerError> {
     use tokio::runtime::{Handle, RuntimeFlavor};
     if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
-        Ok(tokio::task::block_in_place(|| module.run(call)))
+        // A panic stays this call's failure, as it would on the pool, and
+        // does not unwind into the task that asked.
+        let run = std::panic::AssertUnwindSafe(|| module.run(call));
+        tokio::task::block_in_place(|| std::panic::catch_unwind(run))
+            .map_err(|_| ServerError::Internal("function runner failed: it panicked".into()))
     } else {
         run_blocking(module, call).await
     }

@@ -90,7 +90,7 @@ async fn serve(socket: WebSocket, context: SocketContext, _permit: OwnedSemaphor
         // Idleness is checked every half interval rather than with a timer
         // armed per message: a Ping goes out after between half and all of
         // `ping_interval` without a message.
-        let half = ping_interval / 2;
+        let half = (ping_interval / 2).max(std::time::Duration::from_millis(1));
         let mut check = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sent = tokio::time::Instant::now();

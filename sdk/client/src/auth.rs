@@ -13,7 +13,7 @@ pub const REFRESH_LEEWAY: Duration = Duration::from_secs(10);
 pub const MAX_REFUSALS: u32 = 3;
 
 /// What the driver should do next about the token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum AuthStep {
     /// Call the fetcher (`force_refresh`: bypass any cached token).
     Fetch { force_refresh: bool },
@@ -27,8 +27,24 @@ pub enum AuthStep {
     Wait,
 }
 
+// Tokens are credentials: Debug never shows them.
+impl std::fmt::Debug for AuthStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthStep::Fetch { force_refresh } => f
+                .debug_struct("Fetch")
+                .field("force_refresh", force_refresh)
+                .finish(),
+            AuthStep::Use(_) => f.write_str("Use(<token>)"),
+            AuthStep::RefreshIn(delay) => f.debug_tuple("RefreshIn").field(delay).finish(),
+            AuthStep::SignOut => f.write_str("SignOut"),
+            AuthStep::Wait => f.write_str("Wait"),
+        }
+    }
+}
+
 /// The token state of one client.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct AuthManager {
     /// Bumped by every `set_auth`/`clear_auth`, so a late fetch is dropped.
     generation: u64,
@@ -37,6 +53,18 @@ pub struct AuthManager {
     token: Option<(String, bool)>,
     refusals: u32,
     authenticated: bool,
+}
+
+impl std::fmt::Debug for AuthManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthManager")
+            .field("generation", &self.generation)
+            .field("active", &self.active)
+            .field("has_token", &self.token.is_some())
+            .field("refusals", &self.refusals)
+            .field("authenticated", &self.authenticated)
+            .finish()
+    }
 }
 
 impl AuthManager {
@@ -161,10 +189,12 @@ fn schedule(token: &str) -> AuthStep {
     }
 }
 
-/// When to fetch a replacement for `token` (a JWT), `now` in Unix seconds:
-/// [`REFRESH_LEEWAY`] before it expires, or halfway through its remaining
-/// life when that is shorter than the leeway; at least one second away.
-/// `None` when the token carries no numeric `exp`.
+/// How long after receiving `token` (a JWT) to fetch its replacement:
+/// [`REFRESH_LEEWAY`] before the end of its life, or halfway through it when
+/// that is shorter; at least one second. Its life is `exp - iat`, as the
+/// issuer meant it, so a skewed local clock does not matter; without `iat`,
+/// `exp` minus `now` (Unix seconds). `None` when the token carries no
+/// numeric `exp`.
 pub fn refresh_delay(token: &str, now: u64) -> Option<Duration> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -172,7 +202,11 @@ pub fn refresh_delay(token: &str, now: u64) -> Option<Duration> {
         .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let exp = claims.get("exp")?.as_f64()? as u64;
-    let remaining = Duration::from_secs(exp.saturating_sub(now));
+    let start = claims
+        .get("iat")
+        .and_then(serde_json::Value::as_f64)
+        .map_or(now, |iat| iat as u64);
+    let remaining = Duration::from_secs(exp.saturating_sub(start));
     let delay = if remaining > REFRESH_LEEWAY * 2 {
         remaining - REFRESH_LEEWAY
     } else {
@@ -199,11 +233,16 @@ mod tests {
     #[test]
     fn refresh_is_due_ten_seconds_before_expiry() {
         let token = jwt(serde_json::json!({"iat": 1_000, "exp": 4_600}));
+        // The token's own life counts, whatever the local clock says.
+        for now in [1_000, 4_590, 9_000] {
+            assert_eq!(refresh_delay(&token, now), Some(Duration::from_secs(3_590)));
+        }
+        // Without iat, from now. Short-lived: halfway; expired: in a second.
+        let token = jwt(serde_json::json!({"exp": 4_600}));
         assert_eq!(
             refresh_delay(&token, 1_000),
             Some(Duration::from_secs(3_590))
         );
-        // Short-lived: halfway; expired: in a second.
         assert_eq!(refresh_delay(&token, 4_590), Some(Duration::from_secs(5)));
         assert_eq!(refresh_delay(&token, 9_000), Some(Duration::from_secs(1)));
         assert_eq!(refresh_delay("opaque", 0), None);
@@ -273,5 +312,13 @@ mod tests {
         }
         assert_eq!(auth.refused(), AuthStep::SignOut);
         assert_eq!(auth.refused(), AuthStep::Wait);
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let mut auth = AuthManager::default();
+        let (generation, _) = auth.start();
+        let step = auth.fetched(generation, false, Some("secret-token".into()));
+        assert!(!format!("{step:?} {auth:?}").contains("secret-token"));
     }
 }

@@ -289,20 +289,52 @@ fn backoff(retries: u32) -> Duration {
 struct Auth {
     manager: AuthManager,
     fetcher: Option<Fetcher>,
-    fetching: FuturesUnordered<BoxFuture<'static, (u64, bool, Option<String>)>>,
+    fetching: FuturesUnordered<BoxFuture<'static, Fetched>>,
+    /// The newest fetch; an older one answering late is ignored.
+    latest: u64,
+    /// The socket stays down until the pending fetch answers (the first
+    /// token, or the replacement of a refused one).
+    holding: bool,
     refresh_at: Option<Instant>,
     authenticated: watch::Sender<bool>,
 }
+
+/// A fetcher's answer.
+struct Fetched {
+    generation: u64,
+    sequence: u64,
+    fresh: bool,
+    token: Option<String>,
+}
+
+/// How long a fetcher may take before its answer counts as "no token".
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Auth {
     fn apply(&mut self, step: AuthStep, state: &mut ClientState, outgoing: &mut Vec<String>) {
         match step {
             AuthStep::Fetch { force_refresh } => {
                 if let Some(fetch) = &self.fetcher {
-                    let generation = self.manager.generation();
+                    self.latest += 1;
+                    let (generation, sequence) = (self.manager.generation(), self.latest);
                     let token = fetch(force_refresh);
-                    self.fetching
-                        .push(async move { (generation, force_refresh, token.await) }.boxed());
+                    self.fetching.push(
+                        async move {
+                            let token = tokio::time::timeout(FETCH_TIMEOUT, token)
+                                .await
+                                .unwrap_or_else(|_| {
+                                    tracing::warn!("the auth token fetcher did not answer in time");
+                                    None
+                                });
+                            Fetched {
+                                generation,
+                                sequence,
+                                fresh: force_refresh,
+                                token,
+                            }
+                        }
+                        .boxed(),
+                    );
                 }
             }
             AuthStep::Use(token) => outgoing.extend(state.set_auth(Some(token))),
@@ -311,6 +343,7 @@ impl Auth {
                 tracing::warn!("no usable auth token; continuing signed out");
                 self.fetcher = None;
                 self.refresh_at = None;
+                self.holding = false;
                 outgoing.extend(state.set_auth(None));
             }
             AuthStep::Wait => {}
@@ -340,6 +373,8 @@ impl Auth {
                 }
                 Event::AuthRefused { error } => {
                     tracing::debug!(%error, "the server refused the auth token");
+                    self.refresh_at = None;
+                    self.holding = true;
                     let step = self.manager.refused();
                     self.apply(step, state, outgoing);
                     refused = Some(format!("the server refused the auth token: {error}"));
@@ -348,6 +383,20 @@ impl Auth {
             }
         }
         refused
+    }
+
+    /// A fetcher answered.
+    fn fetched(&mut self, fetched: Fetched, state: &mut ClientState, outgoing: &mut Vec<String>) {
+        if fetched.sequence != self.latest {
+            return;
+        }
+        let held = std::mem::take(&mut self.holding);
+        let step = self
+            .manager
+            .fetched(fetched.generation, fetched.fresh, fetched.token);
+        // No token yet: the socket keeps waiting for the forced fetch.
+        self.holding = held && matches!(step, AuthStep::Fetch { .. });
+        self.apply(step, state, outgoing);
     }
 
     fn set(
@@ -361,16 +410,61 @@ impl Auth {
         match fetcher {
             Some(fetcher) => {
                 self.fetcher = Some(fetcher);
+                self.holding = !state.is_open();
                 let (_, step) = self.manager.start();
                 self.apply(step, state, outgoing);
             }
             None => {
                 self.fetcher = None;
+                self.holding = false;
                 self.manager.clear();
                 outgoing.extend(state.set_auth(None));
                 self.apply(AuthStep::Wait, state, outgoing);
             }
         }
+    }
+}
+
+/// Applies one of the application's commands; the messages for an open
+/// socket go to `outgoing`.
+fn handle(
+    command: Command,
+    state: &mut ClientState,
+    waiting: &mut Waiting,
+    auth: &mut Auth,
+    outgoing: &mut Vec<String>,
+) {
+    match command {
+        Command::Subscribe {
+            path,
+            args,
+            updates,
+            reply,
+        } => {
+            let (id, message) = state.subscribe(&path, args);
+            waiting.subscriptions.insert(id, updates);
+            outgoing.extend(message);
+            let _ = reply.send(id);
+        }
+        Command::Unsubscribe(id) => {
+            waiting.subscriptions.remove(&id);
+            outgoing.extend(state.unsubscribe(id));
+        }
+        Command::Mutation { path, args, reply } => {
+            let (id, message) = state.mutation(&path, args);
+            waiting.mutations.insert(id, reply);
+            outgoing.extend(message);
+        }
+        Command::Action { path, args, reply } => match state.action(&path, args) {
+            Ok((id, message)) => {
+                waiting.actions.insert(id, reply);
+                outgoing.push(message);
+            }
+            Err(error) => {
+                let _ = reply.send(Err(error));
+            }
+        },
+        Command::SetAuth(fetcher) => auth.set(fetcher, state, outgoing),
     }
 }
 
@@ -383,6 +477,8 @@ async fn drive(
         manager: AuthManager::default(),
         fetcher: None,
         fetching: FuturesUnordered::new(),
+        latest: 0,
+        holding: false,
         refresh_at: None,
         authenticated,
     };
@@ -393,9 +489,25 @@ async fn drive(
     let mut next_attempt = Instant::now();
     let mut last_close: Option<String> = None;
     loop {
-        // While a token is being fetched the socket stays down, so that it
-        // does not open with the token the server just refused.
-        let may_connect = socket.is_none() && auth.fetching.is_empty();
+        if socket.is_none() {
+            // Commands queued meanwhile shape what the new socket sends
+            // first (and a first token fetch holds it back); the socket's
+            // opening messages carry their effect, so theirs are dropped.
+            let mut superseded = Vec::new();
+            while let Ok(command) = commands.try_recv() {
+                handle(
+                    command,
+                    &mut state,
+                    &mut waiting,
+                    &mut auth,
+                    &mut superseded,
+                );
+            }
+        }
+        // While the first token, or the replacement of a refused one, is
+        // being fetched, the socket stays down: it must not open without
+        // the token, or with the refused one.
+        let may_connect = socket.is_none() && !auth.holding;
         if may_connect && Instant::now() >= next_attempt {
             match tokio_tungstenite::connect_async(url.as_str()).await {
                 Ok((mut opened, _)) => {
@@ -433,40 +545,17 @@ async fn drive(
                     }
                     return;
                 };
-                match command {
-                    Command::Subscribe { path, args, updates, reply } => {
-                        let (id, message) = state.subscribe(&path, args);
-                        waiting.subscriptions.insert(id, updates);
-                        outgoing.extend(message);
-                        let _ = reply.send(id);
-                    }
-                    Command::Unsubscribe(id) => {
-                        waiting.subscriptions.remove(&id);
-                        outgoing.extend(state.unsubscribe(id));
-                    }
-                    Command::Mutation { path, args, reply } => {
-                        let (id, message) = state.mutation(&path, args);
-                        waiting.mutations.insert(id, reply);
-                        outgoing.extend(message);
-                    }
-                    Command::Action { path, args, reply } => match state.action(&path, args) {
-                        Ok((id, message)) => {
-                            waiting.actions.insert(id, reply);
-                            outgoing.push(message);
-                        }
-                        Err(error) => {
-                            let _ = reply.send(Err(error));
-                        }
-                    },
-                    Command::SetAuth(fetcher) => auth.set(fetcher, &mut state, &mut outgoing),
-                }
+                handle(command, &mut state, &mut waiting, &mut auth, &mut outgoing);
             }
             frame = next_frame(&mut socket) => {
                 let reason = match frame {
                     Some(Ok(Message::Text(text))) => match state.receive(&text) {
                         Ok(events) => {
-                            retries = 0;
                             let refused = auth.observe(&events, &mut state, &mut outgoing);
+                            // Refusals keep backing off.
+                            if refused.is_none() {
+                                retries = 0;
+                            }
                             waiting.deliver(events);
                             refused
                         }
@@ -490,9 +579,8 @@ async fn drive(
                 }
             }
             () = tokio::time::sleep_until(next_attempt), if may_connect => {}
-            Some((generation, fresh, token)) = auth.fetching.next(), if !auth.fetching.is_empty() => {
-                let step = auth.manager.fetched(generation, fresh, token);
-                auth.apply(step, &mut state, &mut outgoing);
+            Some(fetched) = auth.fetching.next(), if !auth.fetching.is_empty() => {
+                auth.fetched(fetched, &mut state, &mut outgoing);
             }
             () = tokio::time::sleep_until(auth.refresh_at.unwrap_or_else(Instant::now)),
                 if auth.refresh_at.is_some() =>

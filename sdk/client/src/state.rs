@@ -172,6 +172,11 @@ impl ClientState {
         (messages, failed)
     }
 
+    /// Whether a socket is open.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
     /// The socket closed.
     pub fn closed(&mut self) {
         self.open = false;

@@ -194,6 +194,14 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_floats_stay_floats() {
+        let nan = to_value(&f64::NAN).unwrap();
+        assert!(matches!(nan, Value::Float64(x) if x.is_nan()));
+        let back: f64 = from_value(&Value::Float64(f64::INFINITY)).unwrap();
+        assert_eq!(back, f64::INFINITY);
+    }
+
+    #[test]
     fn direct_conversions_fail_where_the_json_route_fails() {
         assert!(to_value(&u64::MAX).is_err() && old_to_value(&u64::MAX).is_err());
         assert!(to_value(&HashMap::from([((1, 2), 3)])).is_err());
@@ -207,6 +215,11 @@ mod tests {
             assert!(new.is_err(), "{what}");
             assert_eq!(new, old, "{what}");
         }
+        // Arrays longer than the tuple they fill are refused.
+        let three = to_value(&[1, 2, 3]).unwrap();
+        assert!(from_value::<(u8, u8)>(&three).is_err());
+        assert!(old_from_value::<(u8, u8)>(&three).is_err());
+        assert!(from_value::<[u8; 2]>(&three).is_err());
         let two_keys = to_value(&BTreeMap::from([("Circle", 1.0), ("Empty", 0.0)])).unwrap();
         assert!(from_value::<Shape>(&two_keys).is_err());
         assert!(from_value::<Shape>(&Value::String("Unknown".into())).is_err());

@@ -1,8 +1,9 @@
-//! serde straight to and from [`Value`], with the rules of the
-//! `serde_json::Value` route it replaces (see the parent module): integers
-//! become int64, floats float64, bytes arrays of numbers, enums Convex-style
-//! (`"Variant"` or `{"Variant": …}`); reading, an integral float64 within
-//! ±2^53 is offered as an integer.
+//! serde straight to and from [`Value`]: integers become int64, floats
+//! float64 (NaN and ±∞ included), bytes arrays of numbers, enums
+//! Convex-style (`"Variant"` or `{"Variant": …}`); reading, an integral
+//! float64 within ±2^53 is offered as an integer. Apart from non-finite
+//! floats (which the `serde_json::Value` route turned into null), the
+//! results and failures are that route's.
 
 use capstan_protocol::{Object, Value};
 use serde::de::{self, IntoDeserializer, Visitor};
@@ -284,11 +285,21 @@ impl ser::Serializer for KeySerializer {
     fn serialize_u64(self, v: u64) -> Result<String> {
         Ok(v.to_string())
     }
-    fn serialize_f32(self, _v: f32) -> Result<String> {
-        Err(key_error())
+    fn serialize_i128(self, v: i128) -> Result<String> {
+        Ok(v.to_string())
     }
-    fn serialize_f64(self, _v: f64) -> Result<String> {
-        Err(key_error())
+    fn serialize_u128(self, v: u128) -> Result<String> {
+        Ok(v.to_string())
+    }
+    fn serialize_f32(self, v: f32) -> Result<String> {
+        self.serialize_f64(v.into())
+    }
+    fn serialize_f64(self, v: f64) -> Result<String> {
+        if v.is_finite() {
+            Ok(serde_json::Number::from_f64(v).map_or_else(String::new, |n| n.to_string()))
+        } else {
+            Err(key_error())
+        }
     }
     fn serialize_char(self, v: char) -> Result<String> {
         Ok(v.to_string())
@@ -441,22 +452,43 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match self.0 {
             Value::Null => visitor.visit_unit(),
-            Value::Int64(i) => visitor.visit_i64(*i),
+            // Like serde_json: non-negative integers are offered as u64.
+            Value::Int64(i) => match u64::try_from(*i) {
+                Ok(u) => visitor.visit_u64(u),
+                Err(_) => visitor.visit_i64(*i),
+            },
             Value::Float64(x) if x.fract() == 0.0 && x.abs() <= MAX_SAFE_INTEGER => {
-                visitor.visit_i64(*x as i64)
+                if *x >= 0.0 {
+                    visitor.visit_u64(*x as u64)
+                } else {
+                    visitor.visit_i64(*x as i64)
+                }
             }
             Value::Float64(x) => visitor.visit_f64(*x),
             Value::Boolean(b) => visitor.visit_bool(*b),
             Value::String(s) => visitor.visit_borrowed_str(s),
-            Value::Bytes(bytes) => visitor.visit_seq(de::value::SeqDeserializer::new(
-                bytes.iter().map(|b| u64::from(*b)),
-            )),
-            Value::Array(items) => visitor.visit_seq(de::value::SeqDeserializer::new(
-                items.iter().map(Deserializer),
-            )),
-            Value::Object(fields) => visitor.visit_map(de::value::MapDeserializer::new(
-                fields.iter().map(|(k, v)| (Key(k), Deserializer(v))),
-            )),
+            Value::Bytes(bytes) => {
+                let mut seq = de::value::SeqDeserializer::new(bytes.iter().map(|b| u64::from(*b)));
+                let value = visitor.visit_seq(&mut seq)?;
+                seq.end()?;
+                Ok(value)
+            }
+            // `end` refuses items the visitor left unread (a tuple read
+            // from a longer array), as serde_json does.
+            Value::Array(items) => {
+                let mut seq = de::value::SeqDeserializer::new(items.iter().map(Deserializer));
+                let value = visitor.visit_seq(&mut seq)?;
+                seq.end()?;
+                Ok(value)
+            }
+            Value::Object(fields) => {
+                let mut map = de::value::MapDeserializer::new(
+                    fields.iter().map(|(k, v)| (Key(k), Deserializer(v))),
+                );
+                let value = visitor.visit_map(&mut map)?;
+                map.end()?;
+                Ok(value)
+            }
         }
     }
 
