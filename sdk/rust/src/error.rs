@@ -61,7 +61,7 @@ impl Error {
         let data = error
             .data
             .and_then(|text| capstan_protocol::Value::from_json_str(&text).ok())
-            .map(|value| crate::values::value_to_plain(&value));
+            .and_then(|value| crate::from_value(&value).ok());
         Error {
             message: error.message,
             data,
@@ -70,7 +70,7 @@ impl Error {
 
     pub(crate) fn into_host(self) -> crate::bindings::capstan::runtime::types::FunctionError {
         let data = self.data.and_then(|data| {
-            crate::values::plain_to_value(data)
+            crate::to_value(&data)
                 .ok()
                 .map(|value| value.to_json_string())
         });

@@ -4,7 +4,7 @@
 //! float64 is accepted where Rust expects an integer (clients send every
 //! number as float64) and an int64 where Rust expects a float.
 
-use capstan_protocol::{Object, Value};
+use capstan_protocol::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -41,62 +41,13 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T> {
     T::deserialize(direct::Deserializer(value)).map_err(|e| Error::new(e.0))
 }
 
-pub(crate) fn plain_to_value(json: serde_json::Value) -> Result<Value> {
-    Ok(match json {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Boolean(b),
-        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => Value::Int64(i),
-            (None, Some(u)) => {
-                return Err(Error::new(format!("{u} does not fit in an int64")));
-            }
-            _ => Value::Float64(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        serde_json::Value::String(s) => Value::String(s),
-        serde_json::Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(plain_to_value)
-                .collect::<Result<_>>()?,
-        ),
-        serde_json::Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| Ok((k, plain_to_value(v)?)))
-                .collect::<Result<Object>>()?,
-        ),
-    })
-}
-
-pub(crate) fn value_to_plain(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Null => serde_json::Value::Null,
-        Value::Int64(i) => serde_json::Value::from(*i),
-        Value::Float64(x) if x.fract() == 0.0 && x.abs() <= MAX_SAFE_INTEGER => {
-            serde_json::Value::from(*x as i64)
-        }
-        Value::Float64(x) => serde_json::Number::from_f64(*x)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null),
-        Value::Boolean(b) => serde_json::Value::Bool(*b),
-        Value::String(s) => serde_json::Value::String(s.clone()),
-        Value::Bytes(bytes) => {
-            serde_json::Value::Array(bytes.iter().map(|b| (*b).into()).collect())
-        }
-        Value::Array(items) => serde_json::Value::Array(items.iter().map(value_to_plain).collect()),
-        Value::Object(fields) => serde_json::Value::Object(
-            fields
-                .iter()
-                .map(|(k, v)| (k.clone(), value_to_plain(v)))
-                .collect(),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, HashMap};
 
     use serde::{Deserialize, Serialize};
+
+    use capstan_protocol::Object;
 
     use super::*;
 
@@ -160,8 +111,61 @@ mod tests {
         }
     }
 
-    /// The route through `serde_json::Value` that the direct conversions
-    /// replace: they must agree with it.
+    // The route through `serde_json::Value` that the direct conversions
+    // replace, kept as the oracle they must agree with.
+    fn plain_to_value(json: serde_json::Value) -> Result<Value> {
+        Ok(match json {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Boolean(b),
+            serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => Value::Int64(i),
+                (None, Some(u)) => {
+                    return Err(Error::new(format!("{u} does not fit in an int64")));
+                }
+                _ => Value::Float64(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            serde_json::Value::String(s) => Value::String(s),
+            serde_json::Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(plain_to_value)
+                    .collect::<Result<_>>()?,
+            ),
+            serde_json::Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| Ok((k, plain_to_value(v)?)))
+                    .collect::<Result<Object>>()?,
+            ),
+        })
+    }
+
+    fn value_to_plain(value: &Value) -> serde_json::Value {
+        match value {
+            Value::Null => serde_json::Value::Null,
+            Value::Int64(i) => serde_json::Value::from(*i),
+            Value::Float64(x) if x.fract() == 0.0 && x.abs() <= MAX_SAFE_INTEGER => {
+                serde_json::Value::from(*x as i64)
+            }
+            Value::Float64(x) => serde_json::Number::from_f64(*x)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Value::Boolean(b) => serde_json::Value::Bool(*b),
+            Value::String(s) => serde_json::Value::String(s.clone()),
+            Value::Bytes(bytes) => {
+                serde_json::Value::Array(bytes.iter().map(|b| (*b).into()).collect())
+            }
+            Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(value_to_plain).collect())
+            }
+            Value::Object(fields) => serde_json::Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), value_to_plain(v)))
+                    .collect(),
+            ),
+        }
+    }
+
     fn old_to_value<T: Serialize>(value: &T) -> Result<Value> {
         plain_to_value(serde_json::to_value(value)?)
     }
@@ -178,6 +182,11 @@ mod tests {
         assert_eq!(back, everything());
         let old: Everything = old_from_value(&value).unwrap();
         assert_eq!(old, back);
+        // ConvexError data travels as serde_json values through the same
+        // conversions.
+        let plain: serde_json::Value = from_value(&value).unwrap();
+        assert_eq!(plain, value_to_plain(&value));
+        assert!(to_value(&plain).unwrap() == plain_to_value(plain.clone()).unwrap());
 
         // Lenient reading: integral floats (as clients send numbers) fill
         // integer fields, int64 fills float fields.
