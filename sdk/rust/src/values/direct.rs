@@ -49,13 +49,13 @@ fn int(n: i128) -> Result<Value> {
 
 pub struct Seq(Vec<Value>);
 /// A tuple variant: its name and items.
-pub struct VariantSeq(&'static str, Vec<Value>);
+pub struct VariantSeq(&'static str, Seq);
 pub struct Map {
     fields: Object,
     key: Option<String>,
 }
 /// A struct variant: its name and fields.
-pub struct VariantMap(&'static str, Object);
+pub struct VariantMap(&'static str, Map);
 
 fn tagged(variant: &str, value: Value) -> Value {
     Value::Object(Object::from([(variant.to_owned(), value)]))
@@ -176,7 +176,7 @@ impl ser::Serializer for Serializer {
         variant: &'static str,
         len: usize,
     ) -> Result<VariantSeq> {
-        Ok(VariantSeq(variant, Vec::with_capacity(len.min(1024))))
+        Ok(VariantSeq(variant, self.serialize_seq(Some(len))?))
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Map> {
         Ok(Map {
@@ -192,9 +192,9 @@ impl ser::Serializer for Serializer {
         _name: &'static str,
         _index: u32,
         variant: &'static str,
-        _len: usize,
+        len: usize,
     ) -> Result<VariantMap> {
-        Ok(VariantMap(variant, Object::new()))
+        Ok(VariantMap(variant, self.serialize_map(Some(len))?))
     }
 }
 
@@ -236,11 +236,10 @@ impl ser::SerializeTupleVariant for VariantSeq {
     type Ok = Value;
     type Error = Failure;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.1.push(value.serialize(Serializer)?);
-        Ok(())
+        ser::SerializeSeq::serialize_element(&mut self.1, value)
     }
     fn end(self) -> Result<Value> {
-        Ok(tagged(self.0, Value::Array(self.1)))
+        Ok(tagged(self.0, ser::SerializeSeq::end(self.1)?))
     }
 }
 
@@ -434,11 +433,10 @@ impl ser::SerializeStructVariant for VariantMap {
         key: &'static str,
         value: &T,
     ) -> Result<()> {
-        self.1.insert(key.to_owned(), value.serialize(Serializer)?);
-        Ok(())
+        ser::SerializeStruct::serialize_field(&mut self.1, key, value)
     }
     fn end(self) -> Result<Value> {
-        Ok(tagged(self.0, Value::Object(self.1)))
+        Ok(tagged(self.0, ser::SerializeStruct::end(self.1)?))
     }
 }
 
