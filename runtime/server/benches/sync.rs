@@ -53,15 +53,24 @@ async fn send(socket: &mut Socket, message: Value) -> anyhow::Result<()> {
 /// The next Transition (Pings and responses skipped).
 async fn transition(socket: &mut Socket) -> anyhow::Result<Value> {
     loop {
+        let message: Value = serde_json::from_str(&next_text(socket).await?)?;
+        if message["type"] == "Transition" {
+            return Ok(message);
+        }
+    }
+}
+
+/// The next text frame.
+async fn next_text(
+    socket: &mut Socket,
+) -> anyhow::Result<tokio_tungstenite::tungstenite::Utf8Bytes> {
+    loop {
         let frame = socket
             .next()
             .await
             .ok_or_else(|| anyhow::anyhow!("closed"))??;
         if let Message::Text(text) = frame {
-            let message: Value = serde_json::from_str(&text)?;
-            if message["type"] == "Transition" {
-                return Ok(message);
-            }
+            return Ok(text);
         }
     }
 }
@@ -85,19 +94,14 @@ async fn transition_ts(socket: &mut Socket) -> anyhow::Result<Timestamp> {
         modifications: Vec<serde::de::IgnoredAny>,
     }
     loop {
-        let frame = socket
-            .next()
-            .await
-            .ok_or_else(|| anyhow::anyhow!("closed"))??;
-        if let Message::Text(text) = frame {
-            let frame: Frame<'_> = serde_json::from_str(&text)?;
-            if let ("Transition", Some(end), false) = (
-                frame.kind,
-                frame.end_version,
-                frame.modifications.is_empty(),
-            ) {
-                return Ok(Timestamp::from_wire(end.ts)?);
-            }
+        let text = next_text(socket).await?;
+        let frame: Frame<'_> = serde_json::from_str(&text)?;
+        if let ("Transition", Some(end), false) = (
+            frame.kind,
+            frame.end_version,
+            frame.modifications.is_empty(),
+        ) {
+            return Ok(Timestamp::from_wire(end.ts)?);
         }
     }
 }
