@@ -8,15 +8,18 @@
 //! - [`key`]: the order-preserving binary encoding used by index keys and by
 //!   documents at rest.
 //! - [`timestamp`]: [`Timestamp`], u64 nanoseconds, base64 on the wire.
+//! - [`identity`]: who is calling ([`Identity`], [`UserIdentity`]).
 //! - [`error`]: the codecs' error type, [`ValueError`].
 
 pub mod error;
+pub mod identity;
 pub mod json;
 pub mod key;
 pub mod timestamp;
 pub mod value;
 
 pub use error::ValueError;
+pub use identity::{Identity, UserIdentity};
 pub use json::validate_field_name;
 pub use timestamp::Timestamp;
 pub use value::{Object, Value, ValueType};

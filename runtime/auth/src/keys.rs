@@ -1,0 +1,496 @@
+//! A provider's signing keys: parsed from a JWKS, fetched (through OIDC
+//! discovery or a configured URL), cached by `Cache-Control`, refetched on
+//! an unknown `kid` at most once per refetch interval, and kept past their
+//! time when the issuer cannot be reached (stale-if-error).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use jsonwebtoken::DecodingKey;
+
+use crate::config::Algorithm;
+use crate::error::AuthError;
+use crate::verify::VerifierOptions;
+
+/// Largest discovery document or JWKS read.
+const MAX_DOCUMENT: usize = 1 << 20;
+
+/// One public key of a JWKS.
+pub(crate) struct Key {
+    pub kid: Option<String>,
+    pub algorithm: Algorithm,
+    pub decoding: DecodingKey,
+}
+
+/// The usable keys of a JWKS: keys of other types or uses are left out.
+#[derive(Default)]
+pub(crate) struct KeySet {
+    pub keys: Vec<Key>,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.keys.iter().map(|k| (&k.kid, k.algorithm)))
+            .finish()
+    }
+}
+
+impl KeySet {
+    /// Keeps the keys usable with one of `algorithms`. A key of a usable
+    /// type that is malformed is an error; keys for encryption, other
+    /// curves or symmetric keys are skipped.
+    pub fn parse(jwks: &serde_json::Value, algorithms: &[Algorithm]) -> Result<KeySet, String> {
+        let keys = jwks
+            .get("keys")
+            .and_then(|k| k.as_array())
+            .ok_or("a JWKS is an object with a \"keys\" array")?;
+        let mut set = KeySet::default();
+        for (index, jwk) in keys.iter().enumerate() {
+            let text = |field: &str| jwk.get(field).and_then(|v| v.as_str());
+            if text("use").is_some_and(|usage| usage != "sig") {
+                continue;
+            }
+            let algorithm = match (text("kty"), text("crv")) {
+                (Some("RSA"), _) => Algorithm::Rs256,
+                (Some("EC"), Some("P-256")) => Algorithm::Es256,
+                (Some("OKP"), Some("Ed25519")) => Algorithm::EdDsa,
+                _ => continue,
+            };
+            if !algorithms.contains(&algorithm) {
+                continue;
+            }
+            if let Some(alg) = text("alg")
+                && alg != algorithm.name()
+            {
+                continue;
+            }
+            let field = |name: &str| {
+                text(name).ok_or_else(|| {
+                    format!("key {index} ({} key) has no {name:?}", algorithm.key_type())
+                })
+            };
+            let decoding = match algorithm {
+                Algorithm::Rs256 => DecodingKey::from_rsa_components(field("n")?, field("e")?),
+                Algorithm::Es256 => DecodingKey::from_ec_components(field("x")?, field("y")?),
+                Algorithm::EdDsa => DecodingKey::from_ed_components(field("x")?),
+            }
+            .map_err(|e| format!("key {index} is invalid: {e}"))?;
+            set.keys.push(Key {
+                kid: text("kid").map(str::to_owned),
+                algorithm,
+                decoding,
+            });
+        }
+        Ok(set)
+    }
+
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+}
+
+/// Where a remote provider's JWKS is found.
+#[derive(Debug)]
+pub(crate) enum Location {
+    /// OIDC: `<issuer>/.well-known/openid-configuration`, then its `jwks_uri`.
+    Discovery {
+        issuer: String,
+    },
+    Jwks {
+        url: String,
+    },
+}
+
+#[derive(Default)]
+struct CacheState {
+    keys: Option<Arc<KeySet>>,
+    /// Until when the keys are used without asking the issuer again.
+    fresh_until: Option<Instant>,
+    /// Until when they are used if the issuer cannot be reached.
+    stale_until: Option<Instant>,
+    /// The last request to the issuer, successful or not.
+    last_attempt: Option<Instant>,
+    last_error: Option<String>,
+}
+
+/// The cached JWKS of one remote provider.
+pub(crate) struct RemoteKeys {
+    location: Location,
+    algorithms: Vec<Algorithm>,
+    state: Mutex<CacheState>,
+    /// One fetch at a time; the others wait and use its result.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for RemoteKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteKeys")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the caller needs from the keys.
+pub(crate) enum Want<'a> {
+    Any,
+    Kid(&'a str),
+}
+
+impl RemoteKeys {
+    pub fn new(location: Location, algorithms: Vec<Algorithm>) -> Self {
+        RemoteKeys {
+            location,
+            algorithms,
+            state: Mutex::new(CacheState::default()),
+            fetching: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn issuer_label(&self) -> &str {
+        match &self.location {
+            Location::Discovery { issuer } => issuer,
+            Location::Jwks { url } => url,
+        }
+    }
+
+    /// The cached keys if they serve: fresh, and holding `want`'s kid or
+    /// too recently fetched to ask again.
+    fn cached(&self, want: &Want<'_>, options: &VerifierOptions) -> Option<Arc<KeySet>> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let keys = state.keys.as_ref()?;
+        let now = Instant::now();
+        let fresh = state.fresh_until.is_some_and(|t| now < t);
+        let holds = match want {
+            Want::Any => true,
+            Want::Kid(kid) => keys.has_kid(kid),
+        };
+        // Asked too recently to ask again: what is known serves, unless it
+        // is past even its stale-if-error time.
+        let recently_asked = state
+            .last_attempt
+            .is_some_and(|t| now.duration_since(t) < options.refetch_interval);
+        let usable =
+            (fresh && holds) || (recently_asked && state.stale_until.is_some_and(|t| now < t));
+        usable.then(|| keys.clone())
+    }
+
+    pub async fn get(
+        &self,
+        http: &reqwest::Client,
+        want: Want<'_>,
+        options: &VerifierOptions,
+    ) -> Result<Arc<KeySet>, AuthError> {
+        if let Some(keys) = self.cached(&want, options) {
+            return Ok(keys);
+        }
+        let _turn = self.fetching.lock().await;
+        // Another caller may have fetched while this one waited.
+        if let Some(keys) = self.cached(&want, options) {
+            return Ok(keys);
+        }
+        {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let recently_failed = state.keys.is_none()
+                && state
+                    .last_attempt
+                    .is_some_and(|t| t.elapsed() < options.refetch_interval);
+            if recently_failed {
+                return Err(AuthError::KeysUnavailable {
+                    issuer: self.issuer_label().to_owned(),
+                    reason: state
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "the last attempt failed".into()),
+                });
+            }
+        }
+        let fetched = self.fetch(http, options).await;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        state.last_attempt = Some(now);
+        match fetched {
+            Ok((keys, policy)) => {
+                let keys = Arc::new(keys);
+                state.keys = Some(keys.clone());
+                state.fresh_until = Some(now + policy.fresh);
+                state.stale_until = Some(now + policy.fresh + policy.stale_if_error);
+                state.last_error = None;
+                Ok(keys)
+            }
+            Err(reason) => {
+                tracing::warn!(issuer = self.issuer_label(), %reason, "cannot refresh an auth provider's keys");
+                state.last_error = Some(reason.clone());
+                match &state.keys {
+                    Some(keys) if state.stale_until.is_some_and(|t| now < t) => Ok(keys.clone()),
+                    _ => Err(AuthError::KeysUnavailable {
+                        issuer: self.issuer_label().to_owned(),
+                        reason,
+                    }),
+                }
+            }
+        }
+    }
+
+    async fn fetch(
+        &self,
+        http: &reqwest::Client,
+        options: &VerifierOptions,
+    ) -> Result<(KeySet, CachePolicy), String> {
+        let jwks_url = match &self.location {
+            Location::Jwks { url } => url.clone(),
+            Location::Discovery { issuer } => {
+                let url = format!("{issuer}/.well-known/openid-configuration");
+                let (document, _) = get_json(http, &url, &["application/json"], options).await?;
+                let found = document
+                    .get("issuer")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| format!("{url} has no \"issuer\""))?;
+                if found.trim_end_matches('/') != issuer {
+                    return Err(format!("{url} names the issuer {found:?}, not {issuer:?}"));
+                }
+                document
+                    .get("jwks_uri")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| format!("{url} has no \"jwks_uri\""))?
+                    .to_owned()
+            }
+        };
+        if let Some(inline) = jwks_url.strip_prefix("data:") {
+            let jwks = decode_data_url(inline)?;
+            let keys = KeySet::parse(&jwks, &self.algorithms)?;
+            return Ok((keys, CachePolicy::forever()));
+        }
+        let (jwks, policy) = get_json(
+            http,
+            &jwks_url,
+            &["application/json", "application/jwk-set+json"],
+            options,
+        )
+        .await?;
+        let keys = KeySet::parse(&jwks, &self.algorithms)
+            .map_err(|e| format!("the JWKS at {jwks_url} is invalid: {e}"))?;
+        Ok((keys, policy))
+    }
+}
+
+/// How long a response is used, from its `Cache-Control`, within the
+/// verifier's floor and ceiling.
+#[derive(Debug, PartialEq)]
+pub(crate) struct CachePolicy {
+    fresh: Duration,
+    stale_if_error: Duration,
+}
+
+impl CachePolicy {
+    fn forever() -> Self {
+        CachePolicy {
+            fresh: Duration::from_secs(100 * 365 * 86_400),
+            stale_if_error: Duration::ZERO,
+        }
+    }
+
+    pub fn from_header(header: Option<&str>, options: &VerifierOptions) -> Self {
+        let mut max_age = None;
+        let mut stale_if_error = None;
+        let mut no_cache = false;
+        for directive in header.unwrap_or("").split(',') {
+            let directive = directive.trim().to_ascii_lowercase();
+            let (name, value) = directive
+                .split_once('=')
+                .map_or((directive.as_str(), None), |(n, v)| {
+                    (n, Some(v.trim_matches('"')))
+                });
+            let seconds = value.and_then(|v| v.parse::<u64>().ok());
+            match name {
+                "max-age" => max_age = seconds,
+                "s-maxage" => max_age = max_age.or(seconds),
+                "stale-if-error" => stale_if_error = seconds,
+                "no-cache" | "no-store" => no_cache = true,
+                _ => {}
+            }
+        }
+        let fresh = if no_cache {
+            options.min_cache
+        } else {
+            max_age
+                .map(Duration::from_secs)
+                .unwrap_or(options.default_cache)
+                .clamp(options.min_cache, options.max_cache)
+        };
+        CachePolicy {
+            fresh,
+            stale_if_error: stale_if_error
+                .map(Duration::from_secs)
+                .unwrap_or(options.stale_if_error)
+                .max(options.stale_if_error),
+        }
+    }
+}
+
+async fn get_json(
+    http: &reqwest::Client,
+    url: &str,
+    content_types: &[&str],
+    options: &VerifierOptions,
+) -> Result<(serde_json::Value, CachePolicy), String> {
+    let mut response = http
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(options.fetch_timeout)
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {}", without_url(&e)))?;
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(format!("GET {url}: status {}", response.status()));
+    }
+    if let Some(value) = response.headers().get(reqwest::header::CONTENT_TYPE) {
+        let essence = value
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if !content_types.contains(&essence.as_str()) {
+            return Err(format!(
+                "GET {url}: content type {essence:?}, expected {}",
+                content_types.join(" or ")
+            ));
+        }
+    }
+    let policy = CachePolicy::from_header(
+        response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+        options,
+    );
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("GET {url}: {}", without_url(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_DOCUMENT {
+            return Err(format!(
+                "GET {url}: the response is over {MAX_DOCUMENT} bytes"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let value = serde_json::from_slice(&body)
+        .map_err(|e| format!("GET {url}: the response is not JSON: {e}"))?;
+    Ok((value, policy))
+}
+
+fn without_url(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(url) = error.url() {
+        text = text.replace(&format!(" ({url})"), "");
+    }
+    text
+}
+
+/// The JSON in a `data:` URL (`data:application/json;base64,…` or
+/// percent-encoded).
+pub(crate) fn decode_data_url(rest: &str) -> Result<serde_json::Value, String> {
+    let (meta, data) = rest
+        .split_once(',')
+        .ok_or("a data: URL needs a ',' before its data")?;
+    let bytes = if meta.ends_with(";base64") {
+        base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| format!("the data: URL is not valid base64: {e}"))?
+    } else {
+        percent_decode(data)?
+    };
+    serde_json::from_slice(&bytes).map_err(|e| format!("the data: URL does not hold JSON: {e}"))
+}
+
+fn percent_decode(text: &str) -> Result<Vec<u8>, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("the data: URL has a bad %-escape")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_lifetimes_follow_cache_control_within_bounds() {
+        let options = VerifierOptions::default();
+        let policy = |h: Option<&str>| CachePolicy::from_header(h, &options);
+        assert_eq!(
+            policy(Some("public, max-age=3600")).fresh,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(policy(Some("max-age=1")).fresh, options.min_cache);
+        assert_eq!(policy(Some("max-age=99999999")).fresh, options.max_cache);
+        assert_eq!(policy(Some("no-store")).fresh, options.min_cache);
+        assert_eq!(policy(None).fresh, options.default_cache);
+        assert_eq!(
+            policy(Some(
+                "max-age=15, stale-while-revalidate=15, stale-if-error=864000"
+            ))
+            .stale_if_error,
+            Duration::from_secs(864_000)
+        );
+    }
+
+    #[test]
+    fn keys_of_other_kinds_are_skipped_and_broken_ones_refused() {
+        let jwks = serde_json::json!({"keys": [
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
+            {"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB"},
+            {"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"},
+            {"kty": "RSA", "alg": "RS512", "n": "AQAB", "e": "AQAB"},
+            {"kty": "RSA", "kid": "r", "n": "AQAB", "e": "AQAB"},
+        ]});
+        let set = KeySet::parse(&jwks, &Algorithm::ALL).unwrap();
+        assert_eq!(set.keys.len(), 1);
+        assert_eq!(set.keys[0].kid.as_deref(), Some("r"));
+        assert!(
+            KeySet::parse(&jwks, &[Algorithm::Es256])
+                .unwrap()
+                .keys
+                .is_empty()
+        );
+        let broken = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "AA"}]});
+        assert!(
+            KeySet::parse(&broken, &Algorithm::ALL)
+                .unwrap_err()
+                .contains("\"y\"")
+        );
+        assert!(KeySet::parse(&serde_json::json!([]), &Algorithm::ALL).is_err());
+    }
+
+    #[test]
+    fn data_urls_decode() {
+        assert_eq!(
+            decode_data_url("application/json;base64,eyJrZXlzIjpbXX0=").unwrap(),
+            serde_json::json!({"keys": []})
+        );
+        assert_eq!(
+            decode_data_url("application/json,%7B%22keys%22%3A%5B%5D%7D").unwrap(),
+            serde_json::json!({"keys": []})
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! Who is calling: verification of OpenID Connect and custom JWTs against
+//! an app's auth config.
+//!
+//! - [`config`]: the providers an app trusts, as deployed with it, and
+//!   their validation.
+//! - [`Verifier`]: checks a token (size, algorithm, provider, signature,
+//!   claims) and returns the caller's [`UserIdentity`]. Keys come from each
+//!   provider's JWKS, found through OIDC discovery or configured, cached by
+//!   `Cache-Control` and refetched on an unknown `kid` at a bounded rate.
+//! - [`AuthError`]: which check failed, in words a developer can act on.
+//! - [`constant_time_eq`]: comparing secrets.
+//!
+//! [`UserIdentity`]: capstan_protocol::UserIdentity
+
+pub mod config;
+mod error;
+mod identity;
+mod keys;
+mod secret;
+mod verify;
+
+pub use config::{Algorithm, AuthConfig, ProviderConfig};
+pub use error::AuthError;
+pub use secret::constant_time_eq;
+pub use verify::{Verifier, VerifierOptions};
