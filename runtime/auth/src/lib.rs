@@ -16,10 +16,9 @@ pub mod config;
 mod error;
 mod identity;
 mod keys;
-mod secret;
 mod verify;
 
+pub use capstan_protocol::constant_time_eq;
 pub use config::{Algorithm, AuthConfig, ProviderConfig};
 pub use error::AuthError;
-pub use secret::constant_time_eq;
 pub use verify::{Verifier, VerifierOptions};

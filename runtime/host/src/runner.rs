@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use capstan_protocol::Value;
+use capstan_protocol::{Identity, Value};
 use capstan_store::Transaction;
 use rand_wasi::SeedableRng;
 use wasmtime::component::Component;
@@ -61,6 +61,8 @@ pub struct Call {
     /// The transaction of a query or mutation; `None` for an action.
     pub transaction: Option<Transaction>,
     pub environment: Arc<Environment>,
+    /// Who is calling.
+    pub identity: Identity,
     /// For actions: how they run other functions.
     pub nested: Option<Arc<dyn NestedCalls>>,
 }
@@ -167,7 +169,14 @@ impl Module {
 
     /// Asks the component for its functions and schema, and checks them.
     fn inspect(&mut self) -> Result<()> {
-        let mut store = self.store(FunctionKind::Query, None, Arc::default(), None, None);
+        let mut store = self.store(
+            FunctionKind::Query,
+            None,
+            Arc::default(),
+            Identity::Anonymous,
+            None,
+            None,
+        );
         let app = self
             .pre
             .instantiate(&mut store)
@@ -237,6 +246,7 @@ impl Module {
         kind: FunctionKind,
         transaction: Option<Transaction>,
         environment: Arc<Environment>,
+        identity: Identity,
         nested: Option<Arc<dyn NestedCalls>>,
         determinism: Option<(Duration, u64)>,
     ) -> Store<CallState> {
@@ -264,6 +274,7 @@ impl Module {
             kind,
             transaction,
             environment,
+            identity,
             logs,
             nested,
         );
@@ -332,6 +343,7 @@ impl Module {
             kind,
             call.transaction,
             call.environment,
+            call.identity,
             call.nested,
             determinism,
         );
@@ -369,6 +381,7 @@ impl Module {
             FunctionKind::Query,
             None,
             Arc::default(),
+            Identity::Anonymous,
             logs,
             None,
         );

@@ -1,10 +1,10 @@
 //! The data of one call's wasmtime `Store`, and the host capabilities the
-//! guest imports: `db`, `env`, `log`, `actions`.
+//! guest imports: `db`, `env`, `auth`, `log`, `actions`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use capstan_protocol::Value;
+use capstan_protocol::{Identity, Value};
 use capstan_store::{DocumentId, ErrorCode, Patch, Query, Transaction};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits};
@@ -12,7 +12,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::capstan::runtime::types::FunctionError;
-use crate::bindings::capstan::runtime::{actions, db, env, log, types};
+use crate::bindings::capstan::runtime::{actions, auth, db, env, log, types};
 use crate::runner::{FunctionKind, NestedCalls};
 
 /// Deployment environment variables.
@@ -26,6 +26,7 @@ pub struct CallState {
     /// The transaction of a query or mutation; actions have none.
     pub(crate) transaction: Option<Transaction>,
     environment: Arc<Environment>,
+    identity: Identity,
     pub(crate) logs: LogLines,
     /// How an action runs other functions.
     nested: Option<Arc<dyn NestedCalls>>,
@@ -41,6 +42,7 @@ impl CallState {
         kind: FunctionKind,
         transaction: Option<Transaction>,
         environment: Arc<Environment>,
+        identity: Identity,
         logs: LogLines,
         nested: Option<Arc<dyn NestedCalls>>,
     ) -> Self {
@@ -51,6 +53,7 @@ impl CallState {
             kind,
             transaction,
             environment,
+            identity,
             logs,
             nested,
             internal: None,
@@ -444,6 +447,34 @@ impl db::Host for CallState {
 impl env::Host for CallState {
     fn get(&mut self, name: String) -> wasmtime::Result<Option<String>> {
         Ok(self.environment.get(&name).cloned())
+    }
+}
+
+impl auth::Host for CallState {
+    fn identity(&mut self) -> wasmtime::Result<auth::Caller> {
+        Ok(match &self.identity {
+            Identity::Anonymous => auth::Caller::Anonymous,
+            Identity::User(user) => auth::Caller::User(user.json.clone()),
+            Identity::Admin {
+                impersonating: Some(user),
+            } => auth::Caller::User(user.json.clone()),
+            Identity::Admin {
+                impersonating: None,
+            } => auth::Caller::Admin,
+            Identity::Service { name } => auth::Caller::Service(name.clone()),
+        })
+    }
+
+    fn check_secret(&mut self, name: String, presented: String) -> HostResult<bool> {
+        match self.environment.get(&name) {
+            Some(expected) => Ok(Ok(capstan_protocol::constant_time_eq(
+                expected.as_bytes(),
+                presented.as_bytes(),
+            ))),
+            None => Ok(Err(error(&format!(
+                "check_secret: the environment variable {name:?} is not set"
+            )))),
+        }
     }
 }
 

@@ -114,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
             args: "{}".into(),
             transaction: Some(store.begin()),
             environment: Arc::default(),
+            identity: Default::default(),
             nested: None,
         });
         outcome.result.expect("host call");
@@ -173,6 +174,7 @@ async fn main() -> anyhow::Result<()> {
             args: r#"{"channel":"ten"}"#.into(),
             transaction: Some(store.begin()),
             environment: Arc::default(),
+            identity: Default::default(),
             nested: None,
         });
         let list = outcome.result.expect("host call");

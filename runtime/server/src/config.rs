@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub max_deploy_body: usize,
     /// Bounds on WebSocket clients.
     pub sync: SyncLimits,
+    /// How user tokens are checked: size limit, clock leeway, how long
+    /// provider keys are cached and how often an issuer may be asked.
+    pub auth: capstan_auth::VerifierOptions,
 }
 
 impl ServerConfig {
@@ -41,6 +44,7 @@ impl ServerConfig {
             host,
             store: StoreConfig::default(),
             sync: SyncLimits::default(),
+            auth: capstan_auth::VerifierOptions::default(),
         }
     }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use capstan_auth::{AuthConfig, Verifier, VerifierOptions};
 use capstan_host::{FunctionInfo, HostEngine, Module, Origin};
 use capstan_store::Schema;
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,11 @@ use crate::error::ServerError;
 /// errors, so a typo is caught at deploy time.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AppConfig {}
+pub struct AppConfig {
+    /// The token issuers the app trusts (Convex's `auth.config.ts`).
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
 
 pub struct Deployment {
     /// SHA-256 digests of the components, joined: names this deployment.
@@ -26,6 +31,8 @@ pub struct Deployment {
     routes: BTreeMap<String, usize>,
     pub schema: Schema,
     pub config: AppConfig,
+    /// Checks user tokens against `config.auth`.
+    pub verifier: Arc<Verifier>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -44,12 +51,17 @@ impl Deployment {
         components: &[Vec<u8>],
         config: AppConfig,
         cache_dir: &Path,
+        auth_options: &VerifierOptions,
     ) -> Result<(Deployment, Vec<Origin>), ServerError> {
         if components.is_empty() {
             return Err(ServerError::BadDeploy(
                 "a deploy needs at least one component".into(),
             ));
         }
+        let verifier = Arc::new(
+            Verifier::new(&config.auth, auth_options.clone())
+                .map_err(|e| ServerError::BadDeploy(format!("the auth config is invalid: {e}")))?,
+        );
         let mut modules = Vec::new();
         let mut origins = Vec::new();
         let mut routes = BTreeMap::new();
@@ -94,6 +106,7 @@ impl Deployment {
                 routes,
                 schema,
                 config,
+                verifier,
             },
             origins,
         ))

@@ -12,7 +12,7 @@ use capstan_host::{
     Call, Environment, Failure, FunctionError, FunctionKind, HostEngine, NestedCalls, Origin,
     Visibility,
 };
-use capstan_protocol::Timestamp;
+use capstan_protocol::{Identity, Timestamp};
 use capstan_store::{ReadSet, Store};
 use tokio::sync::{Mutex, Semaphore, watch};
 
@@ -28,11 +28,41 @@ const CONFLICTS_BEFORE_QUEUEING: u32 = 3;
 /// The longest pause between two attempts; pauses grow exponentially up to it.
 const MAX_BACKOFF: Duration = Duration::from_millis(20);
 
-/// Who is calling. Clients reach public functions only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Caller {
-    Client,
-    Admin,
+/// Who is calling, and what they may reach: clients reach public functions
+/// only; admin and service callers, and functions run by an action, reach
+/// internal ones too.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Caller {
+    pub identity: Identity,
+    pub internal: bool,
+}
+
+impl Caller {
+    pub fn new(identity: Identity) -> Caller {
+        Caller {
+            internal: identity.is_privileged(),
+            identity,
+        }
+    }
+
+    pub fn anonymous() -> Caller {
+        Caller::new(Identity::Anonymous)
+    }
+
+    pub fn admin() -> Caller {
+        Caller::new(Identity::Admin {
+            impersonating: None,
+        })
+    }
+
+    /// A function run by an action: the action's identity, with access to
+    /// internal functions.
+    fn nested(&self) -> Caller {
+        Caller {
+            identity: self.identity.clone(),
+            internal: true,
+        }
+    }
 }
 
 /// A finished call.
@@ -81,6 +111,7 @@ impl std::fmt::Debug for App {
 struct AppInner {
     store: Store,
     engine: HostEngine,
+    auth_options: capstan_auth::VerifierOptions,
     cache_dir: PathBuf,
     files: DeploymentFiles,
     env_file: PathBuf,
@@ -133,6 +164,7 @@ impl App {
             inner: Arc::new(AppInner {
                 store,
                 engine,
+                auth_options: config.auth.clone(),
                 cache_dir: data_dir.join("compiled"),
                 files: DeploymentFiles::new(data_dir),
                 env_file,
@@ -211,11 +243,40 @@ impl App {
     ) -> Result<(Deployment, Vec<Origin>), ServerError> {
         let engine = self.inner.engine.clone();
         let cache_dir = self.inner.cache_dir.clone();
-        tokio::task::spawn_blocking(move || {
-            Deployment::build(&engine, &components, config, &cache_dir)
+        let auth_options = self.inner.auth_options.clone();
+        let (mut deployment, origins) = tokio::task::spawn_blocking(move || {
+            Deployment::build(&engine, &components, config, &cache_dir, &auth_options)
         })
         .await
-        .map_err(|e| ServerError::Internal(e.to_string()))?
+        .map_err(|e| ServerError::Internal(e.to_string()))??;
+        // The same providers keep their cached keys across deploys.
+        if let Some(current) = self.deployment()
+            && current.config.auth == deployment.config.auth
+        {
+            deployment.verifier = current.verifier.clone();
+        }
+        Ok((deployment, origins))
+    }
+
+    /// The identity a user token proves, checked against the deployed
+    /// app's auth providers.
+    pub async fn verify_user_token(&self, token: &str) -> Result<Identity, String> {
+        let Some(deployment) = self.deployment() else {
+            return Err(
+                "No auth provider found matching the given token: no app is deployed".into(),
+            );
+        };
+        if deployment.verifier.is_empty() {
+            return Err(
+                "No auth provider found matching the given token: the app's auth config has no providers".into(),
+            );
+        }
+        deployment
+            .verifier
+            .verify(token)
+            .await
+            .map(|user| Identity::User(Arc::new(user)))
+            .map_err(|e| e.to_string())
     }
 
     /// Compiles and checks everything, applies the schema, persists, and then
@@ -283,14 +344,14 @@ impl App {
         args: String,
         caller: Caller,
     ) -> Result<FunctionResult, ServerError> {
-        let (module, info) = self.resolve(expected, path, caller)?;
+        let (module, info) = self.resolve(expected, path, &caller)?;
         let environment = self.environment();
         // A query reads a snapshot; an action has no transaction but runs
         // other functions through `Nested`. Mutations retry, below.
         let (transaction, nested) = match info.kind {
             FunctionKind::Mutation => {
                 return self
-                    .run_mutation(module, path, args, environment, None)
+                    .run_mutation(module, path, args, environment, caller.identity, None)
                     .await;
             }
             FunctionKind::Query => (Some(self.inner.store.begin()), None),
@@ -298,6 +359,7 @@ impl App {
                 let nested: Arc<dyn NestedCalls> = Arc::new(Nested {
                     app: self.clone(),
                     runtime: tokio::runtime::Handle::current(),
+                    caller: caller.nested(),
                 });
                 (None, Some(nested))
             }
@@ -307,6 +369,7 @@ impl App {
             args,
             transaction,
             environment,
+            identity: caller.identity,
             nested,
         };
         let outcome = run_blocking(module, call).await?;
@@ -332,15 +395,13 @@ impl App {
         &self,
         expected: Option<FunctionKind>,
         path: &str,
-        caller: Caller,
+        caller: &Caller,
     ) -> Result<(Arc<capstan_host::Module>, capstan_host::FunctionInfo), ServerError> {
         let deployment = self.deployment().ok_or_else(|| {
             ServerError::NotFound("no app is deployed yet; run `capstan deploy`".into())
         })?;
         let (module, info) = match deployment.function(path) {
-            Some((module, info))
-                if info.visibility == Visibility::Public || caller == Caller::Admin =>
-            {
+            Some((module, info)) if info.visibility == Visibility::Public || caller.internal => {
                 (module.clone(), info.clone())
             }
             _ => {
@@ -372,7 +433,7 @@ impl App {
         caller: Caller,
         placement: Placement,
     ) -> Result<QueryRun, ServerError> {
-        let module = match self.resolve(Some(FunctionKind::Query), path, caller) {
+        let module = match self.resolve(Some(FunctionKind::Query), path, &caller) {
             Ok((module, _)) => module,
             Err(e @ (ServerError::NotFound(_) | ServerError::BadRequest(_))) => {
                 return Ok(QueryRun {
@@ -396,6 +457,7 @@ impl App {
             args,
             transaction: Some(transaction),
             environment: self.environment(),
+            identity: caller.identity,
             nested: None,
         };
         let outcome = match placement {
@@ -456,9 +518,16 @@ impl App {
                 ts: Some(ts),
             });
         }
-        let (module, _) = self.resolve(Some(FunctionKind::Mutation), path, caller)?;
-        self.run_mutation(module, path, args, self.environment(), Some(&receipt))
-            .await
+        let (module, _) = self.resolve(Some(FunctionKind::Mutation), path, &caller)?;
+        self.run_mutation(
+            module,
+            path,
+            args,
+            self.environment(),
+            caller.identity,
+            Some(&receipt),
+        )
+        .await
     }
 
     /// The OCC retry loop: run, commit, and on a conflict run again at a
@@ -469,6 +538,7 @@ impl App {
         path: &str,
         args: String,
         environment: Arc<Environment>,
+        identity: Identity,
         receipt: Option<&[u8]>,
     ) -> Result<FunctionResult, ServerError> {
         let started = std::time::Instant::now();
@@ -483,6 +553,7 @@ impl App {
                 args: args.clone(),
                 transaction: Some(self.inner.store.begin()),
                 environment: environment.clone(),
+                identity: identity.clone(),
                 nested: None,
             };
             let mut outcome = run_blocking(module.clone(), call).await?;
@@ -659,17 +730,19 @@ async fn run_blocking(
 struct Nested {
     app: App,
     runtime: tokio::runtime::Handle,
+    caller: Caller,
 }
 
 impl NestedCalls for Nested {
     fn call(&self, kind: FunctionKind, path: &str, args: &str) -> Result<String, FunctionError> {
         let path = crate::paths::canonicalize(path);
         // Called from the action's blocking thread, so blocking here is fine.
-        let result =
-            self.runtime.block_on(
-                self.app
-                    .run(Some(kind), &path, args.to_owned(), Caller::Admin),
-            );
+        let result = self.runtime.block_on(self.app.run(
+            Some(kind),
+            &path,
+            args.to_owned(),
+            self.caller.clone(),
+        ));
         match result {
             Ok(FunctionResult {
                 result: Ok(value), ..

@@ -14,18 +14,19 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use crate::credentials::Credentials;
 use crate::deployment::AppConfig;
 use crate::error::ServerError;
 use crate::facade::{App, Caller, FunctionResult};
-use crate::keys::AdminKey;
 use crate::paths::{call_arguments, canonicalize};
 use crate::sync::client_failure;
 use crate::sync::messages::FunctionFailure;
+use capstan_protocol::Identity;
 
 #[derive(Clone, Debug)]
 pub struct HttpState {
     pub app: App,
-    pub admin_key: AdminKey,
+    pub credentials: Credentials,
     pub max_request_body: usize,
     pub max_deploy_body: usize,
 }
@@ -59,6 +60,11 @@ pub fn router(state: HttpState, sync: crate::ws::SyncState) -> Router {
         .route("/api/functions", get(functions))
         .route("/api/env", get(list_env))
         .route("/api/env/{name}", put(set_env).delete(unset_env))
+        .route("/api/service_keys", get(list_service_keys))
+        .route(
+            "/api/service_keys/{name}",
+            post(create_service_key).delete(revoke_service_key),
+        )
         // Bodies are read with explicit limits so the error is ours.
         .layer(DefaultBodyLimit::disable())
         .layer(cors)
@@ -72,38 +78,25 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServerError> {
     })
 }
 
-/// Who the request is from: the admin key (as `Convex <key>` or
-/// `Bearer <key>`), or an anonymous client.
-fn caller(state: &HttpState, headers: &HeaderMap) -> Result<Caller, ServerError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Caller::Client);
+/// Who the request is from (see [`Credentials::from_authorization`]).
+async fn caller(state: &HttpState, headers: &HeaderMap) -> Result<Caller, ServerError> {
+    let header = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            ServerError::Unauthorized("the Authorization header is not valid text".into())
+        })?),
     };
-    let value = value.to_str().map_err(|_| {
-        ServerError::Unauthorized("the Authorization header is not valid text".into())
-    })?;
-    let presented = value
-        .strip_prefix("Convex ")
-        .or_else(|| value.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ServerError::Unauthorized(
-                "the Authorization header must be `Convex <admin key>` or `Bearer <token>`".into(),
-            )
-        })?;
-    // `Convex <key>:<identity>` impersonates; the key is the part before `:`.
-    let key = presented.split(':').next().unwrap_or_default();
-    if state.admin_key.matches(key) {
-        Ok(Caller::Admin)
-    } else {
-        Err(ServerError::Unauthorized(
-            "the token was not accepted: it is not this deployment's admin key, and user authentication is not configured".into(),
-        ))
-    }
+    let identity = state.credentials.from_authorization(header).await?;
+    Ok(Caller::new(identity))
 }
 
-fn require_admin(state: &HttpState, headers: &HeaderMap) -> Result<(), ServerError> {
-    match caller(state, headers)? {
-        Caller::Admin => Ok(()),
-        Caller::Client => Err(ServerError::Unauthorized(
+/// Admin endpoints take the admin key itself, not a user it acts as.
+async fn require_admin(state: &HttpState, headers: &HeaderMap) -> Result<(), ServerError> {
+    match caller(state, headers).await?.identity {
+        Identity::Admin {
+            impersonating: None,
+        } => Ok(()),
+        _ => Err(ServerError::Unauthorized(
             "this endpoint needs the admin key".into(),
         )),
     }
@@ -146,7 +139,7 @@ async fn try_function_call(
     body: Body,
     kind: FunctionKind,
 ) -> Result<Response, ServerError> {
-    let caller = caller(state, headers)?;
+    let caller = caller(state, headers).await?;
     let bytes = read_body(body, state.max_request_body).await?;
     let request: FunctionRequest = serde_json::from_slice(&bytes).map_err(|e| {
         ServerError::BadRequest(format!(
@@ -210,7 +203,7 @@ async fn deploy(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ServerError> {
-    require_admin(&state, &headers)?;
+    require_admin(&state, &headers).await?;
     let bytes = read_body(body, state.max_deploy_body).await?;
     let request: DeployRequest = serde_json::from_slice(&bytes)
         .map_err(|e| ServerError::BadDeploy(format!("the deploy request is invalid: {e}")))?;
@@ -234,7 +227,7 @@ async fn functions(
     State(state): State<HttpState>,
     headers: HeaderMap,
 ) -> Result<Response, ServerError> {
-    require_admin(&state, &headers)?;
+    require_admin(&state, &headers).await?;
     let list: Vec<_> = state
         .app
         .deployment()
@@ -247,7 +240,7 @@ async fn list_env(
     State(state): State<HttpState>,
     headers: HeaderMap,
 ) -> Result<Response, ServerError> {
-    require_admin(&state, &headers)?;
+    require_admin(&state, &headers).await?;
     Ok(axum::Json(state.app.environment_variables()).into_response())
 }
 
@@ -263,7 +256,7 @@ async fn set_env(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ServerError> {
-    require_admin(&state, &headers)?;
+    require_admin(&state, &headers).await?;
     let bytes = read_body(body, 64 << 10).await?;
     let request: SetEnv = serde_json::from_slice(&bytes)
         .map_err(|e| ServerError::BadRequest(format!("expected {{\"value\": \"…\"}}: {e}")))?;
@@ -279,7 +272,38 @@ async fn unset_env(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ServerError> {
-    require_admin(&state, &headers)?;
+    require_admin(&state, &headers).await?;
     state.app.set_environment_variable(&name, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_service_keys(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+) -> Result<Response, ServerError> {
+    require_admin(&state, &headers).await?;
+    Ok(axum::Json(state.credentials.service_keys.list()).into_response())
+}
+
+/// Answers the new key once; only its digest is kept.
+async fn create_service_key(
+    State(state): State<HttpState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ServerError> {
+    require_admin(&state, &headers).await?;
+    let key = state.credentials.service_keys.create(&name)?;
+    tracing::info!(%name, "service key created");
+    Ok(axum::Json(json!({ "name": name, "key": key })).into_response())
+}
+
+async fn revoke_service_key(
+    State(state): State<HttpState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ServerError> {
+    require_admin(&state, &headers).await?;
+    state.credentials.service_keys.revoke(&name)?;
+    tracing::info!(%name, "service key revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

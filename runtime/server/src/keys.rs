@@ -1,7 +1,10 @@
 //! The admin key: generated on first start, kept in the data directory
-//! (readable by its owner only), compared in constant time.
+//! (readable by its owner only), compared in constant time. Service keys:
+//! created and revoked through the admin API, kept only as SHA-256 digests.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -60,6 +63,12 @@ impl AdminKey {
             .map(|text| AdminKey(text.trim().to_owned()))
     }
 
+    /// Whether `presented` has the admin key's form (then it is never
+    /// tried as a user token).
+    pub fn looks_like(presented: &str) -> bool {
+        presented.starts_with(PREFIX)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -74,13 +83,163 @@ impl AdminKey {
     }
 }
 
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(difference) == 0
+const SERVICE_PREFIX: &str = "capstan_service_";
+const SERVICE_FILE: &str = "service_keys.json";
+
+/// A service key as kept: its name, when it was made, and the SHA-256 of
+/// the key. The key itself is shown once, when created.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceKeyRecord {
+    pub name: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: u64,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    digest: String,
 }
+
+/// The named keys that let servers call functions (public and internal)
+/// as a `Service { name }` identity.
+#[derive(Clone, Debug)]
+pub struct ServiceKeys {
+    path: PathBuf,
+    keys: Arc<RwLock<BTreeMap<String, ServiceKeyRecord>>>,
+}
+
+impl ServiceKeys {
+    pub fn load(data_dir: &Path) -> Result<ServiceKeys, ServerError> {
+        let path = data_dir.join(SERVICE_FILE);
+        let keys = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let list: Vec<ServiceKeyRecord> = serde_json::from_slice(&bytes).map_err(|e| {
+                    ServerError::Config(format!(
+                        "{} is not a service key list: {e}",
+                        path.display()
+                    ))
+                })?;
+                list.into_iter().map(|k| (k.name.clone(), k)).collect()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => {
+                return Err(ServerError::Config(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        Ok(ServiceKeys {
+            path,
+            keys: Arc::new(RwLock::new(keys)),
+        })
+    }
+
+    /// Makes a key named `name` and returns it; the name must be new.
+    pub fn create(&self, name: &str) -> Result<String, ServerError> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ServerError::BadRequest(
+                "a service key name is 1 to 64 letters, digits, '-' or '_'".into(),
+            ));
+        }
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if keys.contains_key(name) {
+            return Err(ServerError::BadRequest(format!(
+                "a service key named {name:?} exists; revoke it first"
+            )));
+        }
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let key = format!(
+            "{SERVICE_PREFIX}{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let created_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut next = keys.clone();
+        next.insert(
+            name.to_owned(),
+            ServiceKeyRecord {
+                name: name.to_owned(),
+                created_at,
+                digest: hex(&Sha256::digest(key.as_bytes())),
+            },
+        );
+        self.persist(&next)?;
+        *keys = next;
+        Ok(key)
+    }
+
+    /// Removes the key named `name`; calls with it fail from now on.
+    pub fn revoke(&self, name: &str) -> Result<(), ServerError> {
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if !keys.contains_key(name) {
+            return Err(ServerError::NotFound(format!(
+                "no service key named {name:?}"
+            )));
+        }
+        let mut next = keys.clone();
+        next.remove(name);
+        self.persist(&next)?;
+        *keys = next;
+        Ok(())
+    }
+
+    /// Names and creation times, never digests.
+    pub fn list(&self) -> Vec<ServiceKeyRecord> {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|k| ServiceKeyRecord {
+                digest: String::new(),
+                ..k.clone()
+            })
+            .collect()
+    }
+
+    /// Whether `presented` looks like a service key (then it is never
+    /// tried as anything else).
+    pub fn is_service_key(presented: &str) -> bool {
+        presented.starts_with(SERVICE_PREFIX)
+    }
+
+    /// The name of the key `presented` is. Every key's digest is compared,
+    /// each in constant time.
+    pub fn name_of(&self, presented: &str) -> Option<String> {
+        let digest = hex(&Sha256::digest(presented.as_bytes()));
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let mut found = None;
+        for key in keys.values() {
+            if constant_time_eq(key.digest.as_bytes(), digest.as_bytes()) {
+                found = Some(key.name.clone());
+            }
+        }
+        found
+    }
+
+    fn persist(&self, keys: &BTreeMap<String, ServiceKeyRecord>) -> Result<(), ServerError> {
+        let list: Vec<&ServiceKeyRecord> = keys.values().collect();
+        let text =
+            serde_json::to_vec_pretty(&list).map_err(|e| ServerError::Internal(e.to_string()))?;
+        let staging = self.path.with_extension("json.new");
+        let _ = std::fs::remove_file(&staging);
+        write_private(&staging, &String::from_utf8_lossy(&text))?;
+        std::fs::rename(&staging, &self.path).map_err(|e| {
+            ServerError::Internal(format!("cannot write {}: {e}", self.path.display()))
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+use capstan_protocol::constant_time_eq;
 
 fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
     use std::io::Write;
@@ -101,6 +260,31 @@ fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_keys_are_kept_hashed_and_revocable() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = ServiceKeys::load(dir.path()).unwrap();
+        let key = keys.create("billing").unwrap();
+        assert!(ServiceKeys::is_service_key(&key));
+        assert_eq!(keys.name_of(&key).as_deref(), Some("billing"));
+        assert_eq!(keys.name_of(&key[..key.len() - 1]), None);
+        assert_eq!(keys.name_of(""), None);
+        assert!(keys.create("billing").is_err());
+        assert!(keys.create("bad name").is_err());
+        let stored = std::fs::read_to_string(dir.path().join(SERVICE_FILE)).unwrap();
+        assert!(
+            !stored.contains(&key[SERVICE_PREFIX.len()..]),
+            "the key is stored in clear"
+        );
+        // A restart reads them back; revoked keys stop working.
+        let again = ServiceKeys::load(dir.path()).unwrap();
+        assert_eq!(again.name_of(&key).as_deref(), Some("billing"));
+        again.revoke("billing").unwrap();
+        assert_eq!(again.name_of(&key), None);
+        assert!(ServiceKeys::load(dir.path()).unwrap().list().is_empty());
+        assert!(again.revoke("billing").is_err());
+    }
 
     #[test]
     fn keys_are_created_once_kept_private_and_compared_exactly() {

@@ -14,6 +14,7 @@
 //! - [`error`]: [`ServerError`], each with a code and an HTTP status.
 
 pub mod config;
+pub mod credentials;
 pub mod deployment;
 pub mod error;
 pub mod facade;
@@ -28,7 +29,7 @@ use std::net::SocketAddr;
 pub use config::ServerConfig;
 pub use error::ServerError;
 pub use facade::{App, Caller};
-pub use keys::AdminKey;
+pub use keys::{AdminKey, ServiceKeys};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -71,21 +72,27 @@ impl Server {
             })?;
             config.data_dir.clone()
         })?;
+        let service_keys = ServiceKeys::load(&config.data_dir)?;
         let app = App::open(&config).await?;
+        let credentials = credentials::Credentials {
+            app: app.clone(),
+            admin_key: admin_key.clone(),
+            service_keys,
+        };
         let shutdown = CancellationToken::new();
         let (subscriptions, manager) = sync::Subscriptions::start(app.clone(), shutdown.clone());
         let sockets = tokio_util::task::TaskTracker::new();
         let router = http::router(
             http::HttpState {
                 app: app.clone(),
-                admin_key: admin_key.clone(),
+                credentials: credentials.clone(),
                 max_request_body: config.max_request_body,
                 max_deploy_body: config.max_deploy_body,
             },
             ws::SyncState::new(sync::SocketContext {
                 app: app.clone(),
                 subscriptions: subscriptions.clone(),
-                admin_key: admin_key.clone(),
+                credentials,
                 limits: config.sync.clone(),
                 shutdown: shutdown.clone(),
                 tasks: sockets.clone(),

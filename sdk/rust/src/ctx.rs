@@ -6,6 +6,7 @@ use capstan_protocol::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::auth::Auth;
 use crate::bindings::capstan::runtime::{actions as host_actions, env as host_env};
 use crate::db::{DatabaseReader, DatabaseWriter};
 use crate::error::{Error, Result};
@@ -41,6 +42,13 @@ impl QueryCtx {
         QueryCtx { _private: () }
     }
 
+    /// Who is calling.
+    pub fn auth(&self) -> Auth<'_> {
+        Auth {
+            _context: PhantomData,
+        }
+    }
+
     pub fn db(&self) -> DatabaseReader<'_> {
         DatabaseReader {
             _context: PhantomData,
@@ -57,6 +65,13 @@ impl MutationCtx {
     #[doc(hidden)]
     pub fn __new() -> Self {
         MutationCtx { _private: () }
+    }
+
+    /// Who is calling.
+    pub fn auth(&self) -> Auth<'_> {
+        Auth {
+            _context: PhantomData,
+        }
     }
 
     pub fn db(&mut self) -> DatabaseWriter<'_> {
@@ -89,6 +104,13 @@ impl ActionCtx {
     #[doc(hidden)]
     pub fn __new() -> Self {
         ActionCtx { _private: () }
+    }
+
+    /// Who is calling.
+    pub fn auth(&self) -> Auth<'_> {
+        Auth {
+            _context: PhantomData,
+        }
     }
 
     /// Runs a query (`"module:function"`) in its own transaction.

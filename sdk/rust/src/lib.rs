@@ -42,6 +42,7 @@
 //!
 //! # Layout
 //! - [`ctx`]: [`QueryCtx`], [`MutationCtx`], [`ActionCtx`].
+//! - [`auth`]: who is calling ([`Auth`], [`UserIdentity`]), service secrets.
 //! - [`db`]: reading and writing documents, queries, pagination.
 //! - [`filter`]: filter expressions.
 //! - [`id`]: [`Id`], [`Doc`], [`Table`].
@@ -49,6 +50,7 @@
 //! - [`error`]: [`Error`], [`error!`]; [`log!`] and friends in [`log`].
 //! - [`values`]: Rust values to Convex values and back.
 
+pub mod auth;
 #[doc(hidden)]
 pub mod bindings;
 pub mod ctx;
@@ -60,6 +62,7 @@ pub mod log;
 pub mod schema;
 pub mod values;
 
+pub use auth::{Auth, Caller, UserIdentity};
 pub use capstan_protocol::Value;
 pub use capstan_sdk_macros::{action, mutation, query};
 pub use ctx::{ActionCtx, MutationCtx, QueryCtx};

@@ -3,6 +3,7 @@
 //! loop, allocate, recurse, panic or return too much.
 
 mod api;
+mod auth;
 mod hostile;
 
 capstan::app! {
@@ -14,6 +15,8 @@ capstan::app! {
         api::logs, api::fail, api::fail_plain, api::secret, api::env,
         api::send, api::edit, api::edit_unset, api::swap, api::remove, api::increment, api::stamp,
         api::send_and_list, api::action_clock, api::call_secret,
+        auth::whoami, auth::whoami_internal, auth::whoami_mutation, auth::whoami_action,
+        auth::check_secret,
         hostile::spin, hostile::bomb, hostile::recurse, hostile::panics, hostile::huge,
     ],
 }

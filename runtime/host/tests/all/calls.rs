@@ -78,6 +78,7 @@ fn queries_and_mutations_are_deterministic() {
             args: "{}".into(),
             transaction: Some(fixture.store.begin_at(ts).expect("snapshot")),
             environment: Arc::default(),
+            identity: Default::default(),
             nested: None,
         });
         serde_json::from_str::<serde_json::Value>(&outcome.result.expect("runs")).expect("json")
@@ -106,6 +107,7 @@ fn queries_and_mutations_are_deterministic() {
             args: "{}".into(),
             transaction: None,
             environment: Arc::default(),
+            identity: Default::default(),
             nested: None,
         });
         serde_json::from_str::<serde_json::Value>(&outcome.result.expect("runs")).expect("json")
@@ -209,6 +211,7 @@ fn an_action_runs_a_mutation_then_a_query() {
         args: json!({"channel": "a", "body": "from an action"}).to_string(),
         transaction: None,
         environment: Arc::default(),
+        identity: Default::default(),
         nested: Some(Arc::new(Nested {
             fixture: fixture.clone(),
         })),

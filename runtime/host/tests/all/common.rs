@@ -62,6 +62,7 @@ impl Fixture {
                 "GREETING".to_owned(),
                 "hello".to_owned(),
             )])),
+            identity: Default::default(),
             nested: None,
         });
         if let Some(transaction) = outcome.transaction.take()

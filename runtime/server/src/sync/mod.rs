@@ -20,24 +20,8 @@ use capstan_host::Failure;
 pub use subscriptions::Subscriptions;
 pub use worker::{Inbound, Outbound, SocketContext, run_socket};
 
-use crate::facade::Caller;
+pub use capstan_protocol::Identity;
 use messages::FunctionFailure;
-
-/// Who a socket's calls run as.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Identity {
-    Anonymous,
-    Admin,
-}
-
-impl Identity {
-    pub fn caller(&self) -> Caller {
-        match self {
-            Identity::Anonymous => Caller::Client,
-            Identity::Admin => Caller::Admin,
-        }
-    }
-}
 
 /// Bounds on sockets, each reported to the client as a close reason.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]

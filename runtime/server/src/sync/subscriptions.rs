@@ -26,6 +26,7 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 use super::messages::QueryOutcome;
 use super::{Identity, client_failure};
+use crate::facade::Caller;
 use crate::facade::{App, Placement};
 
 /// Identifies one shared query inside the manager.
@@ -431,7 +432,7 @@ async fn execute(
             &key.path,
             key.args.clone(),
             ts,
-            key.identity.caller(),
+            Caller::new(key.identity.clone()),
             placement,
         )
         .await

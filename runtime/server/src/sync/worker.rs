@@ -19,8 +19,9 @@ use super::messages::{
 };
 use super::subscriptions::{QueryHandle, QueryKey, Subscriber};
 use super::{Identity, Subscriptions, SyncLimits, client_failure};
+use crate::credentials::Credentials;
 use crate::facade::App;
-use crate::keys::AdminKey;
+use crate::facade::Caller;
 use crate::paths::{call_arguments, canonicalize};
 
 /// Transitions longer than this go out as TransitionChunks.
@@ -52,7 +53,7 @@ pub enum Outbound {
 pub struct SocketContext {
     pub app: App,
     pub subscriptions: Subscriptions,
-    pub admin_key: AdminKey,
+    pub credentials: Credentials,
     pub limits: SyncLimits,
     pub shutdown: CancellationToken,
     /// Every socket and the calls it started: the server waits for them
@@ -191,7 +192,10 @@ pub async fn run_socket(
                 None => break None,
             },
             Some(done) = completed.recv() => worker.complete(done).await,
-            () = notify.notified() => worker.transition(false).await,
+            () = notify.notified() => match worker.check_expiry().await {
+                Ok(()) => worker.transition(false).await,
+                Err(close) => Err(close),
+            },
             // Only while a mutation's commit waits to be covered.
             changed = updates.changed(), if worker.uncovered.is_some() => match changed {
                 Ok(()) => worker.transition(false).await,
@@ -292,6 +296,7 @@ impl Worker {
                 new_version,
                 modifications,
             } => {
+                self.check_expiry().await?;
                 self.modify_query_set(base_version, new_version, modifications)
                     .await
             }
@@ -301,6 +306,7 @@ impl Worker {
                 args,
                 ..
             } => {
+                self.check_expiry().await?;
                 let path = canonicalize(&udf_path);
                 let args = match call_arguments(Some(args)) {
                     Ok(args) => args,
@@ -334,7 +340,10 @@ impl Worker {
                 udf_path,
                 args,
                 ..
-            } => self.action(request_id, udf_path, args).await,
+            } => {
+                self.check_expiry().await?;
+                self.action(request_id, udf_path, args).await
+            }
             ClientMessage::Authenticate {
                 base_version,
                 token,
@@ -442,28 +451,33 @@ impl Worker {
             AuthToken::Admin {
                 value,
                 impersonating,
-            } => {
-                if !self.context.admin_key.matches(&value) {
-                    return self
-                        .auth_error(base_version, "the admin key is not this deployment's")
-                        .await;
+            } => match self
+                .context
+                .credentials
+                .admin(&value, impersonating.as_ref())
+            {
+                Ok(identity) => identity,
+                Err(error) => return self.auth_error(base_version, &error).await,
+            },
+            AuthToken::User { value } => {
+                match self.context.credentials.app.verify_user_token(&value).await {
+                    Ok(identity) => identity,
+                    Err(error) => {
+                        return self
+                            .auth_error(base_version, &format!("Could not verify token: {error}"))
+                            .await;
+                    }
                 }
-                if impersonating.is_some() {
-                    return self
-                        .auth_error(base_version, "impersonating a user is not supported yet")
-                        .await;
-                }
-                Identity::Admin
-            }
-            AuthToken::User { .. } => {
-                return self
-                    .auth_error(
-                        base_version,
-                        "No auth provider found matching the given token: this deployment has no auth providers configured",
-                    )
-                    .await;
             }
         };
+        if let Some(seconds) = expired(&identity) {
+            return self
+                .auth_error(
+                    base_version,
+                    &format!("Could not verify token: Token expired {seconds} seconds ago"),
+                )
+                .await;
+        }
         self.identity_version = base_version + 1;
         if identity != self.identity {
             self.identity = identity;
@@ -496,6 +510,25 @@ impl Worker {
         })
     }
 
+    /// Before running anything for the client: a user token that has
+    /// expired on this socket ends it with AuthError (not an answer to an
+    /// Authenticate), so the client refreshes and reconnects.
+    async fn check_expiry(&self) -> Result<(), Close> {
+        let Some(seconds) = expired(&self.identity) else {
+            return Ok(());
+        };
+        self.send(messages::auth_error(
+            &format!("Token expired {seconds} seconds ago"),
+            self.identity_version,
+            false,
+        ))
+        .await?;
+        Err(Close {
+            code: None,
+            reason: String::new(),
+        })
+    }
+
     fn mutation_queue(&mut self) -> &mpsc::UnboundedSender<MutationJob> {
         self.mutations.get_or_insert_with(|| {
             let (jobs, mut receiver) = mpsc::unbounded_channel::<MutationJob>();
@@ -509,7 +542,7 @@ impl Worker {
                             app.call_mutation_once(
                                 &job.path,
                                 job.args,
-                                job.identity.caller(),
+                                Caller::new(job.identity.clone()),
                                 receipt,
                             )
                             .await
@@ -519,7 +552,7 @@ impl Worker {
                                 Some(FunctionKind::Mutation),
                                 &job.path,
                                 job.args,
-                                job.identity.caller(),
+                                Caller::new(job.identity.clone()),
                             )
                             .await
                         }
@@ -568,7 +601,7 @@ impl Worker {
         let app = self.context.app.clone();
         let completed = self.completed_sender.clone();
         let path = canonicalize(&udf_path);
-        let caller = self.identity.caller();
+        let caller = Caller::new(self.identity.clone());
         // Ends when the action does.
         self.context.tasks.spawn(async move {
             let done = Completed::Action {
@@ -730,4 +763,13 @@ mod tests {
             assert_eq!(parts.concat(), text);
         }
     }
+}
+
+/// How long ago a user identity's token expired, if it has.
+fn expired(identity: &Identity) -> Option<u64> {
+    let expires_at = identity.expires_at()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (now >= expires_at).then(|| now - expires_at)
 }

@@ -64,11 +64,21 @@ impl TestServer {
     }
 
     pub async fn deploy(&self, components: &[Vec<u8>]) -> anyhow::Result<(u16, Value)> {
+        self.deploy_with(components, json!({})).await
+    }
+
+    /// Deploys `components` with the app config `config`.
+    pub async fn deploy_with(
+        &self,
+        components: &[Vec<u8>],
+        config: Value,
+    ) -> anyhow::Result<(u16, Value)> {
         let body = json!({
             "components": components
                 .iter()
                 .map(|c| base64::engine::general_purpose::STANDARD.encode(c))
                 .collect::<Vec<_>>(),
+            "config": config,
         });
         let response = self
             .client

@@ -1,6 +1,7 @@
 //! Server tests: a real server on an ephemeral port with a temporary data
 //! directory, driven over HTTP and WebSocket.
 
+mod auth;
 mod bad_input;
 mod calls;
 mod common;

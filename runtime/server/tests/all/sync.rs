@@ -13,17 +13,17 @@ use crate::common::*;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// A raw protocol client that checks version chaining on every Transition.
-struct Client {
+pub(crate) struct Client {
     socket: Socket,
-    version: Value,
+    pub(crate) version: Value,
 }
 
 impl Client {
     /// A client with a session of its own.
-    async fn connect(server: &TestServer) -> anyhow::Result<Client> {
+    pub(crate) async fn connect(server: &TestServer) -> anyhow::Result<Client> {
         static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let session = format!(
             "5d8f9a2e-0000-4000-8000-{:012}",
@@ -33,7 +33,7 @@ impl Client {
     }
 
     /// A client continuing `session`, as after a reconnect.
-    async fn resume(server: &TestServer, session: &str) -> anyhow::Result<Client> {
+    pub(crate) async fn resume(server: &TestServer, session: &str) -> anyhow::Result<Client> {
         let url = server.url("/api/1.48.0/sync").replacen("http", "ws", 1);
         let (socket, _) = tokio_tungstenite::connect_async(url).await?;
         let mut client = Client {
@@ -49,13 +49,13 @@ impl Client {
         Ok(client)
     }
 
-    async fn send(&mut self, message: Value) -> anyhow::Result<()> {
+    pub(crate) async fn send(&mut self, message: Value) -> anyhow::Result<()> {
         self.socket.send(Message::text(message.to_string())).await?;
         Ok(())
     }
 
     /// The next message other than Ping.
-    async fn next(&mut self) -> anyhow::Result<Value> {
+    pub(crate) async fn next(&mut self) -> anyhow::Result<Value> {
         loop {
             let frame = tokio::time::timeout(WAIT, self.socket.next())
                 .await?
@@ -79,14 +79,14 @@ impl Client {
         }
     }
 
-    async fn expect(&mut self, kind: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn expect(&mut self, kind: &str) -> anyhow::Result<Value> {
         let message = self.next().await?;
         anyhow::ensure!(message["type"] == kind, "expected {kind}, got {message}");
         Ok(message)
     }
 
     /// Reads Transitions until query `id` has a value, and returns it.
-    async fn value_of(&mut self, id: u32) -> anyhow::Result<Value> {
+    pub(crate) async fn value_of(&mut self, id: u32) -> anyhow::Result<Value> {
         loop {
             let transition = self.expect("Transition").await?;
             for change in transition["modifications"].as_array().into_iter().flatten() {
@@ -99,7 +99,7 @@ impl Client {
     }
 
     /// The close frame the server sends next (Pings skipped).
-    async fn closed(&mut self) -> anyhow::Result<Option<(CloseCode, String)>> {
+    pub(crate) async fn closed(&mut self) -> anyhow::Result<Option<(CloseCode, String)>> {
         loop {
             let frame = tokio::time::timeout(WAIT, self.socket.next()).await?;
             match frame {
@@ -112,7 +112,7 @@ impl Client {
         }
     }
 
-    async fn subscribe(
+    pub(crate) async fn subscribe(
         &mut self,
         base: u32,
         id: u32,
@@ -126,7 +126,12 @@ impl Client {
         .await
     }
 
-    async fn mutation(&mut self, request_id: u32, path: &str, args: Value) -> anyhow::Result<()> {
+    pub(crate) async fn mutation(
+        &mut self,
+        request_id: u32,
+        path: &str,
+        args: Value,
+    ) -> anyhow::Result<()> {
         self.send(
             json!({"type": "Mutation", "requestId": request_id, "udfPath": path, "args": [args]}),
         )
@@ -371,7 +376,7 @@ async fn hostile_input_closes_only_that_socket_with_a_reason() -> anyhow::Result
     writer.expect("MutationResponse").await?;
     assert_eq!(bodies(&bystander.value_of(0).await?), ["still here"]);
 
-    // A User token cannot be verified yet: AuthError, then a close without a code.
+    // A User token no provider of the app issued: AuthError, then a close without a code.
     let mut user = Client::connect(&server).await?;
     user.send(json!({"type": "Authenticate", "baseVersion": 0, "tokenType": "User", "value": "e30.e30.e30"}))
         .await?;

@@ -1,0 +1,136 @@
+//! From credentials to an [`Identity`]: the admin key (optionally acting as
+//! a user), service keys, and user tokens checked against the app's auth
+//! providers. HTTP and WebSocket callers go through the same rules.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use capstan_protocol::{Identity, UserIdentity};
+use serde_json::{Map, Value};
+
+use crate::error::ServerError;
+use crate::facade::App;
+use crate::keys::{AdminKey, ServiceKeys};
+
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub app: App,
+    pub admin_key: AdminKey,
+    pub service_keys: ServiceKeys,
+}
+
+impl Credentials {
+    /// The identity of an HTTP request's `Authorization` header:
+    /// - none: anonymous;
+    /// - `Convex <admin key>[:<base64 of the identity to act as>]`;
+    /// - `Bearer <service key>`, `Bearer <admin key>`, or `Bearer <JWT>`.
+    pub async fn from_authorization(&self, header: Option<&str>) -> Result<Identity, ServerError> {
+        let Some(header) = header else {
+            return Ok(Identity::Anonymous);
+        };
+        if let Some(presented) = header.strip_prefix("Convex ") {
+            let (key, acting) = match presented.split_once(':') {
+                Some((key, acting)) => (key, Some(acting)),
+                None => (presented, None),
+            };
+            let impersonating = match acting {
+                None => None,
+                Some(encoded) => {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(encoded.trim())
+                        .map_err(|_| {
+                            ServerError::Unauthorized(
+                                "the identity after the admin key is not base64".into(),
+                            )
+                        })?;
+                    let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
+                        ServerError::Unauthorized(
+                            "the identity after the admin key is not JSON".into(),
+                        )
+                    })?;
+                    Some(value)
+                }
+            };
+            return self
+                .admin(key, impersonating.as_ref())
+                .map_err(ServerError::Unauthorized);
+        }
+        let Some(token) = header.strip_prefix("Bearer ") else {
+            return Err(ServerError::Unauthorized(
+                "the Authorization header must be `Bearer <token>` or `Convex <admin key>`".into(),
+            ));
+        };
+        let token = token.trim();
+        if ServiceKeys::is_service_key(token) {
+            return self
+                .service_keys
+                .name_of(token)
+                .map(|name| Identity::Service { name })
+                .ok_or_else(|| {
+                    ServerError::Unauthorized(
+                        "the service key is not valid: it was revoked or never issued here".into(),
+                    )
+                });
+        }
+        if AdminKey::looks_like(token) {
+            return self.admin(token, None).map_err(ServerError::Unauthorized);
+        }
+        self.app
+            .verify_user_token(token)
+            .await
+            .map_err(|e| ServerError::Unauthorized(format!("Could not verify token: {e}")))
+    }
+
+    /// The admin identity, acting as `impersonating` if given.
+    pub fn admin(&self, key: &str, impersonating: Option<&Value>) -> Result<Identity, String> {
+        if !self.admin_key.matches(key) {
+            return Err("the admin key is not this deployment's".into());
+        }
+        let impersonating = impersonating.map(impersonated).transpose()?.map(Arc::new);
+        Ok(Identity::Admin { impersonating })
+    }
+}
+
+/// The user an admin acts as, from Convex's `UserIdentityAttributes`
+/// (camelCase fields and custom claims; `tokenIdentifier`, or `issuer` and
+/// `subject`).
+pub fn impersonated(attributes: &Value) -> Result<UserIdentity, String> {
+    let Value::Object(object) = attributes else {
+        return Err("the identity to act as must be an object".into());
+    };
+    let text = |field: &str| object.get(field).and_then(Value::as_str).map(str::to_owned);
+    let (issuer, subject) = match (text("issuer"), text("subject")) {
+        (Some(issuer), Some(subject)) => (issuer, subject),
+        _ => match text("tokenIdentifier")
+            .as_deref()
+            .and_then(|t| t.split_once('|'))
+        {
+            Some((issuer, subject)) => (issuer.to_owned(), subject.to_owned()),
+            None => {
+                return Err(
+                    "the identity to act as needs \"issuer\" and \"subject\", or a \"tokenIdentifier\" of the form issuer|subject".into(),
+                );
+            }
+        },
+    };
+    let token_identifier = text("tokenIdentifier").unwrap_or_else(|| format!("{issuer}|{subject}"));
+    let mut json = Map::new();
+    json.insert(
+        "tokenIdentifier".into(),
+        Value::String(token_identifier.clone()),
+    );
+    json.insert("subject".into(), Value::String(subject.clone()));
+    json.insert("issuer".into(), Value::String(issuer.clone()));
+    for (key, value) in object {
+        if !json.contains_key(key) && !key.starts_with('$') {
+            json.insert(key.clone(), value.clone());
+        }
+    }
+    Ok(UserIdentity {
+        token_identifier,
+        subject,
+        issuer,
+        json: Value::Object(json).to_string(),
+        expires_at: None,
+    })
+}
