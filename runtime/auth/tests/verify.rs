@@ -2,6 +2,9 @@
 //! loopback: accepted tokens and their identities, a table of hostile
 //! tokens, key rotation, the refetch rate limit and stale-if-error.
 
+// Test setup: a failed unwrap is the test's failure.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -304,7 +307,8 @@ async fn hostile_tokens_are_refused_with_the_failed_check() {
         )
     };
     let now = now();
-    let cases: Vec<(&str, String, fn(&AuthError) -> bool)> = vec![
+    type Check = fn(&AuthError) -> bool;
+    let cases: Vec<(&str, String, Check)> = vec![
         (
             "alg none",
             unsigned(json!({"alg": "none", "kid": "k1"}), &base),

@@ -94,5 +94,26 @@ pub fn fingerprint(dir: &Path) -> Option<SystemTime> {
     let mut best = None;
     newest(&dir.join("src"), &mut best);
     newest(&dir.join("Cargo.toml"), &mut best);
+    newest(&dir.join(APP_CONFIG), &mut best);
     best
+}
+
+/// The app's config file, deployed with its component: `capstan.json`
+/// beside `Cargo.toml`, e.g. the auth providers the app trusts:
+///
+/// ```json
+/// { "auth": { "providers": [
+///     { "domain": "https://clerk.example.com", "applicationID": "convex" } ] } }
+/// ```
+pub const APP_CONFIG: &str = "capstan.json";
+
+/// The app config in `dir`, or an empty one when there is no file.
+pub fn app_config(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let path = dir.join(APP_CONFIG);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not valid JSON", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::json!({})),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
 }

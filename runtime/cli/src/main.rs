@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use capstan_server::deployment::AppConfig;
 use capstan_server::{AdminKey, Server, ServerConfig};
 use clap::{Parser, Subcommand};
 
@@ -90,11 +91,36 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Print the admin key of the server whose data is in --data-dir.
+    /// Print the admin key of the server whose data is in --data-dir, or
+    /// manage service keys (`capstan keys service create|list|revoke`).
     Keys {
         #[arg(long, default_value = DEV_DATA)]
         data_dir: PathBuf,
+        #[command(subcommand)]
+        command: Option<KeysCommand>,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Named keys with which servers call functions, internal ones included,
+    /// as `Authorization: Bearer <key>`; functions see a service identity.
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceCommand {
+    /// Create a key. It is printed once; the server keeps only its digest.
+    Create { name: String },
+    /// The keys' names and creation times.
+    List,
+    /// Revoke a key: calls with it fail from now on.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -162,8 +188,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     })
                     .collect::<anyhow::Result<_>>()?
             };
+            let config = build::app_config(&dir)?;
             let summary = Remote::new(&target.url, admin_key(target.admin_key)?)
-                .deploy(&components)
+                .deploy(&components, &config)
                 .await?;
             println!("{}", describe_deploy(&summary));
             Ok(())
@@ -196,7 +223,35 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Keys { data_dir } => match AdminKey::read(&data_dir) {
+        Command::Keys {
+            command: Some(KeysCommand::Service { command, target }),
+            ..
+        } => {
+            let remote = Remote::new(&target.url, admin_key(target.admin_key)?);
+            match command {
+                ServiceCommand::Create { name } => {
+                    let key = remote.create_service_key(&name).await?;
+                    println!("{key}");
+                    eprintln!("service key {name:?} created; it is not shown again");
+                    Ok(())
+                }
+                ServiceCommand::List => {
+                    for key in remote.service_keys().await? {
+                        println!(
+                            "{}\tcreated {}",
+                            key["name"].as_str().unwrap_or("?"),
+                            key["createdAt"]
+                        );
+                    }
+                    Ok(())
+                }
+                ServiceCommand::Revoke { name } => remote.revoke_service_key(&name).await,
+            }
+        }
+        Command::Keys {
+            data_dir,
+            command: None,
+        } => match AdminKey::read(&data_dir) {
             Some(key) => {
                 println!("{}", key.expose());
                 Ok(())
@@ -219,6 +274,16 @@ fn admin_key(explicit: Option<String>) -> anyhow::Result<String> {
             "no admin key: pass --admin-key, set CAPSTAN_ADMIN_KEY, or run from the directory of `capstan dev`"
         ),
     }
+}
+
+/// The app config of `dir` as the server reads it.
+fn dev_config(dir: &Path) -> anyhow::Result<AppConfig> {
+    serde_json::from_value(build::app_config(dir)?).with_context(|| {
+        format!(
+            "{} is not a valid app config",
+            dir.join(build::APP_CONFIG).display()
+        )
+    })
 }
 
 fn describe_deploy(summary: &serde_json::Value) -> String {
@@ -274,7 +339,7 @@ async fn dev(dir: &Path, port: u16) -> anyhow::Result<()> {
     let server = Server::start(ServerConfig::new(dir.join(DEV_DATA), listen)).await?;
     let summary = server
         .app
-        .deploy(vec![component], Default::default())
+        .deploy(vec![component], dev_config(&dir)?)
         .await?;
     eprintln!(
         "capstan dev: serving {} at {} ({} functions)\nadmin key: capstan keys --data-dir {}",
@@ -309,7 +374,14 @@ async fn dev(dir: &Path, port: u16) -> anyhow::Result<()> {
                 tokio::task::spawn_blocking(move || build::build(&watched)).await
             };
             match built {
-                Ok(Ok(component)) => match app.deploy(vec![component], Default::default()).await {
+                Ok(Ok(component)) => match async {
+                    let config = dev_config(&watched).map_err(|e| format!("{e:#}"))?;
+                    app.deploy(vec![component], config)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                .await
+                {
                     Ok(summary) => eprintln!("redeployed ({} functions)", summary.functions),
                     Err(e) => eprintln!("deploy refused: {e}"),
                 },

@@ -36,9 +36,10 @@ impl Remote {
         Ok(body)
     }
 
-    pub async fn deploy(&self, components: &[Vec<u8>]) -> anyhow::Result<Value> {
+    pub async fn deploy(&self, components: &[Vec<u8>], config: &Value) -> anyhow::Result<Value> {
         let body = json!({
             "components": components.iter().map(|c| base64::engine::general_purpose::STANDARD.encode(c)).collect::<Vec<_>>(),
+            "config": config,
         });
         let response = self
             .client
@@ -116,6 +117,39 @@ impl Remote {
             None => self.client.delete(url),
         };
         let response = request
+            .header("Authorization", self.auth())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        Self::check(response).await.map(|_| ())
+    }
+
+    /// Creates a service key and returns it (the server keeps only its digest).
+    pub async fn create_service_key(&self, name: &str) -> anyhow::Result<String> {
+        let response = self
+            .client
+            .post(format!("{}/api/service_keys/{name}", self.url))
+            .header("Authorization", self.auth())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        let body = Self::check(response).await?;
+        body["key"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the server answered without a key")
+    }
+
+    pub async fn service_keys(&self) -> anyhow::Result<Vec<Value>> {
+        Ok(serde_json::from_value(
+            self.get("/api/service_keys").await?,
+        )?)
+    }
+
+    pub async fn revoke_service_key(&self, name: &str) -> anyhow::Result<()> {
+        let response = self
+            .client
+            .delete(format!("{}/api/service_keys/{name}", self.url))
             .header("Authorization", self.auth())
             .send()
             .await

@@ -268,16 +268,16 @@ impl Module {
                 .insecure_random_seed(u128::from(seed));
         }
         let logs = LogLines::new(stdout, stderr, limits.max_log_lines, limits.max_log_line);
-        let state = CallState::new(
+        let mut state = CallState::new(
             wasi.build(),
             MemoryLimiter::new(limits.memory),
             kind,
             transaction,
             environment,
-            identity,
             logs,
             nested,
         );
+        state.identity = identity;
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|state| &mut state.limiter);
         let timeout = match kind {
@@ -381,7 +381,6 @@ impl Module {
             FunctionKind::Query,
             None,
             Arc::default(),
-            Identity::Anonymous,
             logs,
             None,
         );

@@ -26,7 +26,8 @@ pub struct CallState {
     /// The transaction of a query or mutation; actions have none.
     pub(crate) transaction: Option<Transaction>,
     environment: Arc<Environment>,
-    identity: Identity,
+    /// Who is calling; anonymous unless the runner says otherwise.
+    pub(crate) identity: Identity,
     pub(crate) logs: LogLines,
     /// How an action runs other functions.
     nested: Option<Arc<dyn NestedCalls>>,
@@ -42,7 +43,6 @@ impl CallState {
         kind: FunctionKind,
         transaction: Option<Transaction>,
         environment: Arc<Environment>,
-        identity: Identity,
         logs: LogLines,
         nested: Option<Arc<dyn NestedCalls>>,
     ) -> Self {
@@ -53,7 +53,7 @@ impl CallState {
             kind,
             transaction,
             environment,
-            identity,
+            identity: Identity::Anonymous,
             logs,
             nested,
             internal: None,
@@ -471,7 +471,7 @@ impl auth::Host for CallState {
                 expected.as_bytes(),
                 presented.as_bytes(),
             ))),
-            None => Ok(Err(error(&format!(
+            None => Ok(Err(error(format!(
                 "check_secret: the environment variable {name:?} is not set"
             )))),
         }

@@ -750,6 +750,15 @@ fn chunks(text: &str, size: usize) -> Vec<&str> {
     parts
 }
 
+/// How long ago a user identity's token expired, if it has.
+fn expired(identity: &Identity) -> Option<u64> {
+    let expires_at = identity.expires_at()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (now >= expires_at).then(|| now - expires_at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::chunks;
@@ -763,13 +772,4 @@ mod tests {
             assert_eq!(parts.concat(), text);
         }
     }
-}
-
-/// How long ago a user identity's token expired, if it has.
-fn expired(identity: &Identity) -> Option<u64> {
-    let expires_at = identity.expires_at()?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    (now >= expires_at).then(|| now - expires_at)
 }
