@@ -1,41 +1,89 @@
 //! The unmodified `convex` npm client (installed into `tests/conformance`
-//! by `./tests/run`) against a real server: `node --test` runs the suite.
+//! by `./tests/run`) against a real server: `node --test` runs each suite.
+//! The auth suite also starts a real OpenID Connect provider
+//! (`oidc-provider`) on loopback and signs users in at it.
+
+use serde_json::json;
 
 use crate::common::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_convex_npm_client_works_against_capstan() -> anyhow::Result<()> {
+/// Runs `node --test <file>` in `tests/conformance` with `env`.
+async fn node_suite(file: &str, env: &[(&str, String)]) -> anyhow::Result<()> {
     let suite = capstan_test_support::root().join("tests/conformance");
-    anyhow::ensure!(
-        suite.join("node_modules/convex/package.json").exists(),
-        "the convex npm package is not installed: run `npm ci` in {} (./tests/run does)",
-        suite.display()
-    );
-    let dir = temp_dir();
-    let server = TestServer::with_guest(dir.path()).await?;
-    let run = tokio::process::Command::new("node")
+    for package in ["convex", "oidc-provider"] {
+        anyhow::ensure!(
+            suite
+                .join("node_modules")
+                .join(package)
+                .join("package.json")
+                .exists(),
+            "the {package} npm package is not installed: run `npm ci` in {} (./tests/run does)",
+            suite.display()
+        );
+    }
+    let mut command = tokio::process::Command::new("node");
+    command
         .args([
             "--test",
             "--test-reporter=spec",
-            "--test-timeout=60000",
-            "conformance.test.mjs",
+            "--test-timeout=90000",
+            file,
         ])
         .current_dir(&suite)
-        .env("CAPSTAN_URL", server.server.url())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = tokio::time::timeout(std::time::Duration::from_secs(240), command.output())
         .await
-        .map_err(|_| anyhow::anyhow!("the conformance suite did not finish in 3 minutes"))??;
+        .map_err(|_| anyhow::anyhow!("{file} did not finish in 4 minutes"))??;
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     println!("{report}");
-    anyhow::ensure!(
-        output.status.success(),
-        "the conformance suite failed:\n{report}"
-    );
+    anyhow::ensure!(output.status.success(), "{file} failed:\n{report}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_convex_npm_client_works_against_capstan() -> anyhow::Result<()> {
+    let dir = temp_dir();
+    let server = TestServer::with_guest(dir.path()).await?;
+    node_suite(
+        "conformance.test.mjs",
+        &[("CAPSTAN_URL", server.server.url())],
+    )
+    .await?;
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_convex_npm_client_signs_in_with_a_real_oidc_provider() -> anyhow::Result<()> {
+    // The provider starts inside the suite, on a port chosen here so that
+    // the app's auth config can name it first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let dir = temp_dir();
+    let mut config = config(dir.path());
+    // The suite rotates the provider's key; an unknown kid may trigger a
+    // refetch twice a second (production: every 10 s).
+    config.auth.refetch_interval = std::time::Duration::from_millis(500);
+    let server = TestServer::spawn_with(config).await?;
+    let app_config = json!({"auth": {"providers": [{
+        "domain": format!("http://127.0.0.1:{port}"), "applicationID": "capstan-test",
+    }]}});
+    let (status, body) = server.deploy_with(&[test_guest()], app_config).await?;
+    anyhow::ensure!(status == 200, "deploy: {body}");
+    node_suite(
+        "auth.test.mjs",
+        &[
+            ("CAPSTAN_URL", server.server.url()),
+            ("OIDC_PORT", port.to_string()),
+        ],
+    )
+    .await?;
     server.stop().await
 }
