@@ -5,7 +5,8 @@
 //! (a') an indexed query returning 10 documents through the host;
 //! (b) `/api/query` with 64 concurrent connections on loopback next to a bare
 //!     axum handler returning the same JSON;
-//! (c) durable mutations per second over HTTP with 64 connections.
+//! (c) durable mutations per second over HTTP with 64 connections;
+//! (d) the latency a user token adds to a query over HTTP.
 //!
 //! Run with `cargo bench -p capstan-server`.
 
@@ -192,7 +193,11 @@ async fn main() -> anyhow::Result<()> {
     // (b) and (c): a real server on loopback.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
     let server = Server::start(ServerConfig::new(dir.path(), "127.0.0.1:0".parse()?)).await?;
-    server.app.deploy(vec![bytes], Default::default()).await?;
+    let (issuer_key, issuer_config) = es256_issuer();
+    server
+        .app
+        .deploy(vec![bytes], serde_json::from_value(issuer_config)?)
+        .await?;
     let bare = axum::Router::new().route(
         "/api/query",
         axum::routing::post(|| async {
@@ -236,6 +241,94 @@ async fn main() -> anyhow::Result<()> {
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3
     );
+
+    // (d) the same query anonymous and with a user token (ES256, keys cached
+    // after the first call), one connection, one request at a time.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header {
+            kid: Some("bench".into()),
+            ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256)
+        },
+        &json!({"iss": "https://auth.example.com", "sub": "user_1", "aud": "bench",
+                "iat": now, "exp": now + 3600, "email": "ada@example.com"}),
+        &issuer_key,
+    )?;
+    let url = format!("{}/api/query", server.url());
+    let query = json!({"path": "api:echo", "args": [{}], "format": "convex_encoded_json"});
+    // Alternating rounds, the median of each: neighbours on this machine
+    // shift single phases.
+    let mut anonymous = Vec::new();
+    let mut authenticated = Vec::new();
+    for _ in 0..3 {
+        anonymous.push(sequential(&client, &url, &query, None).await);
+        authenticated.push(sequential(&client, &url, &query, Some(&token)).await);
+    }
+    anonymous.sort_unstable();
+    authenticated.sort_unstable();
+    let (anonymous, authenticated) = (anonymous[1], authenticated[1]);
+    println!(
+        "(d) /api/query one request at a time, anonymous and with an ES256 user token (median of 3 alternating rounds)"
+    );
+    for (label, (p50, p99)) in [("anonymous", anonymous), ("user token", authenticated)] {
+        println!(
+            "    {label:<11} p50 {:>7.1} µs   p99 {:>7.1} µs",
+            p50.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6
+        );
+    }
+    println!(
+        "    added by the token at p50: {:.1} µs",
+        (authenticated.0.as_secs_f64() - anonymous.0.as_secs_f64()) * 1e6
+    );
     server.stop().await?;
     Ok(())
+}
+
+/// p50 and p99 of `PHASE` of requests one after another.
+async fn sequential(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    token: Option<&str>,
+) -> (Duration, Duration) {
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < PHASE {
+        let began = Instant::now();
+        let mut request = client.post(url).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        assert!(response.status().is_success(), "{}", response.status());
+        let _ = response.bytes().await.expect("body");
+        samples.push(began.elapsed());
+    }
+    samples.sort_unstable();
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+/// An ES256 signing key and an app config trusting it.
+fn es256_issuer() -> (jsonwebtoken::EncodingKey, serde_json::Value) {
+    use base64::Engine as _;
+    use ring::signature::KeyPair as _;
+    let rng = ring::rand::SystemRandom::new();
+    let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("key");
+    let pair = ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).expect("key");
+    let point = pair.public_key().as_ref();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let config = json!({"auth": {"providers": [{
+        "type": "customJwt", "issuer": "https://auth.example.com", "algorithm": "ES256",
+        "applicationID": "bench",
+        "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "kid": "bench",
+                           "x": b64(&point[1..33]), "y": b64(&point[33..65])}]},
+    }]}});
+    (
+        jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
+        config,
+    )
 }
