@@ -1,5 +1,6 @@
 //! The `capstan` binary, driven as a user would: a real `capstan serve`
-//! process, then deploy, run, env and keys against it.
+//! process, then deploy (with an app config), run, env, and admin and
+//! service keys against it.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -154,6 +155,56 @@ fn serve_deploy_run_env_and_keys_work_end_to_end() {
         .arg(data.path().join("admin_key"));
     with(&mut bad_deploy);
     assert!(fails(bad_deploy.output().expect("runs")).contains("not a WebAssembly component"));
+
+    // Service keys: the key is printed once, listed by name, then revoked.
+    let mut create = capstan();
+    create.args(["keys", "service", "create", "billing"]);
+    with(&mut create);
+    let service_key = ok(create.output().expect("runs"));
+    assert!(service_key.starts_with("capstan_service_"), "{service_key}");
+    let mut list = capstan();
+    list.args(["keys", "service", "list"]);
+    with(&mut list);
+    let listed = ok(list.output().expect("runs"));
+    assert!(listed.starts_with("billing\t"), "{listed}");
+    assert!(!listed.contains(&service_key), "{listed}");
+    let mut revoke = capstan();
+    revoke.args(["keys", "service", "revoke", "billing"]);
+    with(&mut revoke);
+    ok(revoke.output().expect("runs"));
+    let mut again = capstan();
+    again.args(["keys", "service", "revoke", "billing"]);
+    with(&mut again);
+    assert!(fails(again.output().expect("runs")).contains("no service key"));
+
+    // The app config beside the app is deployed with it, and checked.
+    let app = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    std::fs::write(
+        app.path().join("capstan.json"),
+        r#"{"auth": {"providers": [{"domain": "https://id.example.com"}]}}"#,
+    )
+    .expect("write");
+    let mut configured = capstan();
+    configured
+        .arg("deploy")
+        .arg(app.path())
+        .arg("--component")
+        .arg(test_guest());
+    with(&mut configured);
+    assert!(fails(configured.output().expect("runs")).contains("applicationID"));
+    std::fs::write(
+        app.path().join("capstan.json"),
+        r#"{"auth": {"providers": [{"domain": "https://id.example.com", "applicationID": "app"}]}}"#,
+    )
+    .expect("write");
+    let mut configured = capstan();
+    configured
+        .arg("deploy")
+        .arg(app.path())
+        .arg("--component")
+        .arg(test_guest());
+    with(&mut configured);
+    assert!(ok(configured.output().expect("runs")).starts_with("deployed "));
 }
 
 #[test]
