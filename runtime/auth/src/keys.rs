@@ -191,18 +191,20 @@ impl RemoteKeys {
             return Ok(keys);
         }
         {
+            // Never more than one request per interval, whatever is cached:
+            // a flood of unknown kids, or of tokens while the issuer is
+            // down, costs the issuer nothing.
             let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let recently_failed = state.keys.is_none()
-                && state
-                    .last_attempt
-                    .is_some_and(|t| t.elapsed() < options.refetch_interval);
-            if recently_failed {
+            let recently_asked = state
+                .last_attempt
+                .is_some_and(|t| t.elapsed() < options.refetch_interval);
+            if recently_asked {
                 return Err(AuthError::KeysUnavailable {
                     issuer: self.issuer_label().to_owned(),
                     reason: state
                         .last_error
                         .clone()
-                        .unwrap_or_else(|| "the last attempt failed".into()),
+                        .unwrap_or_else(|| "its keys expired and it was asked moments ago".into()),
                 });
             }
         }
