@@ -56,7 +56,8 @@ pub enum ClientMessage {
     },
 }
 
-#[derive(Debug, Deserialize)]
+/// `Debug` names the kind only: tokens and keys never reach logs.
+#[derive(Deserialize)]
 #[serde(tag = "tokenType")]
 pub enum AuthToken {
     User {
@@ -68,6 +69,19 @@ pub enum AuthToken {
         impersonating: Option<serde_json::Value>,
     },
     None,
+}
+
+impl std::fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthToken::User { .. } => f.write_str("User(…)"),
+            AuthToken::Admin { impersonating, .. } => f
+                .debug_struct("Admin")
+                .field("impersonating", &impersonating.is_some())
+                .finish_non_exhaustive(),
+            AuthToken::None => f.write_str("None"),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -308,3 +322,22 @@ pub fn auth_error(error: &str, base_version: u32, attempted: bool) -> String {
 }
 
 pub const PING: &str = r#"{"type":"Ping"}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let message: ClientMessage = serde_json::from_str(
+            r#"{"type":"Authenticate","baseVersion":0,"tokenType":"User","value":"eyJsecret.token.sig"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{message:?}").contains("secret"), "{message:?}");
+        let admin: ClientMessage = serde_json::from_str(
+            r#"{"type":"Authenticate","baseVersion":0,"tokenType":"Admin","value":"capstan_admin_secret"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{admin:?}").contains("secret"), "{admin:?}");
+    }
+}
