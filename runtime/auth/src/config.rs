@@ -52,8 +52,7 @@ pub struct ProviderConfig {
     /// Custom JWT: the one algorithm its tokens use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<String>,
-    /// OIDC: the algorithms accepted (default: RS256, ES256 and EdDSA, as
-    /// far as the issuer's discovery document lists them).
+    /// OIDC: the algorithms accepted (default: RS256, ES256 and EdDSA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithms: Option<Vec<String>>,
 }

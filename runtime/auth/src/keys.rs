@@ -15,6 +15,8 @@ use crate::verify::VerifierOptions;
 
 /// Largest discovery document or JWKS read.
 const MAX_DOCUMENT: usize = 1 << 20;
+/// The longest a response's `stale-if-error` keeps keys in use.
+const MAX_STALE_IF_ERROR: Duration = Duration::from_secs(7 * 86_400);
 
 /// One public key of a JWKS.
 pub(crate) struct Key {
@@ -148,10 +150,10 @@ impl RemoteKeys {
         }
     }
 
-    fn issuer_label(&self) -> &str {
+    fn issuer_label(&self) -> String {
         match &self.location {
-            Location::Discovery { issuer } => issuer,
-            Location::Jwks { url } => url,
+            Location::Discovery { issuer } => issuer.clone(),
+            Location::Jwks { url } => shown(url),
         }
     }
 
@@ -176,6 +178,13 @@ impl RemoteKeys {
         usable.then(|| keys.clone())
     }
 
+    /// The keys if they are still within their stale-if-error time.
+    fn stale(&self) -> Option<Arc<KeySet>> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let usable = state.stale_until.is_some_and(|t| Instant::now() < t);
+        state.keys.clone().filter(|_| usable)
+    }
+
     pub async fn get(
         &self,
         http: &reqwest::Client,
@@ -185,7 +194,17 @@ impl RemoteKeys {
         if let Some(keys) = self.cached(&want, options) {
             return Ok(keys);
         }
-        let _turn = self.fetching.lock().await;
+        // Someone is already asking the issuer: keys within their
+        // stale-if-error time serve now rather than wait for the answer.
+        let _turn = match self.fetching.try_lock() {
+            Ok(turn) => turn,
+            Err(_) => {
+                if let Some(keys) = self.stale() {
+                    return Ok(keys);
+                }
+                self.fetching.lock().await
+            }
+        };
         // Another caller may have fetched while this one waited.
         if let Some(keys) = self.cached(&want, options) {
             return Ok(keys);
@@ -200,7 +219,7 @@ impl RemoteKeys {
                 .is_some_and(|t| t.elapsed() < options.refetch_interval);
             if recently_asked {
                 return Err(AuthError::KeysUnavailable {
-                    issuer: self.issuer_label().to_owned(),
+                    issuer: self.issuer_label(),
                     reason: state
                         .last_error
                         .clone()
@@ -216,18 +235,18 @@ impl RemoteKeys {
             Ok((keys, policy)) => {
                 let keys = Arc::new(keys);
                 state.keys = Some(keys.clone());
-                state.fresh_until = Some(now + policy.fresh);
-                state.stale_until = Some(now + policy.fresh + policy.stale_if_error);
+                state.fresh_until = now.checked_add(policy.fresh);
+                state.stale_until = now.checked_add(policy.fresh + policy.stale_if_error);
                 state.last_error = None;
                 Ok(keys)
             }
             Err(reason) => {
-                tracing::warn!(issuer = self.issuer_label(), %reason, "cannot refresh an auth provider's keys");
+                tracing::warn!(issuer = %self.issuer_label(), %reason, "cannot refresh an auth provider's keys");
                 state.last_error = Some(reason.clone());
                 match &state.keys {
                     Some(keys) if state.stale_until.is_some_and(|t| now < t) => Ok(keys.clone()),
                     _ => Err(AuthError::KeysUnavailable {
-                        issuer: self.issuer_label().to_owned(),
+                        issuer: self.issuer_label(),
                         reason,
                     }),
                 }
@@ -243,8 +262,9 @@ impl RemoteKeys {
         let jwks_url = match &self.location {
             Location::Jwks { url } => url.clone(),
             Location::Discovery { issuer } => {
-                let url = format!("{issuer}/.well-known/openid-configuration");
-                let (document, _) = get_json(http, &url, &["application/json"], options).await?;
+                let target = format!("{issuer}/.well-known/openid-configuration");
+                let url = shown(&target);
+                let (document, _) = get_json(http, &target, &["application/json"], options).await?;
                 let found = document
                     .get("issuer")
                     .and_then(|v| v.as_str())
@@ -272,7 +292,7 @@ impl RemoteKeys {
         )
         .await?;
         let keys = KeySet::parse(&jwks, &self.algorithms)
-            .map_err(|e| format!("the JWKS at {jwks_url} is invalid: {e}"))?;
+            .map_err(|e| format!("the JWKS at {} is invalid: {e}", shown(&jwks_url)))?;
         Ok((keys, policy))
     }
 }
@@ -326,19 +346,23 @@ impl CachePolicy {
             stale_if_error: stale_if_error
                 .map(Duration::from_secs)
                 .unwrap_or(options.stale_if_error)
-                .max(options.stale_if_error),
+                .clamp(
+                    options.stale_if_error,
+                    MAX_STALE_IF_ERROR.max(options.stale_if_error),
+                ),
         }
     }
 }
 
 async fn get_json(
     http: &reqwest::Client,
-    url: &str,
+    target: &str,
     content_types: &[&str],
     options: &VerifierOptions,
 ) -> Result<(serde_json::Value, CachePolicy), String> {
+    let url = shown(target);
     let mut response = http
-        .get(url)
+        .get(target)
         .header(reqwest::header::ACCEPT, "application/json")
         .timeout(options.fetch_timeout)
         .send()
@@ -396,6 +420,21 @@ fn without_url(error: &reqwest::Error) -> String {
     text
 }
 
+/// A URL as it may appear in messages: without credentials, query or
+/// fragment, which can carry secrets.
+pub(crate) fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => "(an invalid URL)".into(),
+    }
+}
+
 /// The JSON in a `data:` URL (`data:application/json;base64,…` or
 /// percent-encoded).
 pub(crate) fn decode_data_url(rest: &str) -> Result<serde_json::Value, String> {
@@ -450,10 +489,15 @@ mod tests {
         assert_eq!(policy(None).fresh, options.default_cache);
         assert_eq!(
             policy(Some(
-                "max-age=15, stale-while-revalidate=15, stale-if-error=864000"
+                "max-age=15, stale-while-revalidate=15, stale-if-error=172800"
             ))
             .stale_if_error,
-            Duration::from_secs(864_000)
+            Duration::from_secs(172_800)
+        );
+        // Absurd values are capped, so they cannot overflow an Instant.
+        assert_eq!(
+            policy(Some("stale-if-error=10000000000000000000")).stale_if_error,
+            MAX_STALE_IF_ERROR
         );
     }
 

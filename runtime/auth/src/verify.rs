@@ -149,7 +149,7 @@ impl Verifier {
             .and_then(Value::as_str)
             .ok_or_else(|| AuthError::Malformed("the header has no \"alg\"".into()))?;
         let algorithm = Algorithm::parse(alg_name)
-            .ok_or_else(|| AuthError::AlgorithmNotAllowed(alg_name.to_owned()))?;
+            .ok_or_else(|| AuthError::AlgorithmNotAllowed(shorten(alg_name)))?;
         let kid = match header.get("kid") {
             None | Some(Value::Null) => None,
             Some(Value::String(kid)) => Some(kid.as_str()),
@@ -205,7 +205,7 @@ impl Verifier {
             (None, _) => {
                 return Err(AuthError::NoMatchingKey {
                     issuer: provider.issuer().to_owned(),
-                    kid: kid.map(str::to_owned),
+                    kid: kid.map(shorten),
                     algorithm: algorithm.to_string(),
                 });
             }
@@ -236,7 +236,10 @@ impl Verifier {
         {
             return Err(AuthError::NotYetValid { seconds: nbf - now });
         }
+        // Convex does not range-check an OIDC token's `iat`; custom JWTs
+        // must not be issued in the future.
         if let Some(iat) = time_claim(&claims, "iat")?
+            && matches!(provider, Provider::CustomJwt { .. })
             && iat > now.saturating_add(leeway)
         {
             return Err(AuthError::IssuedInFuture { seconds: iat - now });
@@ -278,7 +281,8 @@ impl Verifier {
                 });
             }
         };
-        self.providers
+        let found = self
+            .providers
             .iter()
             .find(|(provider, _)| {
                 provider.issuer() == issuer
@@ -289,7 +293,20 @@ impl Verifier {
             .ok_or_else(|| AuthError::NoAuthProvider {
                 issuer: shorten(iss),
                 audience: shorten(&audiences.join(", ")),
-            })
+            })?;
+        // As Convex: an OIDC token also meant for other audiences is not
+        // trusted.
+        if let (Provider::Oidc { application_id, .. }, _) = found
+            && audiences.iter().any(|aud| aud != application_id)
+        {
+            return Err(AuthError::InvalidClaim {
+                claim: "aud",
+                reason: format!(
+                    "it names audiences besides {application_id:?}; an OIDC token for this app must name only it"
+                ),
+            });
+        }
+        Ok(found)
     }
 }
 

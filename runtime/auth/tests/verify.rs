@@ -342,9 +342,18 @@ async fn hostile_tokens_are_refused_with_the_failed_check() {
             matches!(e, AuthError::NotYetValid { .. })
         }),
         (
-            "issued in the future",
-            with(json!({"iat": now + 600})),
+            "custom JWT issued in the future",
+            good.sign(&{
+                let mut c = claims("https://custom.example.com", "app");
+                c["iat"] = json!(now + 600);
+                c
+            }),
             |e| matches!(e, AuthError::IssuedInFuture { .. }),
+        ),
+        (
+            "OIDC token for other audiences too",
+            with(json!({"aud": ["app", "another-app"]})),
+            |e| matches!(e, AuthError::InvalidClaim { claim: "aud", .. }),
         ),
         (
             "no exp",

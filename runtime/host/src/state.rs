@@ -467,6 +467,10 @@ impl auth::Host for CallState {
 
     fn check_secret(&mut self, name: String, presented: String) -> HostResult<bool> {
         match self.environment.get(&name) {
+            // An empty secret would let an empty presented value through.
+            Some(expected) if expected.is_empty() => Ok(Err(error(format!(
+                "check_secret: the environment variable {name:?} is empty"
+            )))),
             Some(expected) => Ok(Ok(capstan_protocol::constant_time_eq(
                 expected.as_bytes(),
                 presented.as_bytes(),

@@ -28,7 +28,8 @@ impl Credentials {
         let Some(header) = header else {
             return Ok(Identity::Anonymous);
         };
-        if let Some(presented) = header.strip_prefix("Convex ") {
+        let (scheme, presented) = scheme(header)?;
+        if scheme.eq_ignore_ascii_case("convex") {
             let (key, acting) = match presented.split_once(':') {
                 Some((key, acting)) => (key, Some(acting)),
                 None => (presented, None),
@@ -55,12 +56,12 @@ impl Credentials {
                 .admin(key, impersonating.as_ref())
                 .map_err(ServerError::Unauthorized);
         }
-        let Some(token) = header.strip_prefix("Bearer ") else {
+        if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ServerError::Unauthorized(
                 "the Authorization header must be `Bearer <token>` or `Convex <admin key>`".into(),
             ));
-        };
-        let token = token.trim();
+        }
+        let token = presented;
         if ServiceKeys::is_service_key(token) {
             return self
                 .service_keys
@@ -81,6 +82,35 @@ impl Credentials {
             .map_err(|e| ServerError::Unauthorized(format!("Could not verify token: {e}")))
     }
 
+    /// For admin endpoints: the admin key itself, checked without verifying
+    /// any token. Other known credentials are refused with 403.
+    pub fn require_admin(&self, header: Option<&str>) -> Result<(), ServerError> {
+        let needs = || ServerError::Unauthorized("this endpoint needs the admin key".into());
+        let (scheme, presented) = scheme(header.ok_or_else(needs)?)?;
+        if !scheme.eq_ignore_ascii_case("convex") && !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(needs());
+        }
+        let (key, acting) = match presented.split_once(':') {
+            Some((key, _)) => (key, true),
+            None => (presented, false),
+        };
+        if self.admin_key.matches(key) {
+            return match acting {
+                false => Ok(()),
+                true => Err(ServerError::Forbidden(
+                    "admin endpoints take the admin key itself, not a user it acts as".into(),
+                )),
+            };
+        }
+        if ServiceKeys::is_service_key(presented) && self.service_keys.name_of(presented).is_some()
+        {
+            return Err(ServerError::Forbidden(
+                "a service key calls functions; this endpoint needs the admin key".into(),
+            ));
+        }
+        Err(needs())
+    }
+
     /// The admin identity, acting as `impersonating` if given.
     pub fn admin(&self, key: &str, impersonating: Option<&Value>) -> Result<Identity, String> {
         if !self.admin_key.matches(key) {
@@ -89,6 +119,19 @@ impl Credentials {
         let impersonating = impersonating.map(impersonated).transpose()?.map(Arc::new);
         Ok(Identity::Admin { impersonating })
     }
+}
+
+/// `<scheme> <credentials>`, the scheme in any case.
+fn scheme(header: &str) -> Result<(&str, &str), ServerError> {
+    header
+        .trim()
+        .split_once(' ')
+        .map(|(scheme, rest)| (scheme, rest.trim()))
+        .ok_or_else(|| {
+            ServerError::Unauthorized(
+                "the Authorization header must be `Bearer <token>` or `Convex <admin key>`".into(),
+            )
+        })
 }
 
 /// The user an admin acts as, from Convex's `UserIdentityAttributes`

@@ -11,6 +11,9 @@ pub enum ServerError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// Known credentials without the right to this.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -30,6 +33,7 @@ impl ServerError {
         match self {
             ServerError::BadRequest(_) => "BadRequest",
             ServerError::Unauthorized(_) => "Unauthorized",
+            ServerError::Forbidden(_) => "Forbidden",
             ServerError::NotFound(_) => "NotFound",
             ServerError::PayloadTooLarge(_) => "PayloadTooLarge",
             ServerError::BadDeploy(_) => "BadDeploy",
@@ -42,6 +46,7 @@ impl ServerError {
         match self {
             ServerError::BadRequest(_) | ServerError::BadDeploy(_) => StatusCode::BAD_REQUEST,
             ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServerError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServerError::NotFound(_) => StatusCode::NOT_FOUND,
             ServerError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

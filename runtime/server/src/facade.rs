@@ -258,6 +258,11 @@ impl App {
         Ok((deployment, origins))
     }
 
+    /// The clock leeway allowed around a user token's `exp`.
+    pub fn token_leeway(&self) -> Duration {
+        self.inner.auth_options.leeway
+    }
+
     /// The identity a user token proves, checked against the deployed
     /// app's auth providers.
     pub async fn verify_user_token(&self, token: &str) -> Result<Identity, String> {

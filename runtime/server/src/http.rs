@@ -21,7 +21,6 @@ use crate::facade::{App, Caller, FunctionResult};
 use crate::paths::{call_arguments, canonicalize};
 use crate::sync::client_failure;
 use crate::sync::messages::FunctionFailure;
-use capstan_protocol::Identity;
 
 #[derive(Clone, Debug)]
 pub struct HttpState {
@@ -90,16 +89,16 @@ async fn caller(state: &HttpState, headers: &HeaderMap) -> Result<Caller, Server
     Ok(Caller::new(identity))
 }
 
-/// Admin endpoints take the admin key itself, not a user it acts as.
+/// Admin endpoints take the admin key itself (see
+/// [`Credentials::require_admin`]).
 async fn require_admin(state: &HttpState, headers: &HeaderMap) -> Result<(), ServerError> {
-    match caller(state, headers).await?.identity {
-        Identity::Admin {
-            impersonating: None,
-        } => Ok(()),
-        _ => Err(ServerError::Unauthorized(
-            "this endpoint needs the admin key".into(),
-        )),
-    }
+    let header = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            ServerError::Unauthorized("the Authorization header is not valid text".into())
+        })?),
+    };
+    state.credentials.require_admin(header)
 }
 
 #[derive(Deserialize)]

@@ -29,63 +29,128 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::bindings::capstan::runtime::auth as host_auth;
 use crate::error::{Error, Result};
 
 /// A verified user, as Convex's `UserIdentity`: the token's issuer and
 /// subject, the standard OpenID Connect claims present in it, and any
-/// other claims in `custom`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// other claims in `custom`. A standard claim of an unexpected type (say
+/// `"email_verified": "true"`) is kept in `custom` rather than failing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserIdentity {
-    /// `<issuer>|<subject>`: a stable key for the user of a third-party
-    /// issuer (Capstan's own tokens include the session in the subject; use
-    /// [`Auth::get_auth_user_id`] for those).
+    /// `<issuer>|<subject>`: the stable key of a user of a third-party
+    /// issuer.
     pub token_identifier: String,
     pub subject: String,
     pub issuer: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub given_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub family_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nickname: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub profile_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub picture_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub website_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gender: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub birthday: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub phone_number: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub phone_number_verified: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
     /// Every other claim, with its JSON value.
     #[serde(flatten)]
     pub custom: BTreeMap<String, serde_json::Value>,
+}
+
+impl UserIdentity {
+    /// Reads the identity object the server sends. Only `tokenIdentifier`,
+    /// `subject` and `issuer` are required.
+    pub fn from_json(json: &str) -> Result<UserIdentity> {
+        let mut fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+            .map_err(|e| {
+                Error::new(format!(
+                    "the server sent an identity that is not a JSON object: {e}"
+                ))
+            })?;
+        let mut required = |name: &str| match fields.remove(name) {
+            Some(serde_json::Value::String(text)) => Ok(text),
+            _ => Err(Error::new(format!(
+                "the server sent an identity without {name:?}"
+            ))),
+        };
+        let mut identity = UserIdentity {
+            token_identifier: required("tokenIdentifier")?,
+            subject: required("subject")?,
+            issuer: required("issuer")?,
+            ..UserIdentity::default()
+        };
+        for (name, slot) in [
+            ("name", &mut identity.name),
+            ("givenName", &mut identity.given_name),
+            ("familyName", &mut identity.family_name),
+            ("nickname", &mut identity.nickname),
+            ("preferredUsername", &mut identity.preferred_username),
+            ("profileUrl", &mut identity.profile_url),
+            ("pictureUrl", &mut identity.picture_url),
+            ("websiteUrl", &mut identity.website_url),
+            ("email", &mut identity.email),
+            ("gender", &mut identity.gender),
+            ("birthday", &mut identity.birthday),
+            ("timezone", &mut identity.timezone),
+            ("language", &mut identity.language),
+            ("phoneNumber", &mut identity.phone_number),
+            ("address", &mut identity.address),
+            ("updatedAt", &mut identity.updated_at),
+        ] {
+            match fields.remove(name) {
+                Some(serde_json::Value::String(value)) => *slot = Some(value),
+                Some(other) => {
+                    identity.custom.insert(name.to_owned(), other);
+                }
+                None => {}
+            }
+        }
+        for (name, slot) in [
+            ("emailVerified", &mut identity.email_verified),
+            ("phoneNumberVerified", &mut identity.phone_number_verified),
+        ] {
+            match fields.remove(name) {
+                Some(serde_json::Value::Bool(value)) => *slot = Some(value),
+                Some(other) => {
+                    identity.custom.insert(name.to_owned(), other);
+                }
+                None => {}
+            }
+        }
+        identity.custom.extend(fields);
+        Ok(identity)
+    }
 }
 
 /// Who made a call.
@@ -126,16 +191,20 @@ impl Auth<'_> {
         }
     }
 
-    /// For tokens whose subject is `<userId>|<sessionId>` (Capstan's own
-    /// issuer, like Convex Auth's): the user's id. For other tokens, the
-    /// whole subject.
+    /// For tokens whose subject is `<userId>|<sessionId>` (Convex Auth's
+    /// format, and that of Capstan's built-in issuer): the user's id, the
+    /// part before the first `|`. As in Convex Auth, it is only meaningful
+    /// for such tokens: third-party subjects may contain `|` too (Auth0's
+    /// are `auth0|…`), so key their users by
+    /// [`UserIdentity::token_identifier`] instead.
     pub fn get_auth_user_id(&self) -> Result<Option<String>> {
         Ok(self
             .get_user_identity()?
             .map(|identity| subject_part(&identity.subject, 0).to_owned()))
     }
 
-    /// For `<userId>|<sessionId>` subjects: the session's id.
+    /// For `<userId>|<sessionId>` subjects: the session's id, the part after
+    /// the first `|` (see [`Auth::get_auth_user_id`] for other issuers).
     pub fn get_auth_session_id(&self) -> Result<Option<String>> {
         Ok(self.get_user_identity()?.and_then(|identity| {
             identity
@@ -158,9 +227,31 @@ fn subject_part(subject: &str, index: usize) -> &str {
 }
 
 fn parse_identity(json: &str) -> Result<UserIdentity> {
-    serde_json::from_str(json).map_err(|e| {
-        Error::new(format!(
-            "the server sent an identity this SDK cannot read: {e}"
-        ))
-    })
+    UserIdentity::from_json(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_are_read_leniently() {
+        let identity = UserIdentity::from_json(
+            r#"{"tokenIdentifier":"https://a|u","subject":"u","issuer":"https://a",
+                "email":"ada@example.com","emailVerified":"true","name":["A","B"],
+                "updatedAt":1700000000.5,"role":"admin"}"#,
+        )
+        .unwrap();
+        assert_eq!(identity.email.as_deref(), Some("ada@example.com"));
+        assert_eq!(identity.email_verified, None);
+        assert_eq!(identity.name, None);
+        assert_eq!(identity.custom["emailVerified"], "true");
+        assert_eq!(identity.custom["name"], serde_json::json!(["A", "B"]));
+        assert_eq!(identity.custom["role"], "admin");
+        assert!(identity.custom.contains_key("updatedAt"));
+        assert!(UserIdentity::from_json(r#"{"subject":"u"}"#).is_err());
+        // Written back, it is the object it was read from.
+        let again: serde_json::Value = serde_json::to_value(&identity).unwrap();
+        assert_eq!(again["emailVerified"], "true");
+    }
 }

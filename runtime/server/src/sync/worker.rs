@@ -470,17 +470,12 @@ impl Worker {
                 }
             }
         };
-        if let Some(seconds) = expired(&identity) {
-            return self
-                .auth_error(
-                    base_version,
-                    &format!("Could not verify token: Token expired {seconds} seconds ago"),
-                )
-                .await;
-        }
         self.identity_version = base_version + 1;
-        if identity != self.identity {
-            self.identity = identity;
+        // Stored even when equal: a refreshed token of the same user carries
+        // a later expiry.
+        let changed = identity != self.identity;
+        self.identity = identity;
+        if changed {
             // Every query runs again under the new identity.
             let ids: Vec<u32> = self.queries.keys().copied().collect();
             for id in ids {
@@ -514,7 +509,8 @@ impl Worker {
     /// expired on this socket ends it with AuthError (not an answer to an
     /// Authenticate), so the client refreshes and reconnects.
     async fn check_expiry(&self) -> Result<(), Close> {
-        let Some(seconds) = expired(&self.identity) else {
+        let leeway = self.context.credentials.app.token_leeway();
+        let Some(seconds) = expired(&self.identity, leeway) else {
             return Ok(());
         };
         self.send(messages::auth_error(
@@ -750,13 +746,14 @@ fn chunks(text: &str, size: usize) -> Vec<&str> {
     parts
 }
 
-/// How long ago a user identity's token expired, if it has.
-fn expired(identity: &Identity) -> Option<u64> {
+/// How long ago a user identity's token expired, if it has, allowing the
+/// clock leeway its verification allowed.
+fn expired(identity: &Identity, leeway: std::time::Duration) -> Option<u64> {
     let expires_at = identity.expires_at()?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    (now >= expires_at).then(|| now - expires_at)
+    (now > expires_at.saturating_add(leeway.as_secs())).then(|| now - expires_at)
 }
 
 #[cfg(test)]

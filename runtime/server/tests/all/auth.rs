@@ -77,7 +77,10 @@ impl Issuer {
 
 async fn server_with_auth(issuer: &Issuer) -> anyhow::Result<(tempfile::TempDir, TestServer)> {
     let dir = temp_dir();
-    let server = TestServer::spawn(dir.path()).await?;
+    let mut config = config(dir.path());
+    // Expiry is tested to the second.
+    config.auth.leeway = Duration::ZERO;
+    let server = TestServer::spawn_with(config).await?;
     let (status, body) = server.deploy_with(&[test_guest()], issuer.config()).await?;
     anyhow::ensure!(status == 200, "deploy: {body}");
     Ok((dir, server))
@@ -243,7 +246,7 @@ async fn admin_keys_act_as_users_and_service_keys_reach_internal_functions() -> 
         .await?;
     assert_eq!(list[0]["name"], "billing");
     assert!(!list.to_string().contains(&key[20..]), "{list}");
-    // A service key is not an admin key.
+    // A service key is not an admin key: known, but not allowed.
     let status = server
         .client
         .get(server.url("/api/service_keys"))
@@ -251,7 +254,7 @@ async fn admin_keys_act_as_users_and_service_keys_reach_internal_functions() -> 
         .send()
         .await?
         .status();
-    assert_eq!(status, 401);
+    assert_eq!(status, 403);
     let status = server
         .client
         .delete(server.url("/api/service_keys/billing"))
@@ -316,6 +319,24 @@ async fn shared_secrets_are_checked_on_the_server() -> anyhow::Result<()> {
             .contains("UNSET"),
         "{body}"
     );
+    // An empty secret matches nothing, not even an empty value.
+    let status = server
+        .client
+        .put(server.url("/api/env/EMPTY"))
+        .header("Authorization", server.admin())
+        .json(&json!({"value": ""}))
+        .send()
+        .await?
+        .status();
+    assert_eq!(status, 204);
+    let (_, body) = server
+        .call(
+            "query",
+            "auth:check_secret",
+            json!({"name": "EMPTY", "presented": ""}),
+        )
+        .await?;
+    assert_eq!(body["status"], "error", "{body}");
     server.stop().await
 }
 
@@ -395,6 +416,35 @@ async fn sockets_authenticate_refresh_and_expire() -> anyhow::Result<()> {
     assert_eq!(error["authUpdateAttempted"], false);
     assert_eq!(error["baseVersion"], 1);
     assert_eq!(short.closed().await?, None);
+
+    // A refreshed token of the same user extends the socket's life.
+    let mut renewed = Client::connect(&server).await?;
+    renewed
+        .send(
+            json!({"type": "Authenticate", "baseVersion": 0, "tokenType": "User",
+                     "value": issuer.token("lasting", json!({}), 2)}),
+        )
+        .await?;
+    renewed.expect("Transition").await?;
+    renewed
+        .send(
+            json!({"type": "Authenticate", "baseVersion": 1, "tokenType": "User",
+                     "value": issuer.token("lasting", json!({}), 600)}),
+        )
+        .await?;
+    assert_eq!(
+        renewed.expect("Transition").await?["endVersion"]["identity"],
+        2
+    );
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    renewed
+        .mutation(0, "auth:whoami_mutation", json!({}))
+        .await?;
+    let response = renewed.expect("MutationResponse").await?;
+    assert_eq!(
+        response["result"]["identity"]["subject"], "lasting",
+        "{response}"
+    );
     server.stop().await
 }
 
