@@ -417,6 +417,33 @@ async fn sockets_authenticate_refresh_and_expire() -> anyhow::Result<()> {
     assert_eq!(error["baseVersion"], 1);
     assert_eq!(short.closed().await?, None);
 
+    // The admin key acts as a user over the socket too; another key cannot.
+    let mut admin = Client::connect(&server).await?;
+    admin.subscribe(0, 0, "auth:whoami", json!({})).await?;
+    admin.value_of(0).await?;
+    admin
+        .send(
+            json!({"type": "Authenticate", "baseVersion": 0, "tokenType": "Admin",
+                     "value": server.server.admin_key.expose(),
+                     "impersonating": {"issuer": ISSUER, "subject": "tester|s1"}}),
+        )
+        .await?;
+    let acting = admin.value_of(0).await?;
+    assert_eq!(acting["userId"], "tester", "{acting}");
+    let mut pretender = Client::connect(&server).await?;
+    pretender
+        .send(
+            json!({"type": "Authenticate", "baseVersion": 0, "tokenType": "Admin",
+                     "value": "capstan_admin_guess",
+                     "impersonating": {"issuer": ISSUER, "subject": "tester|s1"}}),
+        )
+        .await?;
+    assert_eq!(
+        pretender.expect("AuthError").await?["authUpdateAttempted"],
+        true
+    );
+    assert_eq!(pretender.closed().await?, None);
+
     // A refreshed token of the same user extends the socket's life.
     let mut renewed = Client::connect(&server).await?;
     renewed
