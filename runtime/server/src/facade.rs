@@ -45,16 +45,6 @@ impl Caller {
         }
     }
 
-    pub fn anonymous() -> Caller {
-        Caller::new(Identity::Anonymous)
-    }
-
-    pub fn admin() -> Caller {
-        Caller::new(Identity::Admin {
-            impersonating: None,
-        })
-    }
-
     /// A function run by an action: the action's identity, with access to
     /// internal functions.
     fn nested(&self) -> Caller {
