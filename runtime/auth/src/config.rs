@@ -52,7 +52,9 @@ pub struct ProviderConfig {
     /// Custom JWT: the one algorithm its tokens use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<String>,
-    /// OIDC: the algorithms accepted (default: RS256, ES256 and EdDSA).
+    /// OIDC: the algorithms accepted (default: RS256, ES256 and EdDSA, as
+    /// far as the issuer's discovery document lists them in
+    /// `id_token_signing_alg_values_supported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithms: Option<Vec<String>>,
 }

@@ -259,6 +259,9 @@ impl RemoteKeys {
         http: &reqwest::Client,
         options: &VerifierOptions,
     ) -> Result<(KeySet, CachePolicy), String> {
+        // An OIDC issuer may narrow the algorithms to those it says it
+        // signs ID tokens with.
+        let mut algorithms = self.algorithms.clone();
         let jwks_url = match &self.location {
             Location::Jwks { url } => url.clone(),
             Location::Discovery { issuer } => {
@@ -272,6 +275,12 @@ impl RemoteKeys {
                 if found.trim_end_matches('/') != issuer {
                     return Err(format!("{url} names the issuer {found:?}, not {issuer:?}"));
                 }
+                if let Some(listed) = document
+                    .get("id_token_signing_alg_values_supported")
+                    .and_then(|v| v.as_array())
+                {
+                    algorithms.retain(|a| listed.iter().any(|l| l.as_str() == Some(a.name())));
+                }
                 document
                     .get("jwks_uri")
                     .and_then(|v| v.as_str())
@@ -281,7 +290,7 @@ impl RemoteKeys {
         };
         if let Some(inline) = jwks_url.strip_prefix("data:") {
             let jwks = decode_data_url(inline)?;
-            let keys = KeySet::parse(&jwks, &self.algorithms)?;
+            let keys = KeySet::parse(&jwks, &algorithms)?;
             return Ok((keys, CachePolicy::forever()));
         }
         let (jwks, policy) = get_json(
@@ -291,7 +300,7 @@ impl RemoteKeys {
             options,
         )
         .await?;
-        let keys = KeySet::parse(&jwks, &self.algorithms)
+        let keys = KeySet::parse(&jwks, &algorithms)
             .map_err(|e| format!("the JWKS at {} is invalid: {e}", shown(&jwks_url)))?;
         Ok((keys, policy))
     }

@@ -130,6 +130,8 @@ fn rand_core() -> impl rsa::rand_core::CryptoRngCore {
 struct Issuer {
     url: String,
     keys: Arc<Mutex<Vec<Value>>>,
+    /// What discovery lists in `id_token_signing_alg_values_supported`.
+    algorithms: Arc<Mutex<Vec<&'static str>>>,
     jwks_requests: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
 }
@@ -140,6 +142,7 @@ async fn issuer(cache_control: &'static str) -> Issuer {
     let issuer = Issuer {
         url: url.clone(),
         keys: Arc::default(),
+        algorithms: Arc::new(Mutex::new(vec!["RS256", "ES256", "EdDSA"])),
         jwks_requests: Arc::default(),
         down: Arc::default(),
     };
@@ -152,7 +155,7 @@ async fn issuer(cache_control: &'static str) -> Issuer {
             Ok(axum::Json(json!({
                 "issuer": issuer.url,
                 "jwks_uri": format!("{}/jwks", issuer.url),
-                "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+                "id_token_signing_alg_values_supported": *issuer.algorithms.lock().unwrap(),
             })))
         }
     };
@@ -508,4 +511,29 @@ async fn known_keys_serve_while_the_issuer_is_down() {
         "{error:?}"
     );
     assert!(error.to_string().contains("503"), "{error}");
+}
+
+#[tokio::test]
+async fn an_issuer_narrows_the_algorithms_in_its_discovery_document() {
+    let issuer = issuer("max-age=300").await;
+    let rsa = Signer::rsa(Some("r"));
+    let ec = Signer::ec(Some("e"));
+    *issuer.keys.lock().unwrap() = vec![rsa.jwk.clone(), ec.jwk.clone()];
+    *issuer.algorithms.lock().unwrap() = vec!["RS256"];
+    let verifier = verifier(
+        json!({"providers": [{"domain": issuer.url, "applicationID": "app"}]}),
+        VerifierOptions::default(),
+    );
+    verifier
+        .verify(&rsa.sign(&claims(&issuer.url, "app")))
+        .await
+        .unwrap();
+    let error = verifier
+        .verify(&ec.sign(&claims(&issuer.url, "app")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, AuthError::NoMatchingKey { .. }),
+        "{error:?}"
+    );
 }
