@@ -37,6 +37,7 @@ impl std::fmt::Debug for SledPersistence {
 impl SledPersistence {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
+        remove_unfinished_snapshots(dir)?;
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
@@ -93,6 +94,30 @@ impl SledPersistence {
         *synced = present;
         Ok(())
     }
+}
+
+/// sled writes a snapshot to `snap.<lsn>.generating`, syncs it and renames
+/// it to `snap.<lsn>`; but on open it reads the newest `snap.*` file, an
+/// unfinished one included (sled issue #1527), and a kill while a snapshot
+/// was written leaves a store that refuses to open as "corrupted". An
+/// unfinished snapshot was never published (old snapshots are removed only
+/// after the rename) and the log holds everything it summarised, so it is
+/// removed before sled looks.
+fn remove_unfinished_snapshots(dir: &Path) -> Result<()> {
+    let mut removed = false;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path())?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

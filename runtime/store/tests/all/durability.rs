@@ -112,3 +112,29 @@ async fn receipts_commit_with_their_transaction_survive_a_restart_and_expire() -
     assert_eq!(store.receipt(b"session/2")?, None);
     Ok(())
 }
+
+/// sled 0.34 writes a snapshot to `snap.<lsn>.generating` and renames it
+/// when complete, but on open it reads the newest `snap.*` file, unfinished
+/// ones included (its issue #1527). A kill while a snapshot is written must
+/// not leave a store that refuses to open.
+#[tokio::test]
+async fn an_unfinished_snapshot_file_does_not_stop_the_store_from_opening() -> anyhow::Result<()> {
+    let dir = temp_dir();
+    let doc = {
+        let store = sled_store(dir.path()).await?;
+        let doc = insert(&store, "users", serde_json::json!({"name": "kept"})).await?;
+        store.close().await?;
+        doc
+    };
+    // What a kill in the middle of writing a snapshot leaves behind.
+    std::fs::write(
+        dir.path().join("snap.7FFFFFFFFFFFFFFF.generating"),
+        vec![7u8; 100],
+    )?;
+    let store = Store::open(dir.path(), config())?;
+    let mut tx = store.begin();
+    assert_eq!(tx.get(doc.id)?.as_ref(), Some(&doc));
+    drop(tx);
+    assert!(!dir.path().join("snap.7FFFFFFFFFFFFFFF.generating").exists());
+    Ok(())
+}
