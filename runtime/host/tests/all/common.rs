@@ -9,8 +9,10 @@ pub use capstan_test_support::component;
 pub fn limits() -> HostLimits {
     HostLimits {
         memory: 32 << 20,
-        query_timeout: Duration::from_millis(300),
-        mutation_timeout: Duration::from_millis(300),
+        // Long enough for the largest calls on a loaded machine; the spin
+        // test waits it out.
+        query_timeout: Duration::from_millis(1000),
+        mutation_timeout: Duration::from_millis(1000),
         max_args: 1 << 20,
         max_result: 1 << 20,
         max_instances: 32,

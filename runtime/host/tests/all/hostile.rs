@@ -11,12 +11,12 @@ fn misbehaving_functions_are_stopped_and_classified() {
     let started = Instant::now();
     let outcome = fixture.run("hostile:spin", json!({}));
     assert!(
-        matches!(outcome.result, Err(Failure::TimedOut { limit_ms: 300 })),
+        matches!(outcome.result, Err(Failure::TimedOut { limit_ms: 1000 })),
         "{:?}",
         outcome.result
     );
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(5),
         "stopped near its deadline"
     );
 
