@@ -52,13 +52,9 @@ pub(crate) fn user_identity(
         None => return Err(AuthError::MissingClaim("sub")),
     };
     let token_identifier = format!("{issuer}|{subject}");
+    // The identity's own fields are added by `UserIdentity::new`, which
+    // keeps claims from replacing them.
     let mut object = Map::new();
-    object.insert(
-        "tokenIdentifier".into(),
-        Value::String(token_identifier.clone()),
-    );
-    object.insert("subject".into(), Value::String(subject.clone()));
-    object.insert("issuer".into(), Value::String(issuer.to_owned()));
     for (claim, value) in claims {
         if REGISTERED.contains(&claim.as_str()) {
             continue;
@@ -92,13 +88,13 @@ pub(crate) fn user_identity(
             flatten(&mut object, claim, value);
         }
     }
-    Ok(UserIdentity {
+    Ok(UserIdentity::new(
         token_identifier,
+        issuer.to_owned(),
         subject,
-        issuer: issuer.to_owned(),
-        json: Value::Object(object).to_string(),
-        expires_at: Some(expires_at),
-    })
+        object,
+        Some(expires_at),
+    ))
 }
 
 /// Custom claims never replace the identity's own fields, and names that

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
+use capstan_server::ServiceKeys;
 use serde_json::{Value, json};
 
 pub struct Remote {
@@ -126,7 +127,7 @@ impl Remote {
 
     /// Creates a service key and returns it (the server keeps only its digest).
     pub async fn create_service_key(&self, name: &str) -> anyhow::Result<String> {
-        check_key_name(name)?;
+        ServiceKeys::check_name(name).map_err(anyhow::Error::msg)?;
         let response = self
             .client
             .post(format!("{}/api/service_keys/{name}", self.url))
@@ -148,7 +149,7 @@ impl Remote {
     }
 
     pub async fn revoke_service_key(&self, name: &str) -> anyhow::Result<()> {
-        check_key_name(name)?;
+        ServiceKeys::check_name(name).map_err(anyhow::Error::msg)?;
         let response = self
             .client
             .delete(format!("{}/api/service_keys/{name}", self.url))
@@ -158,18 +159,4 @@ impl Remote {
             .with_context(|| format!("cannot reach {}", self.url))?;
         Self::check(response).await.map(|_| ())
     }
-}
-
-/// Service key names are 1 to 64 letters, digits, `-` or `_` (so they are
-/// safe in a URL path).
-fn check_key_name(name: &str) -> anyhow::Result<()> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid {
-        bail!("{name:?} is not a service key name: use 1 to 64 letters, digits, '-' or '_'");
-    }
-    Ok(())
 }

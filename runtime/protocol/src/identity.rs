@@ -21,6 +21,40 @@ pub struct UserIdentity {
     pub expires_at: Option<u64>,
 }
 
+impl UserIdentity {
+    /// An identity whose JSON holds `tokenIdentifier`, `subject` and
+    /// `issuer`, then `fields` (entries with those three names are left
+    /// out: they cannot replace the identity's own).
+    pub fn new(
+        token_identifier: String,
+        issuer: String,
+        subject: String,
+        fields: serde_json::Map<String, serde_json::Value>,
+        expires_at: Option<u64>,
+    ) -> UserIdentity {
+        use serde_json::Value;
+        let mut json = serde_json::Map::new();
+        json.insert(
+            "tokenIdentifier".into(),
+            Value::String(token_identifier.clone()),
+        );
+        json.insert("subject".into(), Value::String(subject.clone()));
+        json.insert("issuer".into(), Value::String(issuer.clone()));
+        for (name, value) in fields {
+            if !json.contains_key(&name) {
+                json.insert(name, value);
+            }
+        }
+        UserIdentity {
+            token_identifier,
+            subject,
+            issuer,
+            json: Value::Object(json).to_string(),
+            expires_at,
+        }
+    }
+}
+
 impl PartialEq for UserIdentity {
     fn eq(&self, other: &Self) -> bool {
         self.json == other.json

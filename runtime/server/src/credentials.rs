@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use capstan_protocol::{Identity, UserIdentity};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::ServerError;
 use crate::facade::App;
@@ -157,23 +157,16 @@ pub fn impersonated(attributes: &Value) -> Result<UserIdentity, String> {
         },
     };
     let token_identifier = text("tokenIdentifier").unwrap_or_else(|| format!("{issuer}|{subject}"));
-    let mut json = Map::new();
-    json.insert(
-        "tokenIdentifier".into(),
-        Value::String(token_identifier.clone()),
-    );
-    json.insert("subject".into(), Value::String(subject.clone()));
-    json.insert("issuer".into(), Value::String(issuer.clone()));
-    for (key, value) in object {
-        if !json.contains_key(key) && !key.starts_with('$') {
-            json.insert(key.clone(), value.clone());
-        }
-    }
-    Ok(UserIdentity {
+    let fields = object
+        .iter()
+        .filter(|(key, _)| !key.starts_with('$'))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    Ok(UserIdentity::new(
         token_identifier,
-        subject,
         issuer,
-        json: Value::Object(json).to_string(),
-        expires_at: None,
-    })
+        subject,
+        fields,
+        None,
+    ))
 }

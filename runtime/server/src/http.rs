@@ -77,28 +77,31 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServerError> {
     })
 }
 
+/// The `Authorization` header, if any.
+fn authorization(headers: &HeaderMap) -> Result<Option<&str>, ServerError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(|value| {
+            value.to_str().map_err(|_| {
+                ServerError::Unauthorized("the Authorization header is not valid text".into())
+            })
+        })
+        .transpose()
+}
+
 /// Who the request is from (see [`Credentials::from_authorization`]).
 async fn caller(state: &HttpState, headers: &HeaderMap) -> Result<Caller, ServerError> {
-    let header = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(value) => Some(value.to_str().map_err(|_| {
-            ServerError::Unauthorized("the Authorization header is not valid text".into())
-        })?),
-    };
-    let identity = state.credentials.from_authorization(header).await?;
+    let identity = state
+        .credentials
+        .from_authorization(authorization(headers)?)
+        .await?;
     Ok(Caller::new(identity))
 }
 
 /// Admin endpoints take the admin key itself (see
 /// [`Credentials::require_admin`]).
 async fn require_admin(state: &HttpState, headers: &HeaderMap) -> Result<(), ServerError> {
-    let header = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(value) => Some(value.to_str().map_err(|_| {
-            ServerError::Unauthorized("the Authorization header is not valid text".into())
-        })?),
-    };
-    state.credentials.require_admin(header)
+    state.credentials.require_admin(authorization(headers)?)
 }
 
 #[derive(Deserialize)]

@@ -40,12 +40,7 @@ impl AdminKey {
                 Ok(AdminKey(key))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut bytes = [0u8; 32];
-                rand::rngs::OsRng.fill_bytes(&mut bytes);
-                let key = format!(
-                    "{PREFIX}{}",
-                    bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-                );
+                let key = random_key(PREFIX);
                 write_private(&path, &key)?;
                 Ok(AdminKey(key))
             }
@@ -133,30 +128,33 @@ impl ServiceKeys {
         })
     }
 
+    /// Service key names are 1 to 64 letters, digits, `-` or `_`, so they
+    /// are safe in a URL path.
+    pub fn check_name(name: &str) -> Result<(), String> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if valid {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name:?} is not a service key name: use 1 to 64 letters, digits, '-' or '_'"
+            ))
+        }
+    }
+
     /// Makes a key named `name` and returns it; the name must be new.
     pub fn create(&self, name: &str) -> Result<String, ServerError> {
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(ServerError::BadRequest(
-                "a service key name is 1 to 64 letters, digits, '-' or '_'".into(),
-            ));
-        }
+        ServiceKeys::check_name(name).map_err(ServerError::BadRequest)?;
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         if keys.contains_key(name) {
             return Err(ServerError::BadRequest(format!(
                 "a service key named {name:?} exists; revoke it first"
             )));
         }
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let key = format!(
-            "{SERVICE_PREFIX}{}",
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        let key = random_key(SERVICE_PREFIX);
         let created_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -233,6 +231,13 @@ impl ServiceKeys {
             ServerError::Internal(format!("cannot write {}: {e}", self.path.display()))
         })
     }
+}
+
+/// `prefix` and 32 random bytes in hex.
+fn random_key(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{prefix}{}", hex(&bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {
