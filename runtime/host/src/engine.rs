@@ -77,6 +77,11 @@ impl HostEngine {
             .concurrency_support(false)
             .max_wasm_stack(limits.max_stack)
             .wasm_component_model(true);
+        // For profiling with `perf`: names the guest's compiled functions in
+        // /tmp/perf-<pid>.map.
+        if std::env::var_os("CAPSTAN_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| Error::Engine(e.to_string()))?;
 
         let mut linker: Linker<CallState> = Linker::new(&engine);

@@ -305,7 +305,7 @@ fn parse_object(text: &str, what: &str) -> Result<capstan_protocol::Object, Func
 }
 
 fn document_json(document: &capstan_store::Document) -> String {
-    document.to_value().to_json_string()
+    document.to_json_string()
 }
 
 impl types::Host for CallState {}
@@ -398,13 +398,7 @@ impl db::Host for CallState {
             Err(e) => return Ok(Err(e)),
         };
         Ok(self.store_result(result)?.map(|documents| {
-            Value::Array(
-                documents
-                    .iter()
-                    .map(capstan_store::Document::to_value)
-                    .collect(),
-            )
-            .to_json_string()
+            serde_json::to_string(&documents).expect("documents always serialise")
         }))
     }
 
@@ -427,19 +421,20 @@ impl db::Host for CallState {
             Err(e) => return Ok(Err(e)),
         };
         Ok(self.store_result(result)?.map(|page| {
-            let mut object = capstan_protocol::Object::new();
-            object.insert(
-                "page".into(),
-                Value::Array(
-                    page.page
-                        .iter()
-                        .map(capstan_store::Document::to_value)
-                        .collect(),
-                ),
-            );
-            object.insert("isDone".into(), Value::Boolean(page.is_done));
-            object.insert("continueCursor".into(), Value::String(page.continue_cursor));
-            Value::Object(object).to_json_string()
+            // Keys in sorted order, as `Value` writes objects.
+            #[derive(serde::Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Page<'a> {
+                continue_cursor: &'a str,
+                is_done: bool,
+                page: &'a [capstan_store::Document],
+            }
+            serde_json::to_string(&Page {
+                continue_cursor: &page.continue_cursor,
+                is_done: page.is_done,
+                page: &page.page,
+            })
+            .expect("documents always serialise")
         }))
     }
 }

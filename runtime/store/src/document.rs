@@ -19,6 +19,30 @@ pub struct Document {
     pub fields: Object,
 }
 
+/// As clients see it, with `_id` and `_creationTime`, keys in the order
+/// [`Value`] writes them (sorted).
+impl serde::Serialize for Document {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.fields.len() + 2))?;
+        // User field names never start with `_`: the system fields sort
+        // after those before `_` (upper case) and before the rest.
+        use std::ops::Bound::{Excluded, Unbounded};
+        for (name, value) in self.fields.range::<str, _>((Unbounded, Excluded(ID))) {
+            map.serialize_entry(name, value)?;
+        }
+        map.serialize_entry(CREATION_TIME, &Value::Float64(self.creation_time))?;
+        map.serialize_entry(ID, &self.id.to_string())?;
+        for (name, value) in self.fields.range::<str, _>((Excluded(ID), Unbounded)) {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
 /// A shallow merge: `Some` sets a top-level field, `None` removes it.
 pub type Patch = BTreeMap<String, Option<Value>>;
 
@@ -29,6 +53,13 @@ impl Document {
         fields.insert(ID.to_owned(), Value::String(self.id.to_string()));
         fields.insert(CREATION_TIME.to_owned(), Value::Float64(self.creation_time));
         Value::Object(fields)
+    }
+
+    /// The document as clients see it, as Convex JSON text: what
+    /// `to_value().to_json_string()` gives, without copying the fields.
+    pub fn to_json_string(&self) -> String {
+        // Infallible, as for `Value`.
+        serde_json::to_string(self).expect("a Document always serialises")
     }
 
     /// A field by dotted path; the system fields are found too. `None` means
@@ -151,4 +182,47 @@ fn fields_size(fields: &Object) -> usize {
             .iter()
             .map(|(k, v)| k.len() + 1 + v.size())
             .sum::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use capstan_protocol::{Object, Value};
+
+    use super::Document;
+    use crate::id::{DocumentId, TableNumber};
+
+    #[test]
+    fn json_text_is_the_client_value_written_out() {
+        let mut nested = Object::new();
+        nested.insert("_inner".into(), Value::Int64(-7));
+        nested.insert("b".into(), Value::Bytes(vec![0, 255, 3]));
+        let cases: Vec<Vec<(&str, Value)>> = vec![
+            vec![],
+            vec![("body", Value::String("hi \"there\"\n".into()))],
+            vec![("Zed", Value::Null), ("Alpha", Value::Float64(f64::NAN))],
+            vec![
+                ("Upper", Value::Boolean(true)),
+                ("lower", Value::Int64(i64::MIN)),
+                ("nested", Value::Object(nested)),
+                (
+                    "list",
+                    Value::Array(vec![Value::Float64(-0.0), Value::Float64(f64::INFINITY)]),
+                ),
+            ],
+        ];
+        for fields in cases {
+            let document = Document {
+                id: DocumentId::new(TableNumber(3), [7; 16]),
+                creation_time: 1_700_000_000_123.25,
+                fields: fields
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value))
+                    .collect(),
+            };
+            assert_eq!(
+                document.to_json_string(),
+                document.to_value().to_json_string()
+            );
+        }
+    }
 }

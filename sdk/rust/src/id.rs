@@ -115,18 +115,23 @@ impl<T> Deref for Doc<T> {
 
 impl<T: Serialize> Serialize for Doc<T> {
     /// As clients see documents: the fields with `_id` and `_creationTime`.
+    /// `T` must serialize as a struct or map.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut fields =
-            match serde_json::to_value(&self.data).map_err(serde::ser::Error::custom)? {
-                serde_json::Value::Object(fields) => fields,
-                _ => serde_json::Map::new(),
-            };
-        fields.insert("_id".into(), serde_json::Value::String(self.id.id.clone()));
-        fields.insert(
-            "_creationTime".into(),
-            serde_json::Value::from(self.creation_time),
-        );
-        fields.serialize(serializer)
+        #[derive(Serialize)]
+        struct Fields<'a, T> {
+            #[serde(flatten)]
+            data: &'a T,
+            #[serde(rename = "_id")]
+            id: &'a str,
+            #[serde(rename = "_creationTime")]
+            creation_time: f64,
+        }
+        Fields {
+            data: &self.data,
+            id: &self.id.id,
+            creation_time: self.creation_time,
+        }
+        .serialize(serializer)
     }
 }
 
@@ -155,5 +160,57 @@ impl<T: DeserializeOwned> Doc<T> {
             creation_time,
             data,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use capstan_protocol::Value;
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Row {
+        count: i64,
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    }
+
+    #[test]
+    fn documents_serialize_with_their_system_fields_and_read_back() {
+        let doc = Doc {
+            id: Id::<Row>::from_string("j57abc"),
+            creation_time: 1_700_000_000_000.5,
+            data: Row {
+                count: 1 << 60,
+                name: "a".into(),
+                note: None,
+            },
+        };
+        let value = crate::to_value(&doc).unwrap();
+        let Value::Object(fields) = &value else {
+            panic!("{value:?}")
+        };
+        assert_eq!(
+            fields.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["_creationTime", "_id", "count", "name"]
+        );
+        // int64 stays int64 (not a float64 on the way through).
+        assert_eq!(fields["count"], Value::Int64(1 << 60));
+        assert_eq!(fields["_id"], Value::String("j57abc".into()));
+        assert_eq!(fields["_creationTime"], Value::Float64(1_700_000_000_000.5));
+        assert_eq!(Doc::<Row>::from_value(value).unwrap(), doc);
+    }
+
+    #[test]
+    fn a_document_whose_fields_are_not_a_map_is_an_error() {
+        let doc = Doc {
+            id: Id::<i64>::from_string("j57abc"),
+            creation_time: 1.0,
+            data: 5_i64,
+        };
+        assert!(crate::to_value(&doc).is_err());
     }
 }
