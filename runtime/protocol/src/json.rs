@@ -103,28 +103,43 @@ impl Value {
     /// Parses Convex JSON text, with the rules of [`Value::from_json`] but
     /// without building the `serde_json` tree first.
     pub fn from_json_str(text: &str) -> Result<Value> {
-        let rule = Cell::new(None);
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        let parsed = Seed {
-            depth: 0,
-            rule: &rule,
-        }
-        .deserialize(&mut deserializer)
-        .and_then(|value| deserializer.end().map(|()| value));
-        parsed.map_err(|e| {
-            rule.take()
-                .unwrap_or_else(|| ValueError::InvalidJson(e.to_string()))
-        })
+        parse_json_str(text, true)
     }
+
+    /// Checks that `text` is Convex JSON, by the rules of
+    /// [`Value::from_json_str`], without building the value: for text that
+    /// is passed on as it is.
+    pub fn validate_json_str(text: &str) -> Result<()> {
+        parse_json_str(text, false).map(drop)
+    }
+}
+
+/// The value of `text` when `build`, else `Null` once `text` is checked.
+fn parse_json_str(text: &str, build: bool) -> Result<Value> {
+    let rule = Cell::new(None);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let parsed = Seed {
+        depth: 0,
+        rule: &rule,
+        build,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|value| deserializer.end().map(|()| value));
+    parsed.map_err(|e| {
+        rule.take()
+            .unwrap_or_else(|| ValueError::InvalidJson(e.to_string()))
+    })
 }
 
 /// Decodes one value at `depth` straight from a deserializer. A broken
 /// Convex rule is kept in `rule`, so that the caller gets the typed error
-/// rather than its text.
+/// rather than its text. Unless `build`, every rule is checked but the
+/// value is not kept (`Null` stands for it).
 #[derive(Clone, Copy)]
 struct Seed<'a> {
     depth: usize,
     rule: &'a Cell<Option<ValueError>>,
+    build: bool,
 }
 
 impl Seed<'_> {
@@ -187,7 +202,11 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
 
     fn visit_str<E>(self, s: &str) -> std::result::Result<Value, E> {
-        Ok(Value::String(s.to_owned()))
+        Ok(if self.build {
+            Value::String(s.to_owned())
+        } else {
+            Value::Null
+        })
     }
 
     fn visit_string<E>(self, s: String) -> std::result::Result<Value, E> {
@@ -195,6 +214,10 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        if !self.build {
+            while seq.next_element_seed(self.child())?.is_some() {}
+            return Ok(Value::Null);
+        }
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
         while let Some(item) = seq.next_element_seed(self.child())? {
             items.push(item);
@@ -225,10 +248,16 @@ impl<'de> Visitor<'de> for Seed<'_> {
         while let Some(name) = key {
             validate_field_name(&name).map_err(|e| self.broke(e))?;
             let value = map.next_value_seed(self.child())?;
-            fields.insert(name, value);
+            if self.build {
+                fields.insert(name, value);
+            }
             key = map.next_key::<String>()?;
         }
-        Ok(Value::Object(fields))
+        Ok(if self.build {
+            Value::Object(fields)
+        } else {
+            Value::Null
+        })
     }
 }
 
@@ -361,6 +390,7 @@ impl<'de> Deserialize<'de> for Value {
         Seed {
             depth: 0,
             rule: &rule,
+            build: true,
         }
         .deserialize(deserializer)
     }
@@ -400,6 +430,12 @@ mod tests {
                 .map_err(|e| ValueError::InvalidJson(e.to_string()))
                 .and_then(|json| Value::from_json(&json));
             let direct = Value::from_json_str(&text);
+            // Checking without building reaches the same verdict.
+            assert_eq!(
+                Value::validate_json_str(&text).map_err(|e| e.to_string()),
+                direct.as_ref().map(drop).map_err(|e| e.to_string()),
+                "{text}"
+            );
             match (&tree, &direct) {
                 (Ok(a), Ok(b)) => assert!(a == b, "{text}: {a:?} vs {b:?}"),
                 (Err(ValueError::InvalidJson(_)), Err(ValueError::InvalidJson(_))) => {}

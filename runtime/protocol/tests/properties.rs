@@ -52,6 +52,25 @@ proptest! {
     }
 
     #[test]
+    fn validating_agrees_with_parsing(v in value(), cut in 0usize..64, byte in any::<u8>()) {
+        let text = v.to_json_string();
+        prop_assert!(Value::validate_json_str(&text).is_ok());
+        // Damaged text: each way of reading it reaches the same verdict,
+        // with the same error.
+        let mut damaged = text.clone().into_bytes();
+        let at = cut.min(damaged.len().saturating_sub(1));
+        if let Some(slot) = damaged.get_mut(at) {
+            *slot = byte;
+        }
+        if let Ok(damaged) = String::from_utf8(damaged) {
+            prop_assert_eq!(
+                Value::validate_json_str(&damaged).map_err(|e| e.to_string()),
+                Value::from_json_str(&damaged).map(drop).map_err(|e| e.to_string())
+            );
+        }
+    }
+
+    #[test]
     fn key_encoding_round_trips(v in value()) {
         let back = decode_value(&encode_to_vec(&v)).unwrap();
         prop_assert!(same(&v, &back));
