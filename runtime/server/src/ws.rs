@@ -127,7 +127,10 @@ async fn serve(socket: WebSocket, context: SocketContext, _permit: OwnedSemaphor
         let _ = sink.close().await;
     };
 
-    let worker = run_socket(context, inbound_receiver, outbound_sender);
+    // Boxed, both: moved into `rest` below, they would otherwise take
+    // their room twice in this future, which every socket holds.
+    let worker = Box::pin(run_socket(context, inbound_receiver, outbound_sender));
+    let send = Box::pin(send);
     // When the client goes away the receive loop ends and drops `inbound`,
     // which ends the worker, which drops its sender, which ends the send
     // loop. When the worker closes the socket first, the receive loop is

@@ -146,7 +146,9 @@ struct Worker {
     /// Transition has covered yet.
     uncovered: Option<Timestamp>,
     mutations: Option<mpsc::UnboundedSender<MutationJob>>,
-    completed_sender: mpsc::UnboundedSender<Completed>,
+    /// Boxed: a channel allocates room for 32 messages up front, and every
+    /// socket has this one.
+    completed_sender: mpsc::UnboundedSender<Box<Completed>>,
     actions_in_flight: usize,
     transitions_sent: u64,
     /// How the subscription manager wakes this socket.
@@ -187,11 +189,13 @@ pub async fn run_socket(
     let mut cancelled = std::pin::pin!(shutdown.cancelled());
     let close = loop {
         let step = tokio::select! {
+            // Boxed: handling a message needs far more room than waiting,
+            // and every idle socket would hold that room.
             frame = inbound.recv() => match frame {
-                Some(frame) => worker.receive(frame).await,
+                Some(frame) => Box::pin(worker.receive(frame)).await,
                 None => break None,
             },
-            Some(done) = completed.recv() => worker.complete(done).await,
+            Some(done) = completed.recv() => worker.complete(*done).await,
             () = notify.notified() => match worker.check_expiry().await {
                 Ok(()) => worker.transition(false).await,
                 Err(close) => Err(close),
@@ -557,7 +561,7 @@ impl Worker {
                         request_id: job.request_id,
                         finished: result.into(),
                     };
-                    if completed.send(done).is_err() {
+                    if completed.send(Box::new(done)).is_err() {
                         return;
                     }
                 }
@@ -607,7 +611,7 @@ impl Worker {
                     .await
                     .into(),
             };
-            let _ = completed.send(done);
+            let _ = completed.send(Box::new(done));
         });
         Ok(())
     }
