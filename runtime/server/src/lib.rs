@@ -80,7 +80,8 @@ impl Server {
             service_keys,
         };
         let shutdown = CancellationToken::new();
-        let (subscriptions, manager) = sync::Subscriptions::start(app.clone(), shutdown.clone());
+        let (subscriptions, manager) =
+            sync::Subscriptions::start(app.clone(), &config.sync, shutdown.clone());
         let sockets = tokio_util::task::TaskTracker::new();
         let router = http::router(
             http::HttpState {

@@ -23,7 +23,8 @@ pub use worker::{Inbound, Outbound, SocketContext, run_socket};
 pub use capstan_protocol::Identity;
 use messages::FunctionFailure;
 
-/// Bounds on sockets, each reported to the client as a close reason.
+/// Bounds on sockets, each reported to the client as a close reason, and
+/// on the results kept for queries no socket holds any more.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SyncLimits {
@@ -35,6 +36,13 @@ pub struct SyncLimits {
     /// A Ping is sent after this long without any other message.
     #[serde(with = "humantime_seconds")]
     pub ping_interval: Duration,
+    /// When the last socket drops a query, its result is kept (at most this
+    /// many, the least recently dropped go first) until a commit writes
+    /// something it read, so subscribing to it again is answered without
+    /// running it. 0 keeps none.
+    pub idle_queries: usize,
+    /// The most bytes of results kept for idle queries.
+    pub idle_query_bytes: usize,
 }
 
 impl Default for SyncLimits {
@@ -45,6 +53,8 @@ impl Default for SyncLimits {
             max_message_size: 8 << 20,
             max_actions_in_flight: 64,
             ping_interval: Duration::from_secs(15),
+            idle_queries: 1_000,
+            idle_query_bytes: 64 << 20,
         }
     }
 }

@@ -9,6 +9,13 @@
 //! read results and `ts` under one lock, so every Transition they build is
 //! one snapshot.
 //!
+//! A query no socket holds any more stays, idle, with its result and read
+//! set (within `SyncLimits::idle_queries` and `idle_query_bytes`), until a
+//! commit writes something it read: then it is dropped, not re-run. A new
+//! subscription to it is answered at once, which is how a client that
+//! subscribes, reads one result and unsubscribes (a one-shot query) is
+//! served again without running the function.
+//!
 //! Read sets are indexed: documents read by id in a map from id to queries,
 //! index ranges per index ordered by their lower bound, so a commit touches
 //! only the queries that read what it wrote (and, for ranges, those on the
@@ -25,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 use super::messages::QueryOutcome;
-use super::{Identity, client_failure};
+use super::{Identity, SyncLimits, client_failure};
 use crate::facade::Caller;
 use crate::facade::{App, Placement};
 
@@ -98,6 +105,8 @@ pub struct Subscriptions {
 pub struct Stats {
     /// Query executions by the manager (first runs and re-runs).
     pub executions: AtomicU64,
+    /// Subscriptions answered with the kept result of an idle query.
+    pub reused: AtomicU64,
 }
 
 impl Subscriptions {
@@ -106,6 +115,7 @@ impl Subscriptions {
     /// closing the store: the manager holds the app.
     pub fn start(
         app: App,
+        limits: &SyncLimits,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> (Subscriptions, tokio::task::JoinHandle<()>) {
         let (requests, receiver) = mpsc::unbounded_channel();
@@ -127,6 +137,11 @@ impl Subscriptions {
             by_key: HashMap::new(),
             index: ReadSetIndex::default(),
             next_handle: 0,
+            idle: IdleQueries {
+                max_queries: limits.idle_queries,
+                max_bytes: limits.idle_query_bytes,
+                ..IdleQueries::default()
+            },
             stats: stats.clone(),
         };
         // Ends on shutdown or when every sender of `requests` is dropped.
@@ -194,6 +209,48 @@ struct LiveQuery {
     /// Per socket: how to wake it, and how many of its query ids hold this.
     subscribers: HashMap<u64, (Arc<Notify>, usize)>,
     read_set: ReadSet,
+    /// Set while no socket holds the query: its place in `IdleQueries`.
+    idle: Option<u64>,
+}
+
+/// The idle queries, least recently dropped first, within their bounds.
+#[derive(Default)]
+struct IdleQueries {
+    max_queries: usize,
+    max_bytes: usize,
+    /// By the order they went idle: the query and its result's size.
+    order: BTreeMap<u64, (QueryHandle, usize)>,
+    bytes: usize,
+    next: u64,
+}
+
+impl IdleQueries {
+    /// Records `handle` as idle, if its result of `size` bytes fits;
+    /// returns its place, and the queries to drop to stay within bounds.
+    fn push(&mut self, handle: QueryHandle, size: usize) -> (Option<u64>, Vec<QueryHandle>) {
+        if self.max_queries == 0 || size > self.max_bytes {
+            return (None, Vec::new());
+        }
+        let place = self.next;
+        self.next += 1;
+        self.order.insert(place, (handle, size));
+        self.bytes += size;
+        let mut evicted = Vec::new();
+        while self.order.len() > self.max_queries || self.bytes > self.max_bytes {
+            let Some((_, (oldest, size))) = self.order.pop_first() else {
+                break;
+            };
+            self.bytes -= size;
+            evicted.push(oldest);
+        }
+        (Some(place), evicted)
+    }
+
+    fn remove(&mut self, place: u64) {
+        if let Some((_, size)) = self.order.remove(&place) {
+            self.bytes -= size;
+        }
+    }
 }
 
 struct Manager {
@@ -207,6 +264,7 @@ struct Manager {
     by_key: HashMap<QueryKey, QueryHandle>,
     index: ReadSetIndex,
     next_handle: QueryHandle,
+    idle: IdleQueries,
     stats: Arc<Stats>,
 }
 
@@ -279,6 +337,10 @@ impl Manager {
                             .entry(subscriber.socket)
                             .or_insert((subscriber.notify, 0))
                             .1 += 1;
+                        if let Some(place) = query.idle.take() {
+                            self.idle.remove(place);
+                            self.stats.reused.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     let _ = reply.send(handle);
                     return;
@@ -297,6 +359,7 @@ impl Manager {
                         key,
                         subscribers: HashMap::from([(subscriber.socket, (subscriber.notify, 1))]),
                         read_set,
+                        idle: None,
                     },
                 );
                 self.published
@@ -317,17 +380,57 @@ impl Manager {
                     }
                 }
                 if query.subscribers.is_empty() {
-                    let query = self.queries.remove(&handle).expect("present");
-                    self.index.remove(handle, &query.read_set);
-                    self.by_key.remove(&query.key);
-                    self.published
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .results
-                        .remove(&handle);
+                    self.make_idle(handle);
                 }
             }
         }
+    }
+
+    /// Keeps the query of `handle`, which no socket holds any more, while
+    /// its result is valid and within the idle bounds; drops it otherwise.
+    fn make_idle(&mut self, handle: QueryHandle) {
+        // Failures are not kept: one may come from the server, not the
+        // function.
+        let size = self
+            .published
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .results
+            .get(&handle)
+            .and_then(|outcome| outcome.result.as_ref().ok().map(String::len));
+        let Some(size) = size else {
+            self.drop_query(handle);
+            return;
+        };
+        let (place, evicted) = self.idle.push(handle, size);
+        match place {
+            Some(place) => {
+                if let Some(query) = self.queries.get_mut(&handle) {
+                    query.idle = Some(place);
+                }
+            }
+            None => self.drop_query(handle),
+        }
+        for handle in evicted {
+            self.drop_query(handle);
+        }
+    }
+
+    /// Forgets the query of `handle`, which no socket holds.
+    fn drop_query(&mut self, handle: QueryHandle) {
+        let Some(query) = self.queries.remove(&handle) else {
+            return;
+        };
+        if let Some(place) = query.idle {
+            self.idle.remove(place);
+        }
+        self.index.remove(handle, &query.read_set);
+        self.by_key.remove(&query.key);
+        self.published
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .results
+            .remove(&handle);
     }
 
     fn published_ts(&self) -> Timestamp {
@@ -367,6 +470,11 @@ impl Manager {
             let Some(query) = self.queries.get(&handle) else {
                 continue;
             };
+            // Nobody waits for an idle query's new result.
+            if query.idle.is_some() {
+                self.drop_query(handle);
+                continue;
+            }
             let key = query.key.clone();
             let app = self.app.clone();
             let stats = self.stats.clone();

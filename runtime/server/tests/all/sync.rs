@@ -245,6 +245,76 @@ async fn only_queries_whose_reads_a_commit_touches_run_again() -> anyhow::Result
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_query_is_answered_again_until_a_commit_touches_it() -> anyhow::Result<()> {
+    let dir = temp_dir();
+    let mut config = config(dir.path());
+    config.sync.idle_queries = 2;
+    let server = TestServer::guest_with(config).await?;
+    let stats = server.server.subscriptions.stats();
+    let counts = || {
+        (
+            stats.executions.load(Ordering::SeqCst),
+            stats.reused.load(Ordering::SeqCst),
+        )
+    };
+    let mut reader = Client::connect(&server).await?;
+    let mut writer = Client::connect(&server).await?;
+    let mut version = 0;
+    // Adds query `id` and returns its value, then removes it.
+    let mut one_shot = async |reader: &mut Client, id: u32, channel: &str| {
+        reader
+            .subscribe(version, id, "api:list", json!({"channel": channel}))
+            .await?;
+        let value = reader.value_of(id).await?;
+        reader
+            .send(json!({
+                "type": "ModifyQuerySet", "baseVersion": version + 1, "newVersion": version + 2,
+                "modifications": [{"type": "Remove", "queryId": id}],
+            }))
+            .await?;
+        reader.expect("Transition").await?;
+        version += 2;
+        anyhow::Ok(value)
+    };
+
+    assert_eq!(one_shot(&mut reader, 0, "kept").await?, json!([]));
+    let (ran, _) = counts();
+    // The same query again: answered without running.
+    assert_eq!(one_shot(&mut reader, 1, "kept").await?, json!([]));
+    assert_eq!(counts(), (ran, 1));
+
+    // A commit outside what it read leaves it kept.
+    writer
+        .mutation(0, "api:send", json!({"channel": "elsewhere", "body": "x"}))
+        .await?;
+    writer.expect("MutationResponse").await?;
+    writer.expect("Transition").await?;
+    assert_eq!(one_shot(&mut reader, 2, "kept").await?, json!([]));
+    assert_eq!(counts(), (ran, 2));
+
+    // A commit inside it drops it (it is not run for nobody), and the next
+    // subscription runs it and sees the write.
+    writer
+        .mutation(1, "api:send", json!({"channel": "kept", "body": "z"}))
+        .await?;
+    writer.expect("MutationResponse").await?;
+    writer.expect("Transition").await?;
+    assert_eq!(counts(), (ran, 2), "an idle query ran for a commit");
+    assert_eq!(bodies(&one_shot(&mut reader, 3, "kept").await?), ["z"]);
+    assert_eq!(counts(), (ran + 1, 2));
+
+    // Two more idle queries push out the least recently dropped.
+    one_shot(&mut reader, 4, "a").await?;
+    one_shot(&mut reader, 5, "b").await?;
+    assert_eq!(bodies(&one_shot(&mut reader, 6, "kept").await?), ["z"]);
+    assert_eq!(counts(), (ran + 4, 2));
+    // "b" is still kept.
+    one_shot(&mut reader, 7, "b").await?;
+    assert_eq!(counts(), (ran + 4, 3));
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_sockets_on_one_query_all_see_one_mutation() -> anyhow::Result<()> {
     let dir = temp_dir();
     let server = TestServer::with_guest(dir.path()).await?;
