@@ -79,7 +79,7 @@ impl HostEngine {
             .wasm_component_model(true);
         // For profiling with `perf`: names the guest's compiled functions in
         // /tmp/perf-<pid>.map.
-        if std::env::var_os("CAPSTAN_PERFMAP").is_some() {
+        if std::env::var("CAPSTAN_PERFMAP").is_ok_and(|v| v == "1") {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = Engine::new(&config).map_err(|e| Error::Engine(e.to_string()))?;
