@@ -635,3 +635,43 @@ impl ReadSetIndex {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle(max_queries: usize, max_bytes: usize) -> IdleQueries {
+        IdleQueries {
+            max_queries,
+            max_bytes,
+            ..IdleQueries::default()
+        }
+    }
+
+    #[test]
+    fn idle_queries_stay_within_their_count_and_bytes() {
+        let mut queries = idle(2, 100);
+        assert_eq!(queries.push(1, 40), (Some(0), vec![]));
+        assert_eq!(queries.push(2, 40), (Some(1), vec![]));
+        // A third pushes out the least recently dropped.
+        assert_eq!(queries.push(3, 10), (Some(2), vec![1]));
+        // 40 + 10 + 60 bytes is over 100: the oldest goes.
+        let (place, evicted) = queries.push(4, 60);
+        assert_eq!((place.is_some(), evicted), (true, vec![2]));
+        assert_eq!(queries.bytes, 70);
+        // A result larger than the whole budget is not kept, and pushes
+        // nothing out.
+        assert_eq!(queries.push(5, 101), (None, vec![]));
+        assert_eq!(queries.bytes, 70);
+        // Taken back by a subscription: its bytes are freed.
+        queries.remove(2);
+        assert_eq!((queries.bytes, queries.order.len()), (60, 1));
+    }
+
+    #[test]
+    fn no_idle_queries_are_kept_when_turned_off() {
+        let mut queries = idle(0, 100);
+        assert_eq!(queries.push(1, 1), (None, vec![]));
+        assert!(queries.order.is_empty());
+    }
+}
