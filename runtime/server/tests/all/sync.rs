@@ -137,6 +137,20 @@ impl Client {
         )
         .await
     }
+
+    /// Runs a mutation and waits for its response and the Transition that
+    /// covers it (sent once the manager has published past its commit).
+    pub(crate) async fn mutation_covered(
+        &mut self,
+        request_id: u32,
+        path: &str,
+        args: Value,
+    ) -> anyhow::Result<Value> {
+        self.mutation(request_id, path, args).await?;
+        let response = self.expect("MutationResponse").await?;
+        self.expect("Transition").await?;
+        Ok(response)
+    }
 }
 
 fn bodies(list: &Value) -> Vec<String> {
@@ -222,10 +236,8 @@ async fn only_queries_whose_reads_a_commit_touches_run_again() -> anyhow::Result
     // A write outside the query's index range: the query does not run.
     let mut writer = Client::connect(&server).await?;
     writer
-        .mutation(0, "api:send", json!({"channel": "other", "body": "x"}))
+        .mutation_covered(0, "api:send", json!({"channel": "other", "body": "x"}))
         .await?;
-    writer.expect("MutationResponse").await?;
-    writer.expect("Transition").await?;
     // The manager has published past the commit once the writer's covering
     // Transition went out.
     assert_eq!(
@@ -285,20 +297,16 @@ async fn a_dropped_query_is_answered_again_until_a_commit_touches_it() -> anyhow
 
     // A commit outside what it read leaves it kept.
     writer
-        .mutation(0, "api:send", json!({"channel": "elsewhere", "body": "x"}))
+        .mutation_covered(0, "api:send", json!({"channel": "elsewhere", "body": "x"}))
         .await?;
-    writer.expect("MutationResponse").await?;
-    writer.expect("Transition").await?;
     assert_eq!(one_shot(&mut reader, 2, "kept").await?, json!([]));
     assert_eq!(counts(), (ran, 2));
 
     // A commit inside it drops it (it is not run for nobody), and the next
     // subscription runs it and sees the write.
     writer
-        .mutation(1, "api:send", json!({"channel": "kept", "body": "z"}))
+        .mutation_covered(1, "api:send", json!({"channel": "kept", "body": "z"}))
         .await?;
-    writer.expect("MutationResponse").await?;
-    writer.expect("Transition").await?;
     assert_eq!(counts(), (ran, 2), "an idle query ran for a commit");
     assert_eq!(bodies(&one_shot(&mut reader, 3, "kept").await?), ["z"]);
     assert_eq!(counts(), (ran + 1, 2));
