@@ -9,6 +9,16 @@
 //! read results and `ts` under one lock, so every Transition they build is
 //! one snapshot.
 //!
+//! A query nobody holds yet runs on the task of the socket that asks for
+//! it, not on the manager's, so a slow query does not hold up every other
+//! socket's subscriptions. It runs at the published timestamp; the manager
+//! then takes its result only if no commit it processed since (it keeps a
+//! bounded history of them) wrote something the query read, and nothing
+//! invalidated every result meanwhile (a new `epoch`). Otherwise the socket
+//! runs it again, and after a few tries leaves the run to the manager. While
+//! one socket runs a query, others asking for the same one wait for it, so
+//! identical queries are still computed once.
+//!
 //! A query no socket holds any more stays, idle, with its result and read
 //! set (within `SyncLimits::idle_queries` and `idle_query_bytes`), until a
 //! commit writes something it read: then it is dropped, not re-run. A new
@@ -21,8 +31,8 @@
 //! only the queries that read what it wrote (and, for ranges, those on the
 //! same index starting at or before the written key).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
 
 use capstan_protocol::Timestamp;
 use capstan_store::read_set::{CommitEntry, DocumentWrite};
@@ -48,11 +58,24 @@ pub struct QueryKey {
     pub identity: Identity,
 }
 
+/// Commits the manager remembers for checking results computed on sockets.
+const HISTORY_COMMITS: usize = 1024;
+/// The most document writes those commits may hold together.
+const HISTORY_WRITES: usize = 64 * 1024;
+/// Runs on a socket whose result a commit made stale before the socket
+/// leaves the query to the manager.
+const SOCKET_RUNS: usize = 3;
+
 /// The results of every live query, all valid at `ts`.
 #[derive(Debug, Default)]
 pub struct Published {
     pub ts: Timestamp,
+    /// Changes whenever every result was computed afresh (a deploy, a lagged
+    /// write log): a result computed on a socket before that is not taken.
+    pub epoch: u64,
     pub results: HashMap<QueryHandle, Arc<QueryOutcome>>,
+    /// The query of each key the manager holds, live or idle.
+    pub keys: HashMap<QueryKey, QueryHandle>,
 }
 
 /// How the manager tells one socket that a query it holds has a new result.
@@ -79,11 +102,28 @@ impl Default for Subscriber {
     }
 }
 
+/// A query's first run, made on a socket's task.
+struct SocketRun {
+    ts: Timestamp,
+    epoch: u64,
+    outcome: QueryOutcome,
+    read_set: ReadSet,
+}
+
 enum Request {
+    /// Subscribes to `key`; the manager runs it if nobody holds it.
     Subscribe {
         key: QueryKey,
         subscriber: Subscriber,
         reply: oneshot::Sender<QueryHandle>,
+    },
+    /// Subscribes to `key` with the result of `run`, if that is still valid;
+    /// `None` if it is not.
+    Register {
+        key: QueryKey,
+        subscriber: Subscriber,
+        run: SocketRun,
+        reply: oneshot::Sender<Option<QueryHandle>>,
     },
     Unsubscribe {
         handle: QueryHandle,
@@ -94,16 +134,48 @@ enum Request {
 /// The sockets' side of the manager.
 #[derive(Clone, Debug)]
 pub struct Subscriptions {
+    app: App,
     requests: mpsc::UnboundedSender<Request>,
     published: Arc<RwLock<Published>>,
+    /// The queries being run on sockets, with what ends when each run is
+    /// over: a socket asking for one of them waits for it.
+    running: Arc<Mutex<HashMap<QueryKey, watch::Receiver<()>>>>,
     updates: watch::Receiver<Timestamp>,
     stats: Arc<Stats>,
+}
+
+/// A socket's claim to run the query of `key`; dropping it lets the sockets
+/// waiting for that run go on.
+struct Claim {
+    key: QueryKey,
+    running: Arc<Mutex<HashMap<QueryKey, watch::Receiver<()>>>>,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// What a socket does about a query it subscribes to.
+enum Step {
+    /// The manager holds it.
+    Known,
+    /// Another socket is running it.
+    Wait(watch::Receiver<()>),
+    /// Nobody has it: this socket runs it.
+    Run(Claim),
 }
 
 /// Counters for tests and benchmarks.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Query executions by the manager (first runs and re-runs).
+    /// Query executions for subscriptions: first runs (on sockets or the
+    /// manager) and re-runs.
     pub executions: AtomicU64,
     /// Subscriptions answered with the kept result of an idle query.
     pub reused: AtomicU64,
@@ -122,20 +194,21 @@ impl Subscriptions {
         let ts = app.store().latest_ts();
         let published = Arc::new(RwLock::new(Published {
             ts,
-            results: HashMap::new(),
+            ..Published::default()
         }));
         let (updates_sender, updates) = watch::channel(ts);
         let stats = Arc::new(Stats::default());
         let manager = Manager {
             commits: app.store().subscribe(),
             generations: app.generations(),
-            app,
+            app: app.clone(),
             requests: receiver,
             published: published.clone(),
             updates: updates_sender,
             queries: HashMap::new(),
-            by_key: HashMap::new(),
             index: ReadSetIndex::default(),
+            epoch: 0,
+            history: History::default(),
             next_handle: 0,
             idle: IdleQueries {
                 max_queries: limits.idle_queries,
@@ -153,8 +226,10 @@ impl Subscriptions {
         });
         (
             Subscriptions {
+                app,
                 requests,
                 published,
+                running: Arc::default(),
                 updates,
                 stats,
             },
@@ -163,9 +238,50 @@ impl Subscriptions {
     }
 
     /// Registers interest in `key`; its result is published before this
-    /// returns.
+    /// returns. A query nobody holds runs on the caller's task.
     /// `subscriber` is notified whenever the query's result changes.
     pub async fn subscribe(&self, key: QueryKey, subscriber: &Subscriber) -> Option<QueryHandle> {
+        loop {
+            match self.step(&key) {
+                Step::Known => return self.subscribe_known(key, subscriber).await,
+                // Done or abandoned: either way, look again.
+                Step::Wait(mut done) => {
+                    let _ = done.changed().await;
+                }
+                Step::Run(claim) => return self.run_and_register(key, subscriber, claim).await,
+            }
+        }
+    }
+
+    fn step(&self, key: &QueryKey) -> Step {
+        let published = self
+            .published
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if published.keys.contains_key(key) {
+            return Step::Known;
+        }
+        // Taken with `published` held, so the key cannot be registered in
+        // between: a run that ended has registered it first.
+        let mut running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(done) = running.get(key) {
+            return Step::Wait(done.clone());
+        }
+        let (sender, done) = watch::channel(());
+        running.insert(key.clone(), done);
+        Step::Run(Claim {
+            key: key.clone(),
+            running: self.running.clone(),
+            _done: sender,
+        })
+    }
+
+    /// Subscribes through the manager, which runs the query if it no
+    /// longer holds it.
+    async fn subscribe_known(&self, key: QueryKey, subscriber: &Subscriber) -> Option<QueryHandle> {
         let (reply, handle) = oneshot::channel();
         self.requests
             .send(Request::Subscribe {
@@ -175,6 +291,43 @@ impl Subscriptions {
             })
             .ok()?;
         handle.await.ok()
+    }
+
+    /// Runs the query of `key` here at the published timestamp and hands
+    /// the result to the manager; again if a commit made it stale first.
+    async fn run_and_register(
+        &self,
+        key: QueryKey,
+        subscriber: &Subscriber,
+        claim: Claim,
+    ) -> Option<QueryHandle> {
+        for _ in 0..SOCKET_RUNS {
+            let (ts, epoch) = self.read(|published| (published.ts, published.epoch));
+            let (outcome, read_set) =
+                execute(&self.app, &self.stats, &key, ts, Placement::InPlace).await;
+            let (reply, registered) = oneshot::channel();
+            self.requests
+                .send(Request::Register {
+                    key: key.clone(),
+                    subscriber: subscriber.clone(),
+                    run: SocketRun {
+                        ts,
+                        epoch,
+                        outcome,
+                        read_set,
+                    },
+                    reply,
+                })
+                .ok()?;
+            if let Some(handle) = registered.await.ok()? {
+                return Some(handle);
+            }
+        }
+        // Commits keep overtaking this socket's runs: the manager runs it
+        // between them.
+        let handle = self.subscribe_known(key, subscriber).await;
+        drop(claim);
+        handle
     }
 
     pub fn unsubscribe(&self, handle: QueryHandle, subscriber: &Subscriber) {
@@ -253,6 +406,50 @@ impl IdleQueries {
     }
 }
 
+/// The commits the manager processed since `floor`, for checking results
+/// computed on sockets; bounded by [`HISTORY_COMMITS`] and
+/// [`HISTORY_WRITES`].
+#[derive(Default)]
+struct History {
+    commits: VecDeque<Arc<CommitEntry>>,
+    writes: usize,
+    /// Every processed commit after this is in `commits`.
+    floor: Timestamp,
+}
+
+impl History {
+    fn push(&mut self, entry: Arc<CommitEntry>) {
+        self.writes += entry.writes.len();
+        self.commits.push_back(entry);
+        while self.commits.len() > HISTORY_COMMITS || self.writes > HISTORY_WRITES {
+            let Some(oldest) = self.commits.pop_front() else {
+                break;
+            };
+            self.writes -= oldest.writes.len();
+            self.floor = self.floor.max(oldest.ts);
+        }
+    }
+
+    /// Forgets everything up to `ts`: every result is computed afresh.
+    fn restart(&mut self, ts: Timestamp) {
+        self.commits.clear();
+        self.writes = 0;
+        self.floor = ts;
+    }
+
+    /// Whether a result computed at `ts` with `read_set` is still valid
+    /// after every commit processed so far.
+    fn still_valid(&self, ts: Timestamp, read_set: &ReadSet) -> bool {
+        ts >= self.floor
+            && self
+                .commits
+                .iter()
+                .rev()
+                .take_while(|entry| entry.ts > ts)
+                .all(|entry| !entry.schema_changed && read_set.intersection(&entry.writes).is_none())
+    }
+}
+
 struct Manager {
     app: App,
     commits: broadcast::Receiver<Arc<CommitEntry>>,
@@ -261,8 +458,10 @@ struct Manager {
     published: Arc<RwLock<Published>>,
     updates: watch::Sender<Timestamp>,
     queries: HashMap<QueryHandle, LiveQuery>,
-    by_key: HashMap<QueryKey, QueryHandle>,
     index: ReadSetIndex,
+    /// Published with the results; see [`Published::epoch`].
+    epoch: u64,
+    history: History,
     next_handle: QueryHandle,
     idle: IdleQueries,
     stats: Arc<Stats>,
@@ -330,43 +529,34 @@ impl Manager {
                 subscriber,
                 reply,
             } => {
-                if let Some(&handle) = self.by_key.get(&key) {
-                    if let Some(query) = self.queries.get_mut(&handle) {
-                        query
-                            .subscribers
-                            .entry(subscriber.socket)
-                            .or_insert((subscriber.notify, 0))
-                            .1 += 1;
-                        if let Some(place) = query.idle.take() {
-                            self.idle.remove(place);
-                            self.stats.reused.fetch_add(1, Ordering::Relaxed);
-                        }
+                let handle = match self.join(&key, subscriber.clone()) {
+                    Some(handle) => handle,
+                    None => {
+                        // Rare: the query went away after the socket saw
+                        // it, or commits kept making the socket's runs stale.
+                        let ts = self.published_ts();
+                        let (outcome, read_set) =
+                            execute(&self.app, &self.stats, &key, ts, Placement::InPlace).await;
+                        self.insert(key, subscriber, outcome, read_set)
                     }
-                    let _ = reply.send(handle);
-                    return;
-                }
-                let handle = self.next_handle;
-                self.next_handle += 1;
-                let ts = self.published_ts();
-                // A new subscriber waits for this one result.
-                let (outcome, read_set) =
-                    execute(&self.app, &self.stats, &key, ts, Placement::InPlace).await;
-                self.index.insert(handle, &read_set);
-                self.by_key.insert(key.clone(), handle);
-                self.queries.insert(
-                    handle,
-                    LiveQuery {
-                        key,
-                        subscribers: HashMap::from([(subscriber.socket, (subscriber.notify, 1))]),
-                        read_set,
-                        idle: None,
-                    },
-                );
-                self.published
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .results
-                    .insert(handle, Arc::new(outcome));
+                };
+                let _ = reply.send(handle);
+            }
+            Request::Register {
+                key,
+                subscriber,
+                run,
+                reply,
+            } => {
+                let handle = match self.join(&key, subscriber.clone()) {
+                    Some(handle) => Some(handle),
+                    None if run.epoch == self.epoch
+                        && self.history.still_valid(run.ts, &run.read_set) =>
+                    {
+                        Some(self.insert(key, subscriber, run.outcome, run.read_set))
+                    }
+                    None => None,
+                };
                 let _ = reply.send(handle);
             }
             Request::Unsubscribe { handle, socket } => {
@@ -384,6 +574,59 @@ impl Manager {
                 }
             }
         }
+    }
+
+    /// Adds `subscriber` to the query of `key`, if the manager holds it.
+    fn join(&mut self, key: &QueryKey, subscriber: Subscriber) -> Option<QueryHandle> {
+        let handle = *self
+            .published
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys
+            .get(key)?;
+        let query = self.queries.get_mut(&handle)?;
+        query
+            .subscribers
+            .entry(subscriber.socket)
+            .or_insert((subscriber.notify, 0))
+            .1 += 1;
+        if let Some(place) = query.idle.take() {
+            self.idle.remove(place);
+            self.stats.reused.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(handle)
+    }
+
+    /// Holds a new query for `subscriber`, with a result valid at the
+    /// published timestamp, and publishes it.
+    fn insert(
+        &mut self,
+        key: QueryKey,
+        subscriber: Subscriber,
+        outcome: QueryOutcome,
+        read_set: ReadSet,
+    ) -> QueryHandle {
+        let handle = self.next_handle;
+        self.next_handle += 1;
+        self.index.insert(handle, &read_set);
+        {
+            let mut published = self
+                .published
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            published.keys.insert(key.clone(), handle);
+            published.results.insert(handle, Arc::new(outcome));
+        }
+        self.queries.insert(
+            handle,
+            LiveQuery {
+                key,
+                subscribers: HashMap::from([(subscriber.socket, (subscriber.notify, 1))]),
+                read_set,
+                idle: None,
+            },
+        );
+        handle
     }
 
     /// Keeps the query of `handle`, which no socket holds any more, while
@@ -425,12 +668,12 @@ impl Manager {
             self.idle.remove(place);
         }
         self.index.remove(handle, &query.read_set);
-        self.by_key.remove(&query.key);
-        self.published
+        let mut published = self
+            .published
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .results
-            .remove(&handle);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        published.keys.remove(&query.key);
+        published.results.remove(&handle);
     }
 
     fn published_ts(&self) -> Timestamp {
@@ -442,6 +685,7 @@ impl Manager {
 
     /// Re-runs the invalidated queries at the new timestamp and publishes.
     async fn refresh(&mut self, invalidation: Invalidation) {
+        let restart = matches!(invalidation, Invalidation::All);
         let (ts, affected): (Timestamp, Vec<QueryHandle>) = match invalidation {
             Invalidation::Commits(ts, entries) => {
                 let mut affected = HashSet::new();
@@ -452,6 +696,9 @@ impl Manager {
                         break;
                     }
                     self.index.affected(&entry.writes, &mut affected);
+                }
+                for entry in entries {
+                    self.history.push(entry);
                 }
                 if everything {
                     (ts, self.queries.keys().copied().collect())
@@ -512,6 +759,13 @@ impl Manager {
                 }
             }
             published.ts = ts;
+            if restart {
+                // With the timestamp, so a socket reading the new epoch
+                // runs at or after this refresh's timestamp.
+                published.epoch += 1;
+                self.epoch = published.epoch;
+                self.history.restart(ts);
+            }
         }
         self.updates.send_replace(ts);
         // Only the sockets holding a changed query wake up.
