@@ -17,7 +17,7 @@ pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// A raw protocol client that checks version chaining on every Transition.
 pub(crate) struct Client {
-    socket: Socket,
+    pub(crate) socket: Socket,
     pub(crate) version: Value,
 }
 
@@ -150,6 +150,33 @@ impl Client {
         let response = self.expect("MutationResponse").await?;
         self.expect("Transition").await?;
         Ok(response)
+    }
+}
+
+impl Client {
+    /// Reads Transitions until one ends at query set version `query_set`,
+    /// adding to `answers` every result of query `id` they carry, with the
+    /// timestamp of its Transition.
+    async fn record_until(
+        &mut self,
+        query_set: u32,
+        id: u32,
+        answers: &mut Vec<(capstan_protocol::Timestamp, Vec<String>)>,
+    ) -> anyhow::Result<()> {
+        loop {
+            let transition = self.expect("Transition").await?;
+            let end = capstan_protocol::Timestamp::from_wire(
+                transition["endVersion"]["ts"].as_str().unwrap_or_default(),
+            )?;
+            for change in transition["modifications"].as_array().into_iter().flatten() {
+                if change["queryId"] == id && change["type"] == "QueryUpdated" {
+                    answers.push((end, bodies(&change["value"])));
+                }
+            }
+            if transition["endVersion"]["querySet"] == query_set {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -363,6 +390,132 @@ async fn a_thousand_sockets_on_one_query_all_see_one_mutation() -> anyhow::Resul
         2,
         "the shared query ran once for the mutation"
     );
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_query_holds_up_no_other_socket() -> anyhow::Result<()> {
+    let dir = temp_dir();
+    let mut config = config(dir.path());
+    config.host.query_timeout = Duration::from_secs(5);
+    let server = TestServer::guest_with(config).await?;
+    let stats = server.server.subscriptions.stats();
+    let before = stats.executions.load(Ordering::SeqCst);
+    let mut spinner = Client::connect(&server).await?;
+    spinner.subscribe(0, 0, "hostile:spin", json!({})).await?;
+    // Until its run has begun.
+    while stats.executions.load(Ordering::SeqCst) == before {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // Another socket subscribes and follows a mutation meanwhile.
+    let mut reader = Client::connect(&server).await?;
+    reader
+        .subscribe(0, 0, "api:list", json!({"channel": "busy"}))
+        .await?;
+    assert_eq!(reader.value_of(0).await?, json!([]));
+    let mut writer = Client::connect(&server).await?;
+    writer
+        .mutation_covered(0, "api:send", json!({"channel": "busy", "body": "done"}))
+        .await?;
+    assert_eq!(bodies(&reader.value_of(0).await?), ["done"]);
+    assert!(
+        futures_util::FutureExt::now_or_never(spinner.socket.next()).is_none(),
+        "the spinning query answered before the other socket was served"
+    );
+
+    // The spinning query ends at its deadline, as a failure of its own.
+    let transition = spinner.expect("Transition").await?;
+    let change = &transition["modifications"][0];
+    assert_eq!(change["type"], "QueryFailed", "{transition}");
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_queries_racing_commits_each_answer_at_one_snapshot() -> anyhow::Result<()> {
+    const WRITES: usize = 60;
+    let dir = temp_dir();
+    let server = TestServer::with_guest(dir.path()).await?;
+    let mut writer = Client::connect(&server).await?;
+    let mut reader = Client::connect(&server).await?;
+
+    // Each write's commit timestamp.
+    let writes = async {
+        let mut commits = Vec::new();
+        for i in 0..WRITES {
+            writer
+                .mutation(
+                    i as u32,
+                    "api:send",
+                    json!({"channel": "race", "body": i.to_string()}),
+                )
+                .await?;
+            let response = loop {
+                let message = writer.next().await?;
+                if message["type"] == "MutationResponse" {
+                    break message;
+                }
+            };
+            anyhow::ensure!(response["success"] == json!(true), "{response}");
+            let ts = response["ts"].as_str().unwrap_or_default();
+            commits.push(capstan_protocol::Timestamp::from_wire(ts)?);
+        }
+        anyhow::Ok(commits)
+    };
+    // Meanwhile, queries no one ran before (an argument the function
+    // ignores makes each new), each answered in a Transition: its
+    // timestamp and the result.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let reads = async {
+        let mut answers = Vec::new();
+        let mut base = 0;
+        while !done.load(Ordering::SeqCst) {
+            reader
+                .subscribe(
+                    base,
+                    base,
+                    "api:list",
+                    json!({"channel": "race", "round": base}),
+                )
+                .await?;
+            let before = answers.len();
+            reader.record_until(base + 1, base, &mut answers).await?;
+            anyhow::ensure!(answers.len() > before, "query {base} got no result");
+            reader
+                .send(json!({
+                    "type": "ModifyQuerySet", "baseVersion": base + 1, "newVersion": base + 2,
+                    "modifications": [{"type": "Remove", "queryId": base}],
+                }))
+                .await?;
+            // A re-run of the query may still come before its removal.
+            reader.record_until(base + 2, base, &mut answers).await?;
+            base += 2;
+        }
+        anyhow::Ok(answers)
+    };
+    let (commits, answers) = tokio::join!(
+        async {
+            let commits = writes.await;
+            done.store(true, Ordering::SeqCst);
+            commits
+        },
+        reads
+    );
+    let (commits, answers) = (commits?, answers?);
+    assert!(
+        answers.len() > 1,
+        "the reader ran {} queries",
+        answers.len()
+    );
+    // Every answer holds exactly the writes committed at or before its
+    // Transition's timestamp.
+    for (end, bodies) in &answers {
+        let expected: Vec<String> = (0..WRITES)
+            .filter(|i| commits[*i] <= *end)
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(bodies, &expected, "the answer at {end:?}");
+    }
     server.stop().await
 }
 
