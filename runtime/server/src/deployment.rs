@@ -3,9 +3,11 @@
 //! restart serves it again without a redeploy (and, thanks to the compiled
 //! cache, without recompiling).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use capstan_auth::{AuthConfig, Verifier, VerifierOptions};
 use capstan_host::{FunctionInfo, HostEngine, Module, Origin};
@@ -29,6 +31,8 @@ pub struct Deployment {
     pub id: String,
     pub modules: Vec<Arc<Module>>,
     routes: BTreeMap<String, usize>,
+    /// How long each function's recent runs took.
+    paces: HashMap<String, Pace>,
     pub schema: Schema,
     pub config: AppConfig,
     /// Checks user tokens against `config.auth`.
@@ -99,11 +103,16 @@ impl Deployment {
             .map(|m| &m.digest()[..16])
             .collect::<Vec<_>>()
             .join("-");
+        let paces = routes
+            .keys()
+            .map(|path| (path.clone(), Pace::default()))
+            .collect();
         Ok((
             Deployment {
                 id,
                 modules,
                 routes,
+                paces,
                 schema,
                 config,
                 verifier,
@@ -117,8 +126,49 @@ impl Deployment {
         module.function(path).map(|info| (module, info))
     }
 
+    pub fn pace(&self, path: &str) -> Option<&Pace> {
+        self.paces.get(path)
+    }
+
     pub fn functions(&self) -> impl Iterator<Item = &FunctionInfo> {
         self.modules.iter().flat_map(|m| m.functions().values())
+    }
+}
+
+/// A function whose runs average less than this is quick.
+const QUICK_RUN: Duration = Duration::from_millis(1);
+
+/// How long a function's recent runs took. A query whose runs are quick on
+/// average may run on the thread that asks for it, with no hand-off; any
+/// other runs where a long run holds up no other task.
+#[derive(Debug, Default)]
+pub struct Pace {
+    runs: AtomicU64,
+    /// An exponentially weighted moving average of the run time, in
+    /// microseconds (each run weighs 1/8), so one run slowed down by the
+    /// machine does not change the verdict and a run of slow ones does.
+    average: AtomicU64,
+}
+
+impl Pace {
+    /// Whether the function has run, and quickly on average.
+    pub fn quick(&self) -> bool {
+        self.runs.load(Ordering::Relaxed) > 0
+            && self.average.load(Ordering::Relaxed) < QUICK_RUN.as_micros() as u64
+    }
+
+    pub fn record(&self, took: Duration) {
+        let took = took.as_micros().min(u64::MAX.into()) as u64;
+        let first = self.runs.fetch_add(1, Ordering::Relaxed) == 0;
+        // Concurrent runs may lose an update to each other; the average
+        // stays an average of recent runs.
+        let average = self.average.load(Ordering::Relaxed);
+        let next = if first {
+            took
+        } else {
+            average - average / 8 + took / 8
+        };
+        self.average.store(next, Ordering::Relaxed);
     }
 }
 
@@ -227,4 +277,36 @@ pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ServerError>
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_is_quick_once_its_runs_average_under_the_limit() {
+        let pace = Pace::default();
+        // Nothing known yet.
+        assert!(!pace.quick());
+        pace.record(Duration::from_micros(200));
+        assert!(pace.quick());
+        // One run slowed down by the machine does not change the verdict.
+        pace.record(Duration::from_millis(3));
+        assert!(pace.quick());
+        // A run of slow ones does, and quick runs bring it back.
+        for _ in 0..8 {
+            pace.record(Duration::from_millis(5));
+        }
+        assert!(!pace.quick());
+        for _ in 0..40 {
+            pace.record(Duration::from_micros(200));
+        }
+        assert!(pace.quick());
+        // A function that hangs is not quick again for a long while.
+        pace.record(Duration::from_secs(1));
+        for _ in 0..20 {
+            pace.record(Duration::from_micros(200));
+        }
+        assert!(!pace.quick());
+    }
 }

@@ -17,7 +17,7 @@ use capstan_store::{ReadSet, Store};
 use tokio::sync::{Mutex, Semaphore, watch};
 
 use crate::config::ServerConfig;
-use crate::deployment::{AppConfig, Deployment, DeploymentFiles, write_synced};
+use crate::deployment::{AppConfig, Deployment, DeploymentFiles, Pace, write_synced};
 use crate::error::ServerError;
 
 /// How long a mutation keeps retrying on conflicts before giving up.
@@ -456,7 +456,16 @@ impl App {
             nested: None,
         };
         let outcome = match placement {
-            Placement::InPlace => run_in_place(module, call).await?,
+            Placement::InPlace => {
+                let deployment = self.deployment();
+                let pace = deployment.as_ref().and_then(|d| d.pace(path));
+                let began = std::time::Instant::now();
+                let outcome = run_in_place(module, call, pace.is_some_and(Pace::quick)).await?;
+                if let Some(pace) = pace {
+                    pace.record(began.elapsed());
+                }
+                outcome
+            }
             Placement::Pool => run_blocking(module, call).await?,
         };
         Ok(QueryRun {
@@ -684,28 +693,35 @@ fn kind_name(kind: FunctionKind) -> &'static str {
 /// Where a query's guest code runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
-    /// On the calling thread, after handing its other tasks to another
-    /// thread: no hand-off and wake-up on the way back, for a single call
-    /// whose latency someone waits on (a subscription's first result).
+    /// On the calling thread, for a single call whose latency someone waits
+    /// on (a subscription's first result): no hand-off and wake-up on the
+    /// way back. A function whose recent runs were all quick
+    /// ([`crate::deployment::Pace`]) runs there directly; any other first
+    /// hands the thread's other tasks to another thread.
     InPlace,
     /// On the blocking pool: for calls that run side by side.
     Pool,
 }
 
-/// Runs `call` on this thread, first handing the worker's other tasks to
-/// another thread ([`Placement::InPlace`]). Off a multi-threaded runtime, on
-/// the blocking pool.
+/// Runs `call` on this thread: directly when it is known to be `quick`,
+/// otherwise after handing the worker's other tasks to another thread. Off
+/// a multi-threaded runtime, on the blocking pool.
 async fn run_in_place(
     module: Arc<capstan_host::Module>,
     call: Call,
+    quick: bool,
 ) -> Result<capstan_host::Outcome, ServerError> {
     use tokio::runtime::{Handle, RuntimeFlavor};
     if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
         // A panic stays this call's failure, as it would on the pool, and
         // does not unwind into the task that asked.
         let run = std::panic::AssertUnwindSafe(|| module.run(call));
-        tokio::task::block_in_place(|| std::panic::catch_unwind(run))
-            .map_err(|_| ServerError::Internal("function runner failed: it panicked".into()))
+        let outcome = if quick {
+            std::panic::catch_unwind(run)
+        } else {
+            tokio::task::block_in_place(|| std::panic::catch_unwind(run))
+        };
+        outcome.map_err(|_| ServerError::Internal("function runner failed: it panicked".into()))
     } else {
         run_blocking(module, call).await
     }
