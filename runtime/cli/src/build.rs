@@ -6,8 +6,17 @@ use std::time::SystemTime;
 
 use anyhow::{Context as _, bail};
 
+/// How to build an app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// `capstan dev`: quick to rebuild on every change.
+    Debug,
+    /// `capstan deploy`: optimised, for serving.
+    Release,
+}
+
 /// Builds the crate in `dir` for `wasm32-wasip2` and returns the component.
-pub fn build(dir: &Path) -> anyhow::Result<Vec<u8>> {
+pub fn build(dir: &Path, profile: Profile) -> anyhow::Result<Vec<u8>> {
     ensure_target();
     let metadata = Command::new(cargo())
         .current_dir(dir)
@@ -46,17 +55,24 @@ pub fn build(dir: &Path) -> anyhow::Result<Vec<u8>> {
             format!("{name} has no `crate-type = [\"cdylib\"]` library; a Capstan app is one")
         })?
         .replace('-', "_");
-    let status = Command::new(cargo())
+    let mut cargo_build = Command::new(cargo());
+    cargo_build
         .current_dir(dir)
-        .args(["build", "--target", "wasm32-wasip2", "-p", &name])
-        .status()
-        .context("cannot run cargo")?;
+        .args(["build", "--target", "wasm32-wasip2", "-p", &name]);
+    if profile == Profile::Release {
+        cargo_build.arg("--release");
+    }
+    let status = cargo_build.status().context("cannot run cargo")?;
     if !status.success() {
         bail!("cargo build failed for {name}");
     }
     let target_dir = PathBuf::from(metadata["target_directory"].as_str().unwrap_or("target"));
     let path = target_dir
-        .join("wasm32-wasip2/debug")
+        .join("wasm32-wasip2")
+        .join(match profile {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+        })
         .join(format!("{library}.wasm"));
     std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
 }

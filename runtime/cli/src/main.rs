@@ -66,7 +66,7 @@ enum Command {
         #[arg(long, env = "CAPSTAN_LISTEN", default_value = "127.0.0.1:3210")]
         listen: SocketAddr,
     },
-    /// Build the app in DIR (or take --component files) and deploy it.
+    /// Build the app in DIR, optimised (or take --component files), and deploy it.
     Deploy {
         #[arg(default_value = ".")]
         dir: PathBuf,
@@ -178,7 +178,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             target,
         } => {
             let components = if component.is_empty() {
-                vec![build::build(&dir)?]
+                vec![build::build(&dir, build::Profile::Release)?]
             } else {
                 component
                     .iter()
@@ -334,7 +334,7 @@ async fn dev(dir: &Path, port: u16) -> anyhow::Result<()> {
         .canonicalize()
         .with_context(|| format!("{} does not exist", dir.display()))?;
     eprintln!("building {} …", dir.display());
-    let component = build::build(&dir)?;
+    let component = build::build(&dir, build::Profile::Debug)?;
     let listen: SocketAddr = ([127, 0, 0, 1], port).into();
     let server = Server::start(ServerConfig::new(dir.join(DEV_DATA), listen)).await?;
     let summary = server
@@ -371,7 +371,8 @@ async fn dev(dir: &Path, port: u16) -> anyhow::Result<()> {
             eprintln!("change detected: rebuilding …");
             let built = {
                 let watched = watched.clone();
-                tokio::task::spawn_blocking(move || build::build(&watched)).await
+                tokio::task::spawn_blocking(move || build::build(&watched, build::Profile::Debug))
+                    .await
             };
             match built {
                 Ok(Ok(component)) => match async {
@@ -430,6 +431,11 @@ fn new_app(dir: &Path) -> anyhow::Result<()> {
     std::fs::write(
         dir.join("src/counter.rs"),
         include_str!("../../../examples/counter/src/counter.rs"),
+    )?;
+    std::fs::create_dir_all(dir.join(".cargo"))?;
+    std::fs::write(
+        dir.join(".cargo/config.toml"),
+        include_str!("../template/cargo-config.toml"),
     )?;
     std::fs::write(dir.join(".gitignore"), "/target\n/.capstan\n")?;
     println!(

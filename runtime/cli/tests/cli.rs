@@ -205,6 +205,23 @@ fn serve_deploy_run_env_and_keys_work_end_to_end() {
         .arg(test_guest());
     with(&mut configured);
     assert!(ok(configured.output().expect("runs")).starts_with("deployed "));
+
+    // Deploying from source builds the app optimised.
+    let release = root().join("target/wasm32-wasip2/release/test_guest.wasm");
+    let _ = std::fs::remove_file(&release);
+    let mut from_source = capstan();
+    from_source.arg("deploy").arg(root().join("tests/guest"));
+    with(&mut from_source);
+    assert!(ok(from_source.output().expect("runs")).starts_with("deployed "));
+    assert!(
+        release.exists(),
+        "no release build at {}",
+        release.display()
+    );
+    let mut run = capstan();
+    run.args(["run", "api:list", r#"{"channel": "cli"}"#]);
+    with(&mut run);
+    assert!(ok(run.output().expect("runs")).contains("from the cli"));
 }
 
 #[test]
@@ -213,6 +230,12 @@ fn new_creates_an_app_that_builds() {
     let dir = parent.path().join("my-app");
     ok(capstan().arg("new").arg(&dir).output().expect("runs"));
     assert!(dir.join("src/lib.rs").exists() && dir.join("src/counter.rs").exists());
+    // Calls start with room for their heap (see .cargo/config.toml).
+    assert!(
+        std::fs::read_to_string(dir.join(".cargo/config.toml"))
+            .is_ok_and(|config| config.contains("--initial-memory=")),
+        "the new app has no .cargo/config.toml"
+    );
     fails(capstan().arg("new").arg(&dir).output().expect("runs"));
 
     let status = Command::new(env!("CARGO"))
