@@ -237,21 +237,32 @@ impl<T: DeserializeOwned> QueryBuilder<T> {
         if let Some(error) = &self.error {
             return Err(error.clone());
         }
-        let source = self.source.clone().ok_or_else(|| {
+        let source = self.source.as_ref().ok_or_else(|| {
             Error::new(format!(
                 "the query on {:?} needs a source: call with_index(..) or full_table_scan()",
                 self.table
             ))
         })?;
-        let mut query = serde_json::json!({
-            "table": self.table,
-            "source": source,
-            "order": match self.order { Order::Asc => "asc", Order::Desc => "desc" },
-        });
-        if let Some(filter) = &self.filter {
-            query["filter"] = filter.to_json()?;
+        /// The query as the host reads it, written without building a tree.
+        #[derive(Serialize)]
+        struct Encoded<'a> {
+            table: &'a str,
+            source: &'a serde_json::Value,
+            order: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            filter: Option<serde_json::Value>,
         }
-        Ok(query.to_string())
+        let query = Encoded {
+            table: &self.table,
+            source,
+            order: match self.order {
+                Order::Asc => "asc",
+                Order::Desc => "desc",
+            },
+            filter: self.filter.as_ref().map(Expr::to_json).transpose()?,
+        };
+        serde_json::to_string(&query)
+            .map_err(|e| Error::new(format!("cannot encode the query: {e}")))
     }
 
     fn run(&self, limit: Option<u32>) -> Result<Vec<Doc<T>>> {

@@ -109,6 +109,17 @@ impl FunctionDefinition {
         let module = self.module.split_once("::").map_or("", |(_, rest)| rest);
         format!("{}:{}", module.replace("::", "/"), self.name)
     }
+
+    /// Whether `path` is [`FunctionDefinition::path`], without building it.
+    pub fn has_path(&self, path: &str) -> bool {
+        let Some((module, name)) = path.rsplit_once(':') else {
+            return false;
+        };
+        let own = self.module.split_once("::").map_or("", |(_, rest)| rest);
+        name == self.name
+            && own.len() - own.matches("::").count() == module.len()
+            && own.split("::").eq(module.split('/'))
+    }
 }
 
 /// Implemented by the attributes for each function, under the function's
@@ -220,8 +231,53 @@ pub mod __private {
     ) -> Result<String, FunctionError> {
         let definition = registry
             .iter()
-            .find(|definition| definition.path() == path)
+            .find(|definition| definition.has_path(path))
             .ok_or_else(|| Error::new(format!("no function {path:?} in this app")).into_host())?;
         (definition.invoke)(args).map_err(Error::into_host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn definition(module: &'static str, name: &'static str) -> FunctionDefinition {
+        FunctionDefinition {
+            module,
+            name,
+            kind: FunctionKind::Query,
+            visibility: Visibility::Public,
+            invoke: |_| Ok(String::new()),
+        }
+    }
+
+    #[test]
+    fn a_function_has_its_path_and_no_other() {
+        let definitions = [
+            definition("chat", "list"),
+            definition("chat::messages", "send"),
+            definition("chat::rooms::messages", "send"),
+        ];
+        let paths = [":list", "messages:send", "rooms/messages:send"];
+        for (definition, path) in definitions.iter().zip(paths) {
+            assert_eq!(definition.path(), path);
+            for other in paths {
+                assert_eq!(
+                    definition.has_path(other),
+                    other == path,
+                    "{path} / {other}"
+                );
+            }
+        }
+        for wrong in [
+            "messages",
+            "messages:sen",
+            "rooms:messages:send",
+            "rooms::messages:send",
+            "/messages:send",
+            "",
+        ] {
+            assert!(definitions.iter().all(|d| !d.has_path(wrong)), "{wrong}");
+        }
     }
 }
