@@ -2,7 +2,6 @@
 
 use std::marker::PhantomData;
 
-use capstan_protocol::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -10,11 +9,7 @@ use crate::bindings::capstan::runtime::db as host;
 use crate::error::{Error, Result};
 use crate::filter::Expr;
 use crate::id::{Doc, Id, Table};
-use crate::values::{from_value, to_value};
-
-fn parse(text: &str) -> Result<Value> {
-    Ok(Value::from_json_str(text)?)
-}
+use crate::values::to_value;
 
 /// Reads at the snapshot of the function's transaction. Every read is
 /// recorded, so a subscribed query re-runs when what it read changes, and a
@@ -44,7 +39,7 @@ impl DatabaseReader<'_> {
     pub fn get<T: Table>(&self, id: &Id<T>) -> Result<Option<Doc<T>>> {
         match host::get(id.as_str()).map_err(Error::from_host)? {
             None => Ok(None),
-            Some(text) => Doc::from_value(parse(&text)?).map(Some),
+            Some(text) => Doc::from_text(&text).map(Some),
         }
     }
 
@@ -97,14 +92,14 @@ impl DatabaseWriter<'_> {
         let unset: Vec<String> = unset.iter().map(|s| (*s).to_owned()).collect();
         let text =
             host::patch(id.as_str(), &set.to_json_string(), &unset).map_err(Error::from_host)?;
-        Doc::from_value(parse(&text)?)
+        Doc::from_text(&text)
     }
 
     /// Replaces every field of the document.
     pub fn replace<T: Table>(&mut self, id: &Id<T>, document: &T) -> Result<Doc<T>> {
         let value = to_value(document)?;
         let text = host::replace(id.as_str(), &value.to_json_string()).map_err(Error::from_host)?;
-        Doc::from_value(parse(&text)?)
+        Doc::from_text(&text)
     }
 
     pub fn delete<T: Table>(&mut self, id: &Id<T>) -> Result<()> {
@@ -267,12 +262,7 @@ impl<T: DeserializeOwned> QueryBuilder<T> {
 
     fn run(&self, limit: Option<u32>) -> Result<Vec<Doc<T>>> {
         let text = host::query(&self.encode()?, limit).map_err(Error::from_host)?;
-        match parse(&text)? {
-            Value::Array(items) => items.into_iter().map(Doc::from_value).collect(),
-            _ => Err(Error::new(
-                "the server returned a query result that is not an array",
-            )),
-        }
+        crate::values::from_text(&text)
     }
 
     /// Every matching document.
@@ -307,22 +297,24 @@ impl<T: DeserializeOwned> QueryBuilder<T> {
             options.num_items,
         )
         .map_err(Error::from_host)?;
-        let Value::Object(mut result) = parse(&text)? else {
-            return Err(Error::new(
-                "the server returned a page that is not an object",
-            ));
-        };
-        let page = match result.remove("page") {
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .map(Doc::from_value)
-                .collect::<Result<_>>()?,
-            _ => return Err(Error::new("the server returned a page without documents")),
-        };
+        /// A page as the server sends it.
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase", bound = "D: serde::Deserialize<'de>")]
+        struct Page<D> {
+            page: Vec<D>,
+            #[serde(default = "done")]
+            is_done: bool,
+            #[serde(default)]
+            continue_cursor: Option<String>,
+        }
+        fn done() -> bool {
+            true
+        }
+        let page: Page<Doc<T>> = crate::values::from_text(&text)?;
         Ok(PaginationResult {
-            page,
-            is_done: from_value(&result.remove("isDone").unwrap_or(Value::Boolean(true)))?,
-            continue_cursor: from_value(&result.remove("continueCursor").unwrap_or(Value::Null))?,
+            page: page.page,
+            is_done: page.is_done,
+            continue_cursor: page.continue_cursor.unwrap_or_default(),
         })
     }
 }

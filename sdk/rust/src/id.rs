@@ -4,11 +4,10 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 
-use capstan_protocol::Value;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A table's document type.
 ///
@@ -136,28 +135,56 @@ impl<T: Serialize> Serialize for Doc<T> {
 }
 
 impl<T: DeserializeOwned> Doc<T> {
-    pub(crate) fn from_value(value: Value) -> Result<Self> {
-        let Value::Object(mut fields) = value else {
-            return Err(Error::new(
+    /// A document from a decoded value (what the text route is checked
+    /// against).
+    #[cfg(test)]
+    pub(crate) fn from_value(value: capstan_protocol::Value) -> Result<Self> {
+        if !matches!(value, capstan_protocol::Value::Object(_)) {
+            return Err(crate::Error::new(
                 "the server returned a document that is not an object",
             ));
-        };
-        let id = match fields.remove("_id") {
-            Some(Value::String(id)) => Id::from_string(id),
-            _ => return Err(Error::new("the server returned a document without _id")),
-        };
-        let creation_time = match fields.remove("_creationTime") {
-            Some(Value::Float64(time)) => time,
-            _ => {
-                return Err(Error::new(
-                    "the server returned a document without _creationTime",
-                ));
-            }
-        };
-        let data = crate::values::from_value(&Value::Object(fields))?;
+        }
+        crate::values::from_value(&value)
+    }
+
+    /// A document from the Convex JSON text the server sends.
+    pub(crate) fn from_text(text: &str) -> Result<Self> {
+        crate::values::from_text(text)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Doc<T> {
+    /// From a document as the server sends it: `_id` and `_creationTime`
+    /// become [`Doc::id`] and [`Doc::creation_time`], the other fields `T`.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_map(DocVisitor(PhantomData))
+    }
+}
+
+struct DocVisitor<T>(PhantomData<fn() -> T>);
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for DocVisitor<T> {
+    type Value = Doc<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a document")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        map: A,
+    ) -> std::result::Result<Doc<T>, A::Error> {
+        use serde::de::Error as _;
+        let mut fields = crate::values::SystemFields::new(map);
+        let data = T::deserialize(serde::de::value::MapAccessDeserializer::new(&mut fields))?;
+        let (id, creation_time) = fields.finish()?;
         Ok(Doc {
-            id,
-            creation_time,
+            id: Id::from_string(
+                id.ok_or_else(|| A::Error::custom("the server returned a document without _id"))?,
+            ),
+            creation_time: creation_time.ok_or_else(|| {
+                A::Error::custom("the server returned a document without _creationTime")
+            })?,
             data,
         })
     }

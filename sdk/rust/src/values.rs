@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 
 mod direct;
+mod text;
 
 /// The largest integer a float64 holds exactly.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
@@ -40,6 +41,15 @@ pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
 pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T> {
     T::deserialize(direct::Deserializer(value)).map_err(|e| Error::new(e.0))
 }
+
+/// A Rust value from Convex JSON text, without building a [`Value`]
+/// first; what Rust sees is what [`from_value`] shows it after parsing the
+/// same text.
+pub(crate) fn from_text<'de, T: serde::Deserialize<'de>>(text: &'de str) -> Result<T> {
+    text::from_text(text).map_err(|e| Error::new(e.to_string()))
+}
+
+pub(crate) use text::SystemFields;
 
 #[cfg(test)]
 mod tests {
@@ -232,5 +242,141 @@ mod tests {
         let two_keys = to_value(&BTreeMap::from([("Circle", 1.0), ("Empty", 0.0)])).unwrap();
         assert!(from_value::<Shape>(&two_keys).is_err());
         assert!(from_value::<Shape>(&Value::String("Unknown".into())).is_err());
+    }
+
+    /// `T` read from `value`'s Convex JSON text both ways.
+    fn both_routes<T: DeserializeOwned>(value: &Value) -> (Result<T>, Result<T>) {
+        let text = value.to_json_string();
+        let tree = Value::from_json_str(&text).map_err(|e| Error::new(e.to_string()));
+        (from_text(&text), tree.and_then(|tree| from_value(&tree)))
+    }
+
+    #[test]
+    fn text_reads_what_the_value_route_reads() {
+        let value = to_value(&everything()).unwrap();
+        let (text, tree) = both_routes::<Everything>(&value);
+        assert_eq!(text.unwrap(), tree.unwrap());
+        let (text, tree) = both_routes::<serde_json::Value>(&value);
+        assert_eq!(text.unwrap(), tree.unwrap());
+        // Integers and floats at every edge: int64s, integral floats (as
+        // clients send numbers), floats beyond 2^53, and the floats JSON
+        // cannot carry.
+        for value in [
+            Value::Int64(i64::MIN),
+            Value::Int64(-1),
+            Value::Int64(0),
+            Value::Int64(i64::MAX),
+            Value::Float64(7.0),
+            Value::Float64(-7.0),
+            Value::Float64(0.5),
+            Value::Float64(-0.0),
+            Value::Float64(9_007_199_254_740_992.0),
+            Value::Float64(1e300),
+            Value::Float64(f64::INFINITY),
+            Value::Float64(f64::NEG_INFINITY),
+        ] {
+            macro_rules! agree {
+                ($($ty:ty),*) => {$(
+                    let (text, tree) = both_routes::<$ty>(&value);
+                    assert_eq!(text.is_ok(), tree.is_ok(), "{value:?} as {}", stringify!($ty));
+                    if let (Ok(text), Ok(tree)) = (text, tree) {
+                        assert_eq!(
+                            format!("{text:?}"),
+                            format!("{tree:?}"),
+                            "{value:?} as {}",
+                            stringify!($ty)
+                        );
+                    }
+                )*};
+            }
+            agree!(i64, u64, i32, u8, f64, f32, serde_json::Value, Option<i64>);
+        }
+        // NaN, which equals nothing.
+        let (text, tree) = both_routes::<f64>(&Value::Float64(f64::NAN));
+        assert!(text.unwrap().is_nan() && tree.unwrap().is_nan());
+        // Bytes, nulls, nesting, numeric keys, enums.
+        let (text, tree) = both_routes::<Vec<u8>>(&Value::Bytes(vec![0, 1, 255]));
+        assert_eq!(text.unwrap(), tree.unwrap());
+        let nested = to_value(&vec![
+            BTreeMap::from([(3u32, vec![Some(Shape::Empty), None])]),
+            BTreeMap::new(),
+        ])
+        .unwrap();
+        let (text, tree) = both_routes::<Vec<BTreeMap<u32, Vec<Option<Shape>>>>>(&nested);
+        assert_eq!(text.unwrap(), tree.unwrap());
+        // Escaped strings and keys.
+        let escaped = Value::Object(Object::from([(
+            "say \"hi\"".to_owned(),
+            Value::String("line\nbreak \u{1F600}".into()),
+        )]));
+        let (text, tree) = both_routes::<BTreeMap<String, String>>(&escaped);
+        assert_eq!(text.unwrap(), tree.unwrap());
+    }
+
+    #[test]
+    fn text_fails_where_the_value_route_fails() {
+        let value = to_value(&everything()).unwrap();
+        for (value, what) in [
+            (Value::Float64(2.5), "a fraction"),
+            (Value::Int64(-1), "a negative"),
+            (Value::String("x".into()), "a string"),
+            (value, "an object"),
+        ] {
+            let (text, tree) = both_routes::<u32>(&value);
+            assert!(text.is_err() && tree.is_err(), "{what}");
+        }
+        let three = to_value(&[1, 2, 3]).unwrap();
+        let (text, tree) = both_routes::<(u8, u8)>(&three);
+        assert!(text.is_err() && tree.is_err());
+        let two_keys = to_value(&BTreeMap::from([("Circle", 1.0), ("Empty", 0.0)])).unwrap();
+        let (text, tree) = both_routes::<Shape>(&two_keys);
+        assert!(text.is_err() && tree.is_err());
+        // Malformed special encodings and trailing text.
+        for text in [
+            r#"{"$integer": "AAAA"}"#,
+            r#"{"$integer": "AAAAAAAAAAA=", "x": 1}"#,
+            r#"{"$unknown": "x"}"#,
+            r#"{"$bytes": "!!"}"#,
+            "1 2",
+        ] {
+            assert!(from_text::<serde_json::Value>(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn documents_read_from_text_as_from_values() {
+        use crate::id::Doc;
+        let mut fields = match to_value(&everything()).unwrap() {
+            Value::Object(fields) => fields,
+            other => panic!("{other:?}"),
+        };
+        fields.insert(
+            "_id".into(),
+            Value::String("k57b0ctwz6z1yvx2x1tv5hfzk57m5c4j".into()),
+        );
+        fields.insert("_creationTime".into(), Value::Float64(1_795_748_563_508.25));
+        let document = Value::Object(fields);
+        let text = document.to_json_string();
+        let read: Doc<Everything> = from_text(&text).unwrap();
+        let from_tree = Doc::<Everything>::from_value(document.clone()).unwrap();
+        assert_eq!(read, from_tree);
+        assert_eq!(read.data, everything());
+        assert_eq!(read.creation_time, 1_795_748_563_508.25);
+        assert_eq!(read.id.as_str(), "k57b0ctwz6z1yvx2x1tv5hfzk57m5c4j");
+        // In a list, as a query returns them.
+        let list = format!("[{text},{text}]");
+        let documents: Vec<Doc<Everything>> = from_text(&list).unwrap();
+        assert_eq!(documents.len(), 2);
+        assert!(documents.iter().all(|d| *d == from_tree));
+        // Without its system fields, a document is refused.
+        for missing in ["_id", "_creationTime"] {
+            let Value::Object(mut fields) = document.clone() else {
+                unreachable!()
+            };
+            fields.remove(missing);
+            let text = Value::Object(fields).to_json_string();
+            let error = from_text::<Doc<Everything>>(&text).unwrap_err();
+            assert!(error.message().contains(missing), "{error:?}");
+        }
     }
 }

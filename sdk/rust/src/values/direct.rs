@@ -481,7 +481,7 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
             }
             Value::Object(fields) => {
                 let mut map = de::value::MapDeserializer::new(
-                    fields.iter().map(|(k, v)| (Key(k), Deserializer(v))),
+                    fields.iter().map(|(k, v)| (Key::new(k), Deserializer(v))),
                 );
                 let value = visitor.visit_map(&mut map)?;
                 map.end()?;
@@ -541,12 +541,18 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
 
 /// An object key: a string that, like serde_json's, also reads as a
 /// number or a bool when the map's key type is one.
-struct Key<'a>(&'a str);
+pub(super) struct Key<'a, E = Failure>(&'a str, std::marker::PhantomData<E>);
+
+impl<'a, E> Key<'a, E> {
+    pub(super) fn new(key: &'a str) -> Self {
+        Key(key, std::marker::PhantomData)
+    }
+}
 
 macro_rules! parse_key {
     ($($method:ident => $visit:ident: $ty:ty,)*) => {
         $(
-            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, E> {
                 match self.0.parse::<$ty>() {
                     Ok(parsed) => visitor.$visit(parsed),
                     Err(_) => Err(de::Error::invalid_type(
@@ -559,10 +565,10 @@ macro_rules! parse_key {
     };
 }
 
-impl<'de> de::Deserializer<'de> for Key<'de> {
-    type Error = Failure;
+impl<'de, E: de::Error> de::Deserializer<'de> for Key<'de, E> {
+    type Error = E;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, E> {
         visitor.visit_borrowed_str(self.0)
     }
 
@@ -582,7 +588,7 @@ impl<'de> de::Deserializer<'de> for Key<'de> {
         deserialize_f64 => visit_f64: f64,
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, E> {
         visitor.visit_some(self)
     }
 
@@ -590,7 +596,7 @@ impl<'de> de::Deserializer<'de> for Key<'de> {
         self,
         _name: &'static str,
         visitor: V,
-    ) -> Result<V::Value> {
+    ) -> std::result::Result<V::Value, E> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -599,8 +605,8 @@ impl<'de> de::Deserializer<'de> for Key<'de> {
         _name: &'static str,
         _variants: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value> {
-        visitor.visit_enum(de::value::BorrowedStrDeserializer::<Failure>::new(self.0))
+    ) -> std::result::Result<V::Value, E> {
+        visitor.visit_enum(de::value::BorrowedStrDeserializer::<E>::new(self.0))
     }
 
     serde::forward_to_deserialize_any! {
@@ -609,7 +615,7 @@ impl<'de> de::Deserializer<'de> for Key<'de> {
     }
 }
 
-impl<'de> IntoDeserializer<'de, Failure> for Key<'de> {
+impl<'de> IntoDeserializer<'de, Failure> for Key<'de, Failure> {
     type Deserializer = Self;
     fn into_deserializer(self) -> Self {
         self
