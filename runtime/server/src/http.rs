@@ -71,10 +71,34 @@ pub fn router(state: HttpState, sync: crate::ws::SyncState) -> Router {
         .merge(sockets)
 }
 
+/// How much more of a too large body is read and dropped before the 413
+/// goes out: a client still sending then receives the answer, where closing
+/// on unread data would reset the connection under it.
+const DRAIN: usize = 16 << 20;
+
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServerError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ServerError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"))
-    })
+    use futures_util::StreamExt as _;
+    let unreadable =
+        |e: axum::Error| ServerError::BadRequest(format!("cannot read the request body: {e}"));
+    let mut stream = body.into_data_stream();
+    let mut read = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(unreadable)?;
+        if read.len() + chunk.len() > limit {
+            let mut drained = read.len() + chunk.len();
+            while drained <= limit.saturating_add(DRAIN) {
+                match stream.next().await {
+                    Some(Ok(chunk)) => drained += chunk.len(),
+                    _ => break,
+                }
+            }
+            return Err(ServerError::PayloadTooLarge(format!(
+                "the request body is larger than {limit} bytes"
+            )));
+        }
+        read.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(read))
 }
 
 /// The `Authorization` header, if any.
