@@ -13,6 +13,21 @@ pub fn spin(_ctx: &QueryCtx) -> capstan::Result<u64> {
     }
 }
 
+/// Lists a channel like `api:list`, but spins once it holds a message
+/// whose body is "spin": a query that turns slow when re-run.
+#[capstan::query]
+pub fn spin_on(ctx: &QueryCtx, args: crate::api::Channel) -> capstan::Result<usize> {
+    let messages = ctx
+        .db()
+        .query::<crate::api::Message>()
+        .with_index("by_channel", |q| q.eq("channel", &args.channel))
+        .collect()?;
+    if messages.iter().any(|m| m.body == "spin") {
+        spin(ctx)?;
+    }
+    Ok(messages.len())
+}
+
 #[capstan::query]
 pub fn bomb(_ctx: &QueryCtx) -> capstan::Result<usize> {
     let mut hoard: Vec<Vec<u8>> = Vec::new();

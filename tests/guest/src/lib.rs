@@ -17,6 +17,6 @@ capstan::app! {
         api::send_and_list, api::action_clock, api::call_secret,
         auth::whoami, auth::whoami_internal, auth::whoami_mutation, auth::whoami_action,
         auth::check_secret,
-        hostile::spin, hostile::bomb, hostile::recurse, hostile::panics, hostile::huge,
+        hostile::spin, hostile::spin_on, hostile::bomb, hostile::recurse, hostile::panics, hostile::huge,
     ],
 }

@@ -1,7 +1,7 @@
-//! The subscription manager: one task that owns every live query of the
-//! server, shares identical ones (same path, arguments and identity) across
-//! sockets, and after each batch of commits re-runs only the queries whose
-//! read sets the commits' writes intersect.
+//! The subscription manager: every live query of the server, identical
+//! ones (same path, arguments and identity) shared across sockets, and a
+//! task that after each batch of commits re-runs only the queries whose read
+//! sets the commits' writes intersect.
 //!
 //! Consistency: the manager publishes a timestamp `ts` together with a
 //! result for every live query, each valid at `ts` (it was computed at `ts`,
@@ -9,15 +9,18 @@
 //! read results and `ts` under one lock, so every Transition they build is
 //! one snapshot.
 //!
-//! A query nobody holds yet runs on the task of the socket that asks for
-//! it, not on the manager's, so a slow query does not hold up every other
-//! socket's subscriptions. It runs at the published timestamp; the manager
-//! then takes its result only if no commit it processed since (it keeps a
-//! bounded history of them) wrote something the query read, and nothing
-//! invalidated every result meanwhile (a new `epoch`). Otherwise the socket
-//! runs it again, and after a few tries leaves the run to the manager. While
-//! one socket runs a query, others asking for the same one wait for it, so
-//! identical queries are still computed once.
+//! Sockets subscribe and unsubscribe under the manager's state lock, with
+//! no hop to its task. A query nobody holds yet runs on the task of the
+//! socket that asks for it, with no lock held, so a slow query holds up no
+//! other socket. It runs at the published timestamp; its result is taken
+//! only if no commit processed since (a bounded history of them is kept,
+//! including those of a refresh under way) wrote something the query read,
+//! and nothing invalidated every result meanwhile (a new `epoch`).
+//! Otherwise the socket runs it again once the commit that overtook it is
+//! published, and after a few tries runs it with the state held. While one
+//! socket runs a query, others asking for the same one wait for it, so
+//! identical queries are still computed once. A refresh does not hold the
+//! state while its queries run either.
 //!
 //! A query no socket holds any more stays, idle, with its result and read
 //! set (within `SyncLimits::idle_queries` and `idle_query_bytes`), until a
@@ -39,7 +42,7 @@ use capstan_store::read_set::{CommitEntry, DocumentWrite};
 use capstan_store::{DocumentId, IndexId, ReadSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Notify, broadcast, watch};
 
 use super::messages::QueryOutcome;
 use super::{Identity, SyncLimits, client_failure};
@@ -63,7 +66,7 @@ const HISTORY_COMMITS: usize = 1024;
 /// The most document writes those commits may hold together.
 const HISTORY_WRITES: usize = 64 * 1024;
 /// Runs on a socket whose result a commit made stale before the socket
-/// leaves the query to the manager.
+/// runs it with the manager's state held.
 const SOCKET_RUNS: usize = 3;
 
 /// The results of every live query, all valid at `ts`.
@@ -102,59 +105,65 @@ impl Default for Subscriber {
     }
 }
 
-/// A query's first run, made on a socket's task.
-struct SocketRun {
-    ts: Timestamp,
-    epoch: u64,
-    outcome: QueryOutcome,
-    read_set: ReadSet,
+/// What the sockets and the manager's task share.
+struct Shared {
+    /// Taken by sockets to subscribe and unsubscribe, and by the manager's
+    /// task to start and to finish a refresh; held while a query runs only
+    /// on the rare path where a socket's runs keep going stale.
+    state: tokio::sync::Mutex<State>,
+    published: RwLock<Published>,
+    /// The queries being run on sockets, with what ends when each run is
+    /// over: a socket asking for one of them waits for it.
+    running: Mutex<HashMap<QueryKey, watch::Receiver<()>>>,
+    updates: watch::Sender<Timestamp>,
+    stats: Arc<Stats>,
 }
 
-enum Request {
-    /// Subscribes to `key`; the manager runs it if nobody holds it.
-    Subscribe {
-        key: QueryKey,
-        subscriber: Subscriber,
-        reply: oneshot::Sender<QueryHandle>,
-    },
-    /// Subscribes to `key` with the result of `run`, if that is still valid;
-    /// `None` if it is not.
-    Register {
-        key: QueryKey,
-        subscriber: Subscriber,
-        run: SocketRun,
-        reply: oneshot::Sender<Option<QueryHandle>>,
-    },
-    Unsubscribe {
-        handle: QueryHandle,
-        socket: u64,
-    },
+/// Every query the manager holds, indexed by what it read.
+struct State {
+    queries: HashMap<QueryHandle, LiveQuery>,
+    index: ReadSetIndex,
+    next_handle: QueryHandle,
+    idle: IdleQueries,
+    /// Published with the results; see [`Published::epoch`].
+    epoch: u64,
+    history: History,
+    /// A refresh is under way: its commits are in `history`, its results
+    /// not yet published.
+    refreshing: bool,
+    /// The refresh under way computes every result afresh: no result
+    /// computed on a socket is taken until it is published.
+    restarting: bool,
 }
 
 /// The sockets' side of the manager.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Subscriptions {
     app: App,
-    requests: mpsc::UnboundedSender<Request>,
-    published: Arc<RwLock<Published>>,
-    /// The queries being run on sockets, with what ends when each run is
-    /// over: a socket asking for one of them waits for it.
-    running: Arc<Mutex<HashMap<QueryKey, watch::Receiver<()>>>>,
+    shared: Arc<Shared>,
     updates: watch::Receiver<Timestamp>,
-    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Subscriptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriptions")
+            .field("stats", &self.shared.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A socket's claim to run the query of `key`; dropping it lets the sockets
 /// waiting for that run go on.
 struct Claim {
     key: QueryKey,
-    running: Arc<Mutex<HashMap<QueryKey, watch::Receiver<()>>>>,
+    shared: Arc<Shared>,
     _done: watch::Sender<()>,
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        self.running
+        self.shared
+            .running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&self.key);
@@ -183,41 +192,45 @@ pub struct Stats {
 
 impl Subscriptions {
     /// Starts the manager for `app`; it ends when `shutdown` is cancelled
-    /// or every `Subscriptions` clone is dropped. Await the handle before
-    /// closing the store: the manager holds the app.
+    /// or the store closes. Await the handle before closing the store: the
+    /// manager holds the app.
     pub fn start(
         app: App,
         limits: &SyncLimits,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> (Subscriptions, tokio::task::JoinHandle<()>) {
-        let (requests, receiver) = mpsc::unbounded_channel();
         let ts = app.store().latest_ts();
-        let published = Arc::new(RwLock::new(Published {
-            ts,
-            ..Published::default()
-        }));
         let (updates_sender, updates) = watch::channel(ts);
-        let stats = Arc::new(Stats::default());
+        let shared = Arc::new(Shared {
+            state: tokio::sync::Mutex::new(State {
+                queries: HashMap::new(),
+                index: ReadSetIndex::default(),
+                next_handle: 0,
+                idle: IdleQueries {
+                    max_queries: limits.idle_queries,
+                    max_bytes: limits.idle_query_bytes,
+                    ..IdleQueries::default()
+                },
+                epoch: 0,
+                history: History::default(),
+                refreshing: false,
+                restarting: false,
+            }),
+            published: RwLock::new(Published {
+                ts,
+                ..Published::default()
+            }),
+            running: Mutex::default(),
+            updates: updates_sender,
+            stats: Arc::default(),
+        });
         let manager = Manager {
             commits: app.store().subscribe(),
             generations: app.generations(),
             app: app.clone(),
-            requests: receiver,
-            published: published.clone(),
-            updates: updates_sender,
-            queries: HashMap::new(),
-            index: ReadSetIndex::default(),
-            epoch: 0,
-            history: History::default(),
-            next_handle: 0,
-            idle: IdleQueries {
-                max_queries: limits.idle_queries,
-                max_bytes: limits.idle_query_bytes,
-                ..IdleQueries::default()
-            },
-            stats: stats.clone(),
+            shared: shared.clone(),
         };
-        // Ends on shutdown or when every sender of `requests` is dropped.
+        // Ends on shutdown, or when the store and the app are gone.
         let task = tokio::spawn(async move {
             tokio::select! {
                 () = manager.run() => {}
@@ -227,11 +240,8 @@ impl Subscriptions {
         (
             Subscriptions {
                 app,
-                requests,
-                published,
-                running: Arc::default(),
+                shared,
                 updates,
-                stats,
             },
             task,
         )
@@ -240,10 +250,16 @@ impl Subscriptions {
     /// Registers interest in `key`; its result is published before this
     /// returns. A query nobody holds runs on the caller's task.
     /// `subscriber` is notified whenever the query's result changes.
-    pub async fn subscribe(&self, key: QueryKey, subscriber: &Subscriber) -> Option<QueryHandle> {
+    pub async fn subscribe(&self, key: QueryKey, subscriber: &Subscriber) -> QueryHandle {
         loop {
             match self.step(&key) {
-                Step::Known => return self.subscribe_known(key, subscriber).await,
+                Step::Known => {
+                    let mut state = self.shared.state.lock().await;
+                    if let Some(handle) = state.join(&self.shared, &key, subscriber) {
+                        return handle;
+                    }
+                    // Dropped since it was seen: look again.
+                }
                 // Done or abandoned: either way, look again.
                 Step::Wait(mut done) => {
                     let _ = done.changed().await;
@@ -255,6 +271,7 @@ impl Subscriptions {
 
     fn step(&self, key: &QueryKey) -> Step {
         let published = self
+            .shared
             .published
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -264,6 +281,7 @@ impl Subscriptions {
         // Taken with `published` held, so the key cannot be registered in
         // between: a run that ended has registered it first.
         let mut running = self
+            .shared
             .running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -274,67 +292,71 @@ impl Subscriptions {
         running.insert(key.clone(), done);
         Step::Run(Claim {
             key: key.clone(),
-            running: self.running.clone(),
+            shared: self.shared.clone(),
             _done: sender,
         })
     }
 
-    /// Subscribes through the manager, which runs the query if it no
-    /// longer holds it.
-    async fn subscribe_known(&self, key: QueryKey, subscriber: &Subscriber) -> Option<QueryHandle> {
-        let (reply, handle) = oneshot::channel();
-        self.requests
-            .send(Request::Subscribe {
-                key,
-                subscriber: subscriber.clone(),
-                reply,
-            })
-            .ok()?;
-        handle.await.ok()
-    }
-
-    /// Runs the query of `key` here at the published timestamp and hands
-    /// the result to the manager; again if a commit made it stale first.
+    /// Runs the query of `key` here at the published timestamp and holds
+    /// it with that result, unless a commit since wrote what it read: then
+    /// again once that commit is published.
     async fn run_and_register(
         &self,
         key: QueryKey,
         subscriber: &Subscriber,
-        claim: Claim,
-    ) -> Option<QueryHandle> {
+        _claim: Claim,
+    ) -> QueryHandle {
+        let mut updates = self.updates.clone();
         for _ in 0..SOCKET_RUNS {
+            updates.borrow_and_update();
             let (ts, epoch) = self.read(|published| (published.ts, published.epoch));
             let (outcome, read_set) =
-                execute(&self.app, &self.stats, &key, ts, Placement::InPlace).await;
-            let (reply, registered) = oneshot::channel();
-            self.requests
-                .send(Request::Register {
-                    key: key.clone(),
-                    subscriber: subscriber.clone(),
-                    run: SocketRun {
-                        ts,
-                        epoch,
-                        outcome,
-                        read_set,
-                    },
-                    reply,
-                })
-                .ok()?;
-            if let Some(handle) = registered.await.ok()? {
-                return Some(handle);
+                execute(&self.app, &self.shared.stats, &key, ts, Placement::InPlace).await;
+            {
+                let mut state = self.shared.state.lock().await;
+                if let Some(handle) = state.join(&self.shared, &key, subscriber) {
+                    return handle;
+                }
+                if state.takes(ts, epoch, &read_set) {
+                    return state.insert(&self.shared, key, subscriber, outcome, read_set);
+                }
             }
+            // At once if it was published during the run.
+            let _ = updates.changed().await;
         }
-        // Commits keep overtaking this socket's runs: the manager runs it
-        // between them.
-        let handle = self.subscribe_known(key, subscriber).await;
-        drop(claim);
-        handle
+        // Commits keep overtaking the runs: run it with the state held, so
+        // nothing is published meanwhile, once no refresh is under way.
+        loop {
+            let mut state = self.shared.state.lock().await;
+            if let Some(handle) = state.join(&self.shared, &key, subscriber) {
+                return handle;
+            }
+            if !state.refreshing {
+                let ts = self.read(|published| published.ts);
+                let (outcome, read_set) =
+                    execute(&self.app, &self.shared.stats, &key, ts, Placement::InPlace).await;
+                return state.insert(&self.shared, key, subscriber, outcome, read_set);
+            }
+            updates.borrow_and_update();
+            drop(state);
+            let _ = updates.changed().await;
+        }
     }
 
-    pub fn unsubscribe(&self, handle: QueryHandle, subscriber: &Subscriber) {
-        let _ = self.requests.send(Request::Unsubscribe {
-            handle,
-            socket: subscriber.socket,
-        });
+    pub async fn unsubscribe(&self, handle: QueryHandle, subscriber: &Subscriber) {
+        let mut state = self.shared.state.lock().await;
+        let Some(query) = state.queries.get_mut(&handle) else {
+            return;
+        };
+        if let Some((_, count)) = query.subscribers.get_mut(&subscriber.socket) {
+            *count -= 1;
+            if *count == 0 {
+                query.subscribers.remove(&subscriber.socket);
+            }
+        }
+        if query.subscribers.is_empty() {
+            state.make_idle(&self.shared, handle);
+        }
     }
 
     /// A receiver that changes whenever a new timestamp is published (for
@@ -346,6 +368,7 @@ impl Subscriptions {
     /// Reads the published timestamp and the results of `handles` at once.
     pub fn read<R>(&self, read: impl FnOnce(&Published) -> R) -> R {
         let published = self
+            .shared
             .published
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -353,7 +376,7 @@ impl Subscriptions {
     }
 
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.shared.stats
     }
 }
 
@@ -452,21 +475,127 @@ impl History {
     }
 }
 
+impl State {
+    /// Whether a result computed at `ts` in `epoch`, having read
+    /// `read_set`, is valid at the published timestamp and after the
+    /// refresh under way, if any.
+    fn takes(&self, ts: Timestamp, epoch: u64, read_set: &ReadSet) -> bool {
+        epoch == self.epoch && !self.restarting && self.history.still_valid(ts, read_set)
+    }
+
+    /// Adds `subscriber` to the query of `key`, if it is held.
+    fn join(
+        &mut self,
+        shared: &Shared,
+        key: &QueryKey,
+        subscriber: &Subscriber,
+    ) -> Option<QueryHandle> {
+        let handle = *shared
+            .published
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys
+            .get(key)?;
+        let query = self.queries.get_mut(&handle)?;
+        query
+            .subscribers
+            .entry(subscriber.socket)
+            .or_insert_with(|| (subscriber.notify.clone(), 0))
+            .1 += 1;
+        if let Some(place) = query.idle.take() {
+            self.idle.remove(place);
+            shared.stats.reused.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(handle)
+    }
+
+    /// Holds a new query for `subscriber`, with a result valid at the
+    /// published timestamp, and publishes it.
+    fn insert(
+        &mut self,
+        shared: &Shared,
+        key: QueryKey,
+        subscriber: &Subscriber,
+        outcome: QueryOutcome,
+        read_set: ReadSet,
+    ) -> QueryHandle {
+        let handle = self.next_handle;
+        self.next_handle += 1;
+        self.index.insert(handle, &read_set);
+        {
+            let mut published = shared
+                .published
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            published.keys.insert(key.clone(), handle);
+            published.results.insert(handle, Arc::new(outcome));
+        }
+        self.queries.insert(
+            handle,
+            LiveQuery {
+                key,
+                subscribers: HashMap::from([(subscriber.socket, (subscriber.notify.clone(), 1))]),
+                read_set,
+                idle: None,
+            },
+        );
+        handle
+    }
+
+    /// Keeps the query of `handle`, which no socket holds any more, while
+    /// its result is valid and within the idle bounds; drops it otherwise.
+    fn make_idle(&mut self, shared: &Shared, handle: QueryHandle) {
+        // Failures are not kept: one may come from the server, not the
+        // function.
+        let size = shared
+            .published
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .results
+            .get(&handle)
+            .and_then(|outcome| outcome.result.as_ref().ok().map(String::len));
+        let Some(size) = size else {
+            self.drop_query(shared, handle);
+            return;
+        };
+        let (place, evicted) = self.idle.push(handle, size);
+        match place {
+            Some(place) => {
+                if let Some(query) = self.queries.get_mut(&handle) {
+                    query.idle = Some(place);
+                }
+            }
+            None => self.drop_query(shared, handle),
+        }
+        for handle in evicted {
+            self.drop_query(shared, handle);
+        }
+    }
+
+    /// Forgets the query of `handle`, which no socket holds.
+    fn drop_query(&mut self, shared: &Shared, handle: QueryHandle) {
+        let Some(query) = self.queries.remove(&handle) else {
+            return;
+        };
+        if let Some(place) = query.idle {
+            self.idle.remove(place);
+        }
+        self.index.remove(handle, &query.read_set);
+        let mut published = shared
+            .published
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        published.keys.remove(&query.key);
+        published.results.remove(&handle);
+    }
+}
+
+/// The manager's task: re-runs the queries each batch of commits affects.
 struct Manager {
     app: App,
     commits: broadcast::Receiver<Arc<CommitEntry>>,
     generations: watch::Receiver<u64>,
-    requests: mpsc::UnboundedReceiver<Request>,
-    published: Arc<RwLock<Published>>,
-    updates: watch::Sender<Timestamp>,
-    queries: HashMap<QueryHandle, LiveQuery>,
-    index: ReadSetIndex,
-    /// Published with the results; see [`Published::epoch`].
-    epoch: u64,
-    history: History,
-    next_handle: QueryHandle,
-    idle: IdleQueries,
-    stats: Arc<Stats>,
+    shared: Arc<Shared>,
 }
 
 /// What invalidated the published results.
@@ -481,13 +610,6 @@ impl Manager {
     async fn run(mut self) {
         loop {
             let invalidation = tokio::select! {
-                request = self.requests.recv() => match request {
-                    Some(request) => {
-                        self.handle(request).await;
-                        continue;
-                    }
-                    None => return,
-                },
                 entry = self.commits.recv() => match entry {
                     Ok(entry) => {
                         let mut entries = vec![entry];
@@ -524,233 +646,100 @@ impl Manager {
         }
     }
 
-    async fn handle(&mut self, request: Request) {
-        match request {
-            Request::Subscribe {
-                key,
-                subscriber,
-                reply,
-            } => {
-                let handle = match self.join(&key, subscriber.clone()) {
-                    Some(handle) => handle,
-                    None => {
-                        // Rare: the query went away after the socket saw
-                        // it, or commits kept making the socket's runs stale.
-                        let ts = self.published_ts();
-                        let (outcome, read_set) =
-                            execute(&self.app, &self.stats, &key, ts, Placement::InPlace).await;
-                        self.insert(key, subscriber, outcome, read_set)
-                    }
-                };
-                let _ = reply.send(handle);
-            }
-            Request::Register {
-                key,
-                subscriber,
-                run,
-                reply,
-            } => {
-                let handle = match self.join(&key, subscriber.clone()) {
-                    Some(handle) => Some(handle),
-                    None if run.epoch == self.epoch
-                        && self.history.still_valid(run.ts, &run.read_set) =>
-                    {
-                        Some(self.insert(key, subscriber, run.outcome, run.read_set))
-                    }
-                    None => None,
-                };
-                let _ = reply.send(handle);
-            }
-            Request::Unsubscribe { handle, socket } => {
-                let Some(query) = self.queries.get_mut(&handle) else {
-                    return;
-                };
-                if let Some((_, count)) = query.subscribers.get_mut(&socket) {
-                    *count -= 1;
-                    if *count == 0 {
-                        query.subscribers.remove(&socket);
-                    }
-                }
-                if query.subscribers.is_empty() {
-                    self.make_idle(handle);
-                }
-            }
-        }
-    }
-
-    /// Adds `subscriber` to the query of `key`, if the manager holds it.
-    fn join(&mut self, key: &QueryKey, subscriber: Subscriber) -> Option<QueryHandle> {
-        let handle = *self
-            .published
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .keys
-            .get(key)?;
-        let query = self.queries.get_mut(&handle)?;
-        query
-            .subscribers
-            .entry(subscriber.socket)
-            .or_insert((subscriber.notify, 0))
-            .1 += 1;
-        if let Some(place) = query.idle.take() {
-            self.idle.remove(place);
-            self.stats.reused.fetch_add(1, Ordering::Relaxed);
-        }
-        Some(handle)
-    }
-
-    /// Holds a new query for `subscriber`, with a result valid at the
-    /// published timestamp, and publishes it.
-    fn insert(
-        &mut self,
-        key: QueryKey,
-        subscriber: Subscriber,
-        outcome: QueryOutcome,
-        read_set: ReadSet,
-    ) -> QueryHandle {
-        let handle = self.next_handle;
-        self.next_handle += 1;
-        self.index.insert(handle, &read_set);
-        {
-            let mut published = self
-                .published
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            published.keys.insert(key.clone(), handle);
-            published.results.insert(handle, Arc::new(outcome));
-        }
-        self.queries.insert(
-            handle,
-            LiveQuery {
-                key,
-                subscribers: HashMap::from([(subscriber.socket, (subscriber.notify, 1))]),
-                read_set,
-                idle: None,
-            },
-        );
-        handle
-    }
-
-    /// Keeps the query of `handle`, which no socket holds any more, while
-    /// its result is valid and within the idle bounds; drops it otherwise.
-    fn make_idle(&mut self, handle: QueryHandle) {
-        // Failures are not kept: one may come from the server, not the
-        // function.
-        let size = self
-            .published
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .results
-            .get(&handle)
-            .and_then(|outcome| outcome.result.as_ref().ok().map(String::len));
-        let Some(size) = size else {
-            self.drop_query(handle);
-            return;
-        };
-        let (place, evicted) = self.idle.push(handle, size);
-        match place {
-            Some(place) => {
-                if let Some(query) = self.queries.get_mut(&handle) {
-                    query.idle = Some(place);
-                }
-            }
-            None => self.drop_query(handle),
-        }
-        for handle in evicted {
-            self.drop_query(handle);
-        }
-    }
-
-    /// Forgets the query of `handle`, which no socket holds.
-    fn drop_query(&mut self, handle: QueryHandle) {
-        let Some(query) = self.queries.remove(&handle) else {
-            return;
-        };
-        if let Some(place) = query.idle {
-            self.idle.remove(place);
-        }
-        self.index.remove(handle, &query.read_set);
-        let mut published = self
-            .published
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        published.keys.remove(&query.key);
-        published.results.remove(&handle);
-    }
-
     fn published_ts(&self) -> Timestamp {
-        self.published
+        self.shared
+            .published
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .ts
     }
 
     /// Re-runs the invalidated queries at the new timestamp and publishes.
+    /// The state is not held while they run: sockets subscribe meanwhile.
     async fn refresh(&mut self, invalidation: Invalidation) {
         let restart = matches!(invalidation, Invalidation::All);
-        let (ts, affected): (Timestamp, Vec<QueryHandle>) = match invalidation {
-            Invalidation::Commits(ts, entries) => {
-                let mut affected = HashSet::new();
-                let mut everything = false;
-                for entry in &entries {
-                    if entry.schema_changed {
-                        everything = true;
-                        break;
+        let (ts, runs) = {
+            let mut state = self.shared.state.lock().await;
+            let (ts, affected): (Timestamp, Vec<QueryHandle>) = match invalidation {
+                Invalidation::Commits(ts, entries) => {
+                    let mut affected = HashSet::new();
+                    let mut everything = false;
+                    for entry in &entries {
+                        if entry.schema_changed {
+                            everything = true;
+                            break;
+                        }
+                        state.index.affected(&entry.writes, &mut affected);
                     }
-                    self.index.affected(&entry.writes, &mut affected);
+                    for entry in entries {
+                        state.history.push(entry);
+                    }
+                    if everything {
+                        (ts, state.queries.keys().copied().collect())
+                    } else {
+                        (ts, affected.into_iter().collect())
+                    }
                 }
-                for entry in entries {
-                    self.history.push(entry);
-                }
-                if everything {
-                    (ts, self.queries.keys().copied().collect())
-                } else {
-                    (ts, affected.into_iter().collect())
-                }
-            }
-            Invalidation::All => (
-                self.app.store().latest_ts(),
-                self.queries.keys().copied().collect(),
-            ),
-        };
-        let ts = ts.max(self.published_ts());
-        let mut runs = tokio::task::JoinSet::new();
-        for handle in affected {
-            let Some(query) = self.queries.get(&handle) else {
-                continue;
+                Invalidation::All => (
+                    self.app.store().latest_ts(),
+                    state.queries.keys().copied().collect(),
+                ),
             };
-            // Nobody waits for an idle query's new result.
-            if query.idle.is_some() {
-                self.drop_query(handle);
-                continue;
+            let ts = ts.max(self.published_ts());
+            let mut runs = Vec::new();
+            for handle in affected {
+                let Some(query) = state.queries.get(&handle) else {
+                    continue;
+                };
+                // Nobody waits for an idle query's new result.
+                if query.idle.is_some() {
+                    state.drop_query(&self.shared, handle);
+                    continue;
+                }
+                runs.push((handle, query.key.clone()));
             }
-            let key = query.key.clone();
+            state.refreshing = true;
+            state.restarting = restart;
+            (ts, runs)
+        };
+        let mut running = tokio::task::JoinSet::new();
+        for (handle, key) in runs {
             let app = self.app.clone();
-            let stats = self.stats.clone();
-            runs.spawn(async move {
+            let stats = self.shared.stats.clone();
+            running.spawn(async move {
                 let run = execute(&app, &stats, &key, ts, Placement::Pool).await;
                 (handle, run)
             });
         }
         let mut fresh = Vec::new();
-        while let Some(joined) = runs.join_next().await {
-            let Ok((handle, (outcome, read_set))) = joined else {
-                continue;
-            };
-            if let Some(query) = self.queries.get_mut(&handle) {
-                self.index.remove(handle, &query.read_set);
-                self.index.insert(handle, &read_set);
-                query.read_set = read_set;
-                fresh.push((handle, outcome));
+        while let Some(joined) = running.join_next().await {
+            if let Ok(done) = joined {
+                fresh.push(done);
             }
         }
+
+        let mut state = self.shared.state.lock().await;
+        let state = &mut *state;
         let mut changed = Vec::new();
+        let mut idle = Vec::new();
         {
             let mut published = self
+                .shared
                 .published
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (handle, outcome) in fresh {
+            for (handle, (outcome, read_set)) in fresh {
+                // Dropped meanwhile, or idle: nobody waits for it.
+                let Some(query) = state.queries.get_mut(&handle) else {
+                    continue;
+                };
+                if query.idle.is_some() {
+                    idle.push(handle);
+                    continue;
+                }
+                state.index.remove(handle, &query.read_set);
+                state.index.insert(handle, &read_set);
+                query.read_set = read_set;
                 if published
                     .results
                     .get(&handle)
@@ -765,14 +754,19 @@ impl Manager {
                 // With the timestamp, so a socket reading the new epoch
                 // runs at or after this refresh's timestamp.
                 published.epoch += 1;
-                self.epoch = published.epoch;
-                self.history.restart(ts);
+                state.epoch = published.epoch;
+                state.history.restart(ts);
             }
         }
-        self.updates.send_replace(ts);
+        for handle in idle {
+            state.drop_query(&self.shared, handle);
+        }
+        state.refreshing = false;
+        state.restarting = false;
+        self.shared.updates.send_replace(ts);
         // Only the sockets holding a changed query wake up.
         for handle in changed {
-            if let Some(query) = self.queries.get(&handle) {
+            if let Some(query) = state.queries.get(&handle) {
                 for (notify, _) in query.subscribers.values() {
                     notify.notify_one();
                 }

@@ -224,7 +224,8 @@ pub async fn run_socket(
         worker
             .context
             .subscriptions
-            .unsubscribe(query.handle, &worker.subscriber);
+            .unsubscribe(query.handle, &worker.subscriber)
+            .await;
     }
     tracing::debug!(
         session = worker.session_id.as_deref().unwrap_or("-"),
@@ -419,7 +420,8 @@ impl Worker {
                     };
                     self.context
                         .subscriptions
-                        .unsubscribe(query.handle, &self.subscriber);
+                        .unsubscribe(query.handle, &self.subscriber)
+                        .await;
                     self.removed.push(query_id);
                 }
             }
@@ -429,7 +431,8 @@ impl Worker {
     }
 
     async fn subscribe(&self, path: &str, args: &str) -> Result<QueryHandle, Close> {
-        self.context
+        Ok(self
+            .context
             .subscriptions
             .subscribe(
                 QueryKey {
@@ -439,8 +442,7 @@ impl Worker {
                 },
                 &self.subscriber,
             )
-            .await
-            .ok_or_else(|| Close::new(1001, "ServerShutdown"))
+            .await)
     }
 
     async fn authenticate(&mut self, base_version: u32, token: AuthToken) -> Result<(), Close> {
@@ -491,7 +493,8 @@ impl Worker {
                 let query = self.queries.get_mut(&id).expect("present");
                 self.context
                     .subscriptions
-                    .unsubscribe(query.handle, &self.subscriber);
+                    .unsubscribe(query.handle, &self.subscriber)
+                    .await;
                 query.handle = handle;
             }
         }

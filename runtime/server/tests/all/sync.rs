@@ -428,6 +428,41 @@ async fn a_slow_query_holds_up_no_other_socket() -> anyhow::Result<()> {
     let transition = spinner.expect("Transition").await?;
     let change = &transition["modifications"][0];
     assert_eq!(change["type"], "QueryFailed", "{transition}");
+
+    // A query that turns slow when a commit makes it run again holds up
+    // no new subscription either.
+    let mut turning = Client::connect(&server).await?;
+    turning
+        .subscribe(0, 0, "hostile:spin_on", json!({"channel": "turn"}))
+        .await?;
+    assert_eq!(
+        turning.value_of(0).await?,
+        json!({"$integer": "AAAAAAAAAAA="})
+    );
+    let before = stats.executions.load(Ordering::SeqCst);
+    writer
+        .mutation(1, "api:send", json!({"channel": "turn", "body": "spin"}))
+        .await?;
+    let response = writer.expect("MutationResponse").await?;
+    let commit =
+        capstan_protocol::Timestamp::from_wire(response["ts"].as_str().unwrap_or_default())?;
+    // Until its re-run has begun.
+    while stats.executions.load(Ordering::SeqCst) == before {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut late = Client::connect(&server).await?;
+    late.subscribe(0, 0, "api:list", json!({"channel": "busy"}))
+        .await?;
+    assert_eq!(bodies(&late.value_of(0).await?), ["done"]);
+    assert!(
+        server.server.subscriptions.read(|published| published.ts) < commit,
+        "the re-run was published before the new subscription was served"
+    );
+    let transition = turning.expect("Transition").await?;
+    assert_eq!(
+        transition["modifications"][0]["type"], "QueryFailed",
+        "{transition}"
+    );
     server.stop().await
 }
 
