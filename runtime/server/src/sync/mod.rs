@@ -43,6 +43,10 @@ pub struct SyncLimits {
     pub idle_queries: usize,
     /// The most bytes of results kept for idle queries.
     pub idle_query_bytes: usize,
+    /// A query nobody holds yet runs on the socket that asks for it; when
+    /// commits keep making those runs stale, after this many it is left to
+    /// the manager's next refresh. 0 leaves every new query to the manager.
+    pub socket_runs: usize,
 }
 
 impl Default for SyncLimits {
@@ -55,6 +59,7 @@ impl Default for SyncLimits {
             ping_interval: Duration::from_secs(15),
             idle_queries: 1_000,
             idle_query_bytes: 64 << 20,
+            socket_runs: 3,
         }
     }
 }

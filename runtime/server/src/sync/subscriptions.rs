@@ -17,7 +17,8 @@
 //! including those of a refresh under way) wrote something the query read,
 //! and nothing invalidated every result meanwhile (a new `epoch`).
 //! Otherwise the socket runs it again once the commit that overtook it is
-//! published, and after a few tries runs it with the state held. While one
+//! published, and after a few tries (`SyncLimits::socket_runs`) leaves it to
+//! the manager's next refresh, which runs it at its own timestamp. While one
 //! socket runs a query, others asking for the same one wait for it, so
 //! identical queries are still computed once. A refresh does not hold the
 //! state while its queries run either.
@@ -65,9 +66,6 @@ pub struct QueryKey {
 const HISTORY_COMMITS: usize = 1024;
 /// The most document writes those commits may hold together.
 const HISTORY_WRITES: usize = 64 * 1024;
-/// Runs on a socket whose result a commit made stale before the socket
-/// runs it with the manager's state held.
-const SOCKET_RUNS: usize = 3;
 
 /// The results of every live query, all valid at `ts`.
 #[derive(Debug, Default)]
@@ -117,6 +115,20 @@ struct Shared {
     running: Mutex<HashMap<QueryKey, watch::Receiver<()>>>,
     updates: watch::Sender<Timestamp>,
     stats: Arc<Stats>,
+    /// Wakes the manager's task for `State::pending`.
+    wake: Notify,
+    /// Cancelled when the manager's task ends (on shutdown): nothing is
+    /// published any more, so nobody waits for it.
+    closed: tokio_util::sync::CancellationToken,
+    /// See [`SyncLimits::socket_runs`].
+    socket_runs: usize,
+}
+
+/// A subscription a socket leaves to the manager's next refresh.
+struct Pending {
+    key: QueryKey,
+    subscriber: Subscriber,
+    reply: tokio::sync::oneshot::Sender<QueryHandle>,
 }
 
 /// Every query the manager holds, indexed by what it read.
@@ -134,6 +146,9 @@ struct State {
     /// The refresh under way computes every result afresh: no result
     /// computed on a socket is taken until it is published.
     restarting: bool,
+    /// Subscriptions whose runs on sockets kept going stale: the next
+    /// refresh runs them at its timestamp.
+    pending: Vec<Pending>,
 }
 
 /// The sockets' side of the manager.
@@ -199,6 +214,8 @@ impl Subscriptions {
         limits: &SyncLimits,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> (Subscriptions, tokio::task::JoinHandle<()>) {
+        // Subscribed first: a commit after `ts` is then processed.
+        let commits = app.store().subscribe();
         let ts = app.store().latest_ts();
         let (updates_sender, updates) = watch::channel(ts);
         let shared = Arc::new(Shared {
@@ -215,6 +232,7 @@ impl Subscriptions {
                 history: History::default(),
                 refreshing: false,
                 restarting: false,
+                pending: Vec::new(),
             }),
             published: RwLock::new(Published {
                 ts,
@@ -223,19 +241,24 @@ impl Subscriptions {
             running: Mutex::default(),
             updates: updates_sender,
             stats: Arc::default(),
+            wake: Notify::new(),
+            closed: tokio_util::sync::CancellationToken::new(),
+            socket_runs: limits.socket_runs,
         });
         let manager = Manager {
-            commits: app.store().subscribe(),
+            commits,
             generations: app.generations(),
             app: app.clone(),
             shared: shared.clone(),
         };
         // Ends on shutdown, or when the store and the app are gone.
+        let closed = shared.closed.clone();
         let task = tokio::spawn(async move {
             tokio::select! {
                 () = manager.run() => {}
                 () = shutdown.cancelled() => {}
             }
+            closed.cancel();
         });
         (
             Subscriptions {
@@ -250,19 +273,23 @@ impl Subscriptions {
     /// Registers interest in `key`; its result is published before this
     /// returns. A query nobody holds runs on the caller's task.
     /// `subscriber` is notified whenever the query's result changes.
-    pub async fn subscribe(&self, key: QueryKey, subscriber: &Subscriber) -> QueryHandle {
+    /// `None` once the server is shutting down.
+    pub async fn subscribe(&self, key: QueryKey, subscriber: &Subscriber) -> Option<QueryHandle> {
         loop {
             match self.step(&key) {
                 Step::Known => {
                     let mut state = self.shared.state.lock().await;
                     if let Some(handle) = state.join(&self.shared, &key, subscriber) {
-                        return handle;
+                        return Some(handle);
                     }
                     // Dropped since it was seen: look again.
                 }
                 // Done or abandoned: either way, look again.
                 Step::Wait(mut done) => {
-                    let _ = done.changed().await;
+                    tokio::select! {
+                        _ = done.changed() => {}
+                        () = self.shared.closed.cancelled() => return None,
+                    }
                 }
                 Step::Run(claim) => return self.run_and_register(key, subscriber, claim).await,
             }
@@ -298,16 +325,17 @@ impl Subscriptions {
     }
 
     /// Runs the query of `key` here at the published timestamp and holds
-    /// it with that result, unless a commit since wrote what it read: then
-    /// again once that commit is published.
+    /// it with that result, unless a commit since wrote what it read (or
+    /// the server failed to run it): then again once that commit is
+    /// published, and after a few tries in the manager's next refresh.
     async fn run_and_register(
         &self,
         key: QueryKey,
         subscriber: &Subscriber,
         _claim: Claim,
-    ) -> QueryHandle {
+    ) -> Option<QueryHandle> {
         let mut updates = self.updates.clone();
-        for _ in 0..SOCKET_RUNS {
+        for _ in 0..self.shared.socket_runs {
             updates.borrow_and_update();
             let (ts, epoch) = self.read(|published| (published.ts, published.epoch));
             let (outcome, read_set) =
@@ -315,31 +343,38 @@ impl Subscriptions {
             {
                 let mut state = self.shared.state.lock().await;
                 if let Some(handle) = state.join(&self.shared, &key, subscriber) {
-                    return handle;
+                    return Some(handle);
                 }
-                if state.takes(ts, epoch, &read_set) {
-                    return state.insert(&self.shared, key, subscriber, outcome, read_set);
+                if let Some(read_set) = read_set
+                    && state.takes(ts, epoch, &read_set)
+                {
+                    return Some(state.insert(&self.shared, key, subscriber, outcome, read_set));
                 }
             }
             // At once if it was published during the run.
-            let _ = updates.changed().await;
+            tokio::select! {
+                _ = updates.changed() => {}
+                () = self.shared.closed.cancelled() => return None,
+            }
         }
-        // Commits keep overtaking the runs: run it with the state held, so
-        // nothing is published meanwhile, once no refresh is under way.
-        loop {
+        // Commits keep overtaking the runs: the manager runs it between
+        // them.
+        let (reply, handle) = tokio::sync::oneshot::channel();
+        {
             let mut state = self.shared.state.lock().await;
             if let Some(handle) = state.join(&self.shared, &key, subscriber) {
-                return handle;
+                return Some(handle);
             }
-            if !state.refreshing {
-                let ts = self.read(|published| published.ts);
-                let (outcome, read_set) =
-                    execute(&self.app, &self.shared.stats, &key, ts, Placement::InPlace).await;
-                return state.insert(&self.shared, key, subscriber, outcome, read_set);
-            }
-            updates.borrow_and_update();
-            drop(state);
-            let _ = updates.changed().await;
+            state.pending.push(Pending {
+                key,
+                subscriber: subscriber.clone(),
+                reply,
+            });
+        }
+        self.shared.wake.notify_one();
+        tokio::select! {
+            handle = handle => handle.ok(),
+            () = self.shared.closed.cancelled() => None,
         }
     }
 
@@ -545,6 +580,9 @@ impl State {
     /// Keeps the query of `handle`, which no socket holds any more, while
     /// its result is valid and within the idle bounds; drops it otherwise.
     fn make_idle(&mut self, shared: &Shared, handle: QueryHandle) {
+        if self.queries.get(&handle).is_none_or(|q| q.idle.is_some()) {
+            return;
+        }
         // Failures are not kept: one may come from the server, not the
         // function.
         let size = shared
@@ -604,6 +642,8 @@ enum Invalidation {
     Commits(Timestamp, Vec<Arc<CommitEntry>>),
     /// Everything must run again at the store's latest timestamp.
     All,
+    /// Nothing changed; subscriptions are pending.
+    Pending,
 }
 
 impl Manager {
@@ -630,10 +670,7 @@ impl Manager {
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => Invalidation::All,
                     // The store closed: nothing will change any more.
-                    Err(broadcast::error::RecvError::Closed) => {
-                        self.commits = broadcast::channel(1).1;
-                        continue;
-                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
                 },
                 changed = self.generations.changed() => {
                     if changed.is_err() {
@@ -641,6 +678,7 @@ impl Manager {
                     }
                     Invalidation::All
                 }
+                () = self.shared.wake.notified() => Invalidation::Pending,
             };
             self.refresh(invalidation).await;
         }
@@ -654,11 +692,12 @@ impl Manager {
             .ts
     }
 
-    /// Re-runs the invalidated queries at the new timestamp and publishes.
-    /// The state is not held while they run: sockets subscribe meanwhile.
+    /// Re-runs the invalidated queries at the new timestamp, runs the
+    /// pending subscriptions there too, and publishes. The state is not held
+    /// while they run: sockets subscribe meanwhile.
     async fn refresh(&mut self, invalidation: Invalidation) {
         let restart = matches!(invalidation, Invalidation::All);
-        let (ts, runs) = {
+        let (ts, runs, pending) = {
             let mut state = self.shared.state.lock().await;
             let (ts, affected): (Timestamp, Vec<QueryHandle>) = match invalidation {
                 Invalidation::Commits(ts, entries) => {
@@ -684,6 +723,7 @@ impl Manager {
                     self.app.store().latest_ts(),
                     state.queries.keys().copied().collect(),
                 ),
+                Invalidation::Pending => (self.published_ts(), Vec::new()),
             };
             let ts = ts.max(self.published_ts());
             let mut runs = Vec::new();
@@ -696,25 +736,45 @@ impl Manager {
                     state.drop_query(&self.shared, handle);
                     continue;
                 }
-                runs.push((handle, query.key.clone()));
+                runs.push((Some(handle), query.key.clone()));
             }
+            // Pending subscriptions to one key share a run.
+            let mut pending: HashMap<QueryKey, Vec<Pending>> = HashMap::new();
+            for waiting in std::mem::take(&mut state.pending) {
+                pending
+                    .entry(waiting.key.clone())
+                    .or_default()
+                    .push(waiting);
+            }
+            runs.extend(pending.keys().map(|key| (None, key.clone())));
             state.refreshing = true;
             state.restarting = restart;
-            (ts, runs)
+            (ts, runs, pending)
         };
         let mut running = tokio::task::JoinSet::new();
+        let mut by_task = HashMap::new();
         for (handle, key) in runs {
             let app = self.app.clone();
             let stats = self.shared.stats.clone();
-            running.spawn(async move {
-                let run = execute(&app, &stats, &key, ts, Placement::Pool).await;
-                (handle, run)
+            let task = running.spawn({
+                let key = key.clone();
+                async move { execute(&app, &stats, &key, ts, Placement::Pool).await }
             });
+            by_task.insert(task.id(), (handle, key));
         }
         let mut fresh = Vec::new();
-        while let Some(joined) = running.join_next().await {
-            if let Ok(done) = joined {
-                fresh.push(done);
+        while let Some(joined) = running.join_next_with_id().await {
+            let (id, run) = match joined {
+                Ok((id, run)) => (id, run),
+                // A run that failed outside the function runner still
+                // yields a result: the old one is not valid at `ts`.
+                Err(error) => {
+                    tracing::error!(%error, "a subscribed query's run failed");
+                    (error.id(), (server_error(), None))
+                }
+            };
+            if let Some(task) = by_task.remove(&id) {
+                fresh.push((task, run));
             }
         }
 
@@ -722,13 +782,18 @@ impl Manager {
         let state = &mut *state;
         let mut changed = Vec::new();
         let mut idle = Vec::new();
+        let mut new = Vec::new();
         {
             let mut published = self
                 .shared
                 .published
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (handle, (outcome, read_set)) in fresh {
+            for ((handle, key), (outcome, read_set)) in fresh {
+                let Some(handle) = handle else {
+                    new.push((key, outcome, read_set));
+                    continue;
+                };
                 // Dropped meanwhile, or idle: nobody waits for it.
                 let Some(query) = state.queries.get_mut(&handle) else {
                     continue;
@@ -737,9 +802,13 @@ impl Manager {
                     idle.push(handle);
                     continue;
                 }
-                state.index.remove(handle, &query.read_set);
-                state.index.insert(handle, &read_set);
-                query.read_set = read_set;
+                // When the server failed to run it, the query keeps what it
+                // read before, so that the next commit there runs it again.
+                if let Some(read_set) = read_set {
+                    state.index.remove(handle, &query.read_set);
+                    state.index.insert(handle, &read_set);
+                    query.read_set = read_set;
+                }
                 if published
                     .results
                     .get(&handle)
@@ -761,6 +830,23 @@ impl Manager {
         for handle in idle {
             state.drop_query(&self.shared, handle);
         }
+        // The pending subscriptions, whose runs are valid at `ts`.
+        let mut pending = pending;
+        for (key, outcome, read_set) in new {
+            for waiting in pending.remove(&key).unwrap_or_default() {
+                let handle = match state.join(&self.shared, &key, &waiting.subscriber) {
+                    Some(handle) => handle,
+                    None => state.insert(
+                        &self.shared,
+                        key.clone(),
+                        &waiting.subscriber,
+                        outcome.clone(),
+                        read_set.clone().unwrap_or_default(),
+                    ),
+                };
+                let _ = waiting.reply.send(handle);
+            }
+        }
         state.refreshing = false;
         state.restarting = false;
         self.shared.updates.send_replace(ts);
@@ -775,15 +861,19 @@ impl Manager {
     }
 }
 
-/// Runs the query of `key` at `ts`: its outcome as clients see it, and what
-/// it read.
+/// What a run produced: the outcome as clients see it, and what the query
+/// read, or `None` when the server failed to run it (then the outcome is a
+/// "Server Error" and says nothing of the data).
+type Run = (QueryOutcome, Option<ReadSet>);
+
+/// Runs the query of `key` at `ts`.
 async fn execute(
     app: &App,
     stats: &Stats,
     key: &QueryKey,
     ts: Timestamp,
     placement: Placement,
-) -> (QueryOutcome, ReadSet) {
+) -> Run {
     stats.executions.fetch_add(1, Ordering::Relaxed);
     match app
         .query_at(
@@ -797,20 +887,21 @@ async fn execute(
     {
         Ok(run) => (
             QueryOutcome::new(run.result.map_err(client_failure), run.log_lines),
-            run.read_set,
+            Some(run.read_set),
         ),
         Err(error) => {
             tracing::error!(path = %key.path, %error, "a subscribed query could not run");
-            let failure = super::messages::FunctionFailure {
-                message: "Server Error".into(),
-                data: None,
-            };
-            (
-                QueryOutcome::new(Err(failure), Vec::new()),
-                ReadSet::default(),
-            )
+            (server_error(), None)
         }
     }
+}
+
+fn server_error() -> QueryOutcome {
+    let failure = super::messages::FunctionFailure {
+        message: "Server Error".into(),
+        data: None,
+    };
+    QueryOutcome::new(Err(failure), Vec::new())
 }
 
 /// The ranges read on one index, keyed by (lower bound, query, position in

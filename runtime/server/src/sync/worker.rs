@@ -431,8 +431,7 @@ impl Worker {
     }
 
     async fn subscribe(&self, path: &str, args: &str) -> Result<QueryHandle, Close> {
-        Ok(self
-            .context
+        self.context
             .subscriptions
             .subscribe(
                 QueryKey {
@@ -442,7 +441,8 @@ impl Worker {
                 },
                 &self.subscriber,
             )
-            .await)
+            .await
+            .ok_or_else(|| Close::new(1001, "ServerShutdown"))
     }
 
     async fn authenticate(&mut self, base_version: u32, token: AuthToken) -> Result<(), Close> {

@@ -468,9 +468,25 @@ async fn a_slow_query_holds_up_no_other_socket() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_queries_racing_commits_each_answer_at_one_snapshot() -> anyhow::Result<()> {
+    // Run on the socket that asks, as usual.
+    racing_commits(3).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_queries_left_to_the_manager_answer_at_one_snapshot() -> anyhow::Result<()> {
+    // Each one run by the manager's next refresh, as when commits keep
+    // making a socket's runs stale.
+    racing_commits(0).await
+}
+
+/// New queries asked while a writer commits: every answer holds exactly
+/// the writes committed at or before its Transition's timestamp.
+async fn racing_commits(socket_runs: usize) -> anyhow::Result<()> {
     const WRITES: usize = 60;
     let dir = temp_dir();
-    let server = TestServer::with_guest(dir.path()).await?;
+    let mut config = config(dir.path());
+    config.sync.socket_runs = socket_runs;
+    let server = TestServer::guest_with(config).await?;
     let mut writer = Client::connect(&server).await?;
     let mut reader = Client::connect(&server).await?;
 
