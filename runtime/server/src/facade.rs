@@ -339,7 +339,7 @@ impl App {
         args: String,
         caller: Caller,
     ) -> Result<FunctionResult, ServerError> {
-        let (module, info) = self.resolve(expected, path, &caller)?;
+        let (_, module, info) = self.resolve(expected, path, &caller)?;
         let environment = self.environment();
         // A query reads a snapshot; an action has no transaction but runs
         // other functions through `Nested`. Mutations retry, below.
@@ -384,14 +384,21 @@ impl App {
             .map_err(|_| ServerError::Unavailable("the server is shutting down".into()))
     }
 
-    /// The module and description of the function at `path`, if `caller`
-    /// may call it as a function of kind `expected`.
+    /// The deployment, module and description of the function at `path`,
+    /// if `caller` may call it as a function of kind `expected`.
     fn resolve(
         &self,
         expected: Option<FunctionKind>,
         path: &str,
         caller: &Caller,
-    ) -> Result<(Arc<capstan_host::Module>, capstan_host::FunctionInfo), ServerError> {
+    ) -> Result<
+        (
+            Arc<Deployment>,
+            Arc<capstan_host::Module>,
+            capstan_host::FunctionInfo,
+        ),
+        ServerError,
+    > {
         let deployment = self.deployment().ok_or_else(|| {
             ServerError::NotFound("no app is deployed yet; run `capstan deploy`".into())
         })?;
@@ -414,7 +421,7 @@ impl App {
                 kind_name(expected)
             )));
         }
-        Ok((module, info))
+        Ok((deployment, module, info))
     }
 
     /// Runs the query at `path` at snapshot `ts`, keeping what it read.
@@ -428,8 +435,8 @@ impl App {
         caller: Caller,
         placement: Placement,
     ) -> Result<QueryRun, ServerError> {
-        let module = match self.resolve(Some(FunctionKind::Query), path, &caller) {
-            Ok((module, _)) => module,
+        let (deployment, module) = match self.resolve(Some(FunctionKind::Query), path, &caller) {
+            Ok((deployment, module, _)) => (deployment, module),
             Err(e @ (ServerError::NotFound(_) | ServerError::BadRequest(_))) => {
                 return Ok(QueryRun {
                     result: Err(Failure::Function {
@@ -457,8 +464,7 @@ impl App {
         };
         let outcome = match placement {
             Placement::InPlace => {
-                let deployment = self.deployment();
-                let pace = deployment.as_ref().and_then(|d| d.pace(path));
+                let pace = deployment.pace(path);
                 let began = std::time::Instant::now();
                 let outcome = run_in_place(module, call, pace.is_some_and(Pace::quick)).await?;
                 if let Some(pace) = pace {
@@ -522,7 +528,7 @@ impl App {
                 ts: Some(ts),
             });
         }
-        let (module, _) = self.resolve(Some(FunctionKind::Mutation), path, &caller)?;
+        let (_, module, _) = self.resolve(Some(FunctionKind::Mutation), path, &caller)?;
         self.run_mutation(
             module,
             path,

@@ -140,9 +140,6 @@ struct State {
     /// Published with the results; see [`Published::epoch`].
     epoch: u64,
     history: History,
-    /// A refresh is under way: its commits are in `history`, its results
-    /// not yet published.
-    refreshing: bool,
     /// The refresh under way computes every result afresh: no result
     /// computed on a socket is taken until it is published.
     restarting: bool,
@@ -230,7 +227,6 @@ impl Subscriptions {
                 },
                 epoch: 0,
                 history: History::default(),
-                refreshing: false,
                 restarting: false,
                 pending: Vec::new(),
             }),
@@ -747,7 +743,6 @@ impl Manager {
                     .push(waiting);
             }
             runs.extend(pending.keys().map(|key| (None, key.clone())));
-            state.refreshing = true;
             state.restarting = restart;
             (ts, runs, pending)
         };
@@ -847,7 +842,6 @@ impl Manager {
                 let _ = waiting.reply.send(handle);
             }
         }
-        state.refreshing = false;
         state.restarting = false;
         self.shared.updates.send_replace(ts);
         // Only the sockets holding a changed query wake up.

@@ -393,6 +393,13 @@ async fn a_thousand_sockets_on_one_query_all_see_one_mutation() -> anyhow::Resul
     server.stop().await
 }
 
+/// Returns once a query run has begun since `stats` counted `before`.
+async fn began_after(stats: &capstan_server::sync::subscriptions::Stats, before: u64) {
+    while stats.executions.load(Ordering::SeqCst) == before {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_query_holds_up_no_other_socket() -> anyhow::Result<()> {
     let dir = temp_dir();
@@ -404,9 +411,7 @@ async fn a_slow_query_holds_up_no_other_socket() -> anyhow::Result<()> {
     let mut spinner = Client::connect(&server).await?;
     spinner.subscribe(0, 0, "hostile:spin", json!({})).await?;
     // Until its run has begun.
-    while stats.executions.load(Ordering::SeqCst) == before {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    began_after(stats, before).await;
 
     // Another socket subscribes and follows a mutation meanwhile.
     let mut reader = Client::connect(&server).await?;
@@ -447,9 +452,7 @@ async fn a_slow_query_holds_up_no_other_socket() -> anyhow::Result<()> {
     let commit =
         capstan_protocol::Timestamp::from_wire(response["ts"].as_str().unwrap_or_default())?;
     // Until its re-run has begun.
-    while stats.executions.load(Ordering::SeqCst) == before {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    began_after(stats, before).await;
     let mut late = Client::connect(&server).await?;
     late.subscribe(0, 0, "api:list", json!({"channel": "busy"}))
         .await?;
