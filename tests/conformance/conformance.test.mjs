@@ -82,7 +82,7 @@ test("ConvexError data arrives as .data", async () => {
   await assert.rejects(c.query(api.fail, {}), (error) => {
     assert.ok(error instanceof ConvexError, `${error}`);
     assert.equal(error.data.code, "TOO_MANY");
-    assert.equal(error.data.limit, 3n);
+    assert.equal(error.data.limit, 3, "plain JSON numbers in ConvexError data are numbers");
     return true;
   });
 });
@@ -99,8 +99,78 @@ test("actions run and can call mutations", async () => {
   const channel = `action-${run}`;
   const c = client();
   const result = await c.action(api.send_and_list, { channel, body: "from an action" });
-  assert.equal(result.count, 1n, "integers arrive as bigint");
+  assert.equal(result.count, 1, "a Rust integer arrives as a number");
   assert.deepEqual(bodies(await c.query(api.list, { channel })), ["from an action"]);
+});
+
+test("numbers: Rust integers are numbers, Int64 a bigint, Bytes an ArrayBuffer", async () => {
+  const c = client();
+  const numbers = await c.query(anyApi.values.numbers, {});
+  assert.equal(numbers.small, 7);
+  assert.equal(numbers.negative, -(2 ** 53));
+  assert.equal(numbers.ratio, 0.5);
+  assert.equal(numbers.big, 2n ** 60n);
+  assert.ok(numbers.bytes instanceof ArrayBuffer, `${numbers.bytes}`);
+  assert.deepEqual([...new Uint8Array(numbers.bytes)], [0, 1, 255]);
+  assert.deepEqual(numbers.list, [0, 1, 255]);
+  assert.ok(!("nothing" in numbers), "a None field is left out, as undefined is");
+  assert.deepEqual(numbers.holes, [1, null]);
+});
+
+test("every Convex type survives a round trip through a Rust function", async () => {
+  const c = client();
+  const bytes = new Uint8Array([0, 1, 2, 254, 255]).buffer;
+  const args = {
+    int: -(2n ** 63n),
+    max: 2n ** 63n - 1n,
+    float: 1.5,
+    whole: 3,
+    nan: NaN,
+    negZero: -0,
+    inf: Infinity,
+    negInf: -Infinity,
+    bytes,
+    text: "é\u{1F600}",
+    flag: true,
+    nothing: null,
+    list: [1n, [2, { deep: 3n }]],
+    nested: { a: { b: { c: [] } } },
+  };
+  for (const [name, call] of [
+    ["echo", (a) => c.query(api.echo, a)],
+    ["store and load", async (a) => {
+      const id = await c.mutation(anyApi.values.store, { value: a });
+      return (await c.query(anyApi.values.load, { id })).value;
+    }],
+  ]) {
+    const back = await call(args);
+    assert.equal(back.int, -(2n ** 63n), name);
+    assert.equal(back.max, 2n ** 63n - 1n, name);
+    assert.equal(back.float, 1.5, name);
+    assert.equal(back.whole, 3, name);
+    assert.ok(Number.isNaN(back.nan), name);
+    assert.ok(Object.is(back.negZero, -0), name);
+    assert.equal(back.inf, Infinity, name);
+    assert.equal(back.negInf, -Infinity, name);
+    assert.deepEqual([...new Uint8Array(back.bytes)], [0, 1, 2, 254, 255], name);
+    assert.equal(back.text, "é\u{1F600}", name);
+    assert.equal(back.flag, true, name);
+    assert.equal(back.nothing, null, name);
+    assert.deepEqual(back.list, [1n, [2, { deep: 3n }]], name);
+    assert.deepEqual(back.nested, { a: { b: { c: [] } } }, name);
+  }
+});
+
+test("arguments a function does not name are refused", async () => {
+  const c = client();
+  await assert.rejects(
+    c.query(api.list, { channel: "x", chanel: "typo" }),
+    (error) => /unknown field `chanel`/.test(error.message),
+  );
+  await assert.rejects(
+    c.mutation(api.increment, { name: 5 }),
+    (error) => /Invalid arguments for `api:increment`/.test(error.message),
+  );
 });
 
 test("ConvexHttpClient: query, mutation, action, errors", async () => {
@@ -109,7 +179,7 @@ test("ConvexHttpClient: query, mutation, action, errors", async () => {
   await http.mutation(api.send, { channel, body: "over http" });
   assert.deepEqual(bodies(await http.query(api.list, { channel })), ["over http"]);
   const sent = await http.action(api.send_and_list, { channel, body: "again" });
-  assert.equal(sent.count, 2n);
+  assert.equal(sent.count, 2);
   await assert.rejects(
     http.query(api.fail, {}),
     (error) => error instanceof ConvexError && error.data.code === "TOO_MANY",

@@ -3,7 +3,6 @@
 mod counter;
 
 capstan::app! {
-    schema: capstan::Schema::new()
-        .table("counters", capstan::TableDef::new().index("by_name", &["name"])),
-    functions: [counter::get, counter::increment],
+    tables: [counter::Counter],
+    functions: [counter::{get, increment}],
 }

@@ -342,9 +342,26 @@ fn decode_special(key: &str, inner: &Json) -> Result<Value> {
     }
 }
 
+/// The newtype name under which a [`Value`] passes through serde. Formats
+/// that do not know it (serde_json, every other) see the Convex JSON form
+/// and write or read it as they would any data; a format that knows it
+/// (the guest SDK's conversions between Rust types and values) takes the
+/// value whole, so an int64 stays an int64 and bytes stay bytes.
+#[doc(hidden)]
+pub const VALUE_TOKEN: &str = "$capstan::Value";
+
 /// Writes the same Convex JSON as [`Value::to_json`], without building the
 /// `serde_json` tree first.
 impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_struct(VALUE_TOKEN, &ConvexJson(self))
+    }
+}
+
+/// A value in its Convex JSON form.
+struct ConvexJson<'a>(&'a Value);
+
+impl Serialize for ConvexJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::{SerializeMap, SerializeSeq};
         fn special<S: Serializer>(
@@ -356,7 +373,7 @@ impl Serialize for Value {
             map.serialize_entry(tag, &STANDARD.encode(bytes))?;
             map.end()
         }
-        match self {
+        match self.0 {
             Value::Null => serializer.serialize_unit(),
             Value::Int64(i) => special(serializer, "$integer", &i.to_le_bytes()),
             Value::Float64(x) if is_special_float(*x) => {
@@ -369,14 +386,14 @@ impl Serialize for Value {
             Value::Array(items) => {
                 let mut seq = serializer.serialize_seq(Some(items.len()))?;
                 for item in items {
-                    seq.serialize_element(item)?;
+                    seq.serialize_element(&ConvexJson(item))?;
                 }
                 seq.end()
             }
             Value::Object(fields) => {
                 let mut map = serializer.serialize_map(Some(fields.len()))?;
                 for (name, value) in fields {
-                    map.serialize_entry(name, value)?;
+                    map.serialize_entry(name, &ConvexJson(value))?;
                 }
                 map.end()
             }
@@ -384,15 +401,73 @@ impl Serialize for Value {
     }
 }
 
+/// Reads Convex JSON, with the rules of [`Value::from_json_str`].
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let rule = Cell::new(None);
-        Seed {
-            depth: 0,
-            rule: &rule,
-            build: true,
-        }
-        .deserialize(deserializer)
+        deserializer.deserialize_newtype_struct(
+            VALUE_TOKEN,
+            Newtype(Seed {
+                depth: 0,
+                rule: &rule,
+                build: true,
+            }),
+        )
+    }
+}
+
+/// Takes the Convex JSON form out of [`VALUE_TOKEN`]'s newtype, or straight
+/// from a format that does not pass newtypes on.
+struct Newtype<'a>(Seed<'a>);
+
+impl<'de> Visitor<'de> for Newtype<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Convex value")
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<Value, D::Error> {
+        self.0.deserialize(deserializer)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Value, E> {
+        self.0.visit_unit()
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> std::result::Result<Value, E> {
+        self.0.visit_bool(b)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> std::result::Result<Value, E> {
+        self.0.visit_i64(n)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> std::result::Result<Value, E> {
+        self.0.visit_u64(n)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, x: f64) -> std::result::Result<Value, E> {
+        self.0.visit_f64(x)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Value, E> {
+        self.0.visit_str(s)
+    }
+
+    fn visit_string<E: serde::de::Error>(self, s: String) -> std::result::Result<Value, E> {
+        self.0.visit_string(s)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<Value, A::Error> {
+        self.0.visit_seq(seq)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Value, A::Error> {
+        self.0.visit_map(map)
     }
 }
 

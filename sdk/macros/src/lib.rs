@@ -1,238 +1,79 @@
-//! The attributes that turn Rust functions into Capstan functions. Use them
-//! through the `capstan` crate: `#[capstan::query]`, `#[capstan::mutation]`,
-//! `#[capstan::action]`.
+//! The macros of the Capstan SDK. Use them through the `capstan` crate:
+//! `#[capstan::query]`, `#[capstan::mutation]`, `#[capstan::action]`,
+//! `capstan::app!`, `#[derive(capstan::Table)]`,
+//! `#[derive(capstan::Validated)]`.
 //!
-//! Each attribute keeps the function as written and adds, beside it, a
-//! type-namespace item of the same name (`struct name {}`) implementing
-//! `capstan::Function`, which `capstan::app!` lists. Signatures are checked
-//! here so that a mistake points at the offending token.
+//! Each checks what it is given and points a mistake at the offending
+//! token.
+//!
+//! # Layout
+//! - `function`: the function attributes: a type per function, its
+//!   arguments (a struct, or named parameters), its kind.
+//! - `app`: `app!`, the component's exports and the check that every
+//!   function is listed.
+//! - `table`: `#[derive(Table)]`: name, typed indexes, patch type.
+//! - `validated`: `#[derive(Validated)]`: validators from Rust types.
+//! - `serde_attrs`, `case`: reading serde's attributes and renaming rules,
+//!   so the derives describe what serde writes.
 
 use proc_macro::TokenStream;
-use quote::{format_ident, quote};
-use syn::{FnArg, ItemFn, Pat, ReturnType, Type};
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Query,
-    Mutation,
-    Action,
-}
+mod app;
+mod case;
+mod function;
+mod serde_attrs;
+mod table;
+mod validated;
 
-impl Kind {
-    fn context(self) -> (&'static str, bool) {
-        match self {
-            Kind::Query => ("QueryCtx", false),
-            Kind::Mutation => ("MutationCtx", true),
-            Kind::Action => ("ActionCtx", true),
-        }
-    }
-
-    fn attribute(self) -> &'static str {
-        match self {
-            Kind::Query => "query",
-            Kind::Mutation => "mutation",
-            Kind::Action => "action",
-        }
-    }
-}
+use function::Kind;
 
 /// A read-only function whose result clients can subscribe to.
 #[proc_macro_attribute]
 pub fn query(attr: TokenStream, item: TokenStream) -> TokenStream {
-    expand(Kind::Query, attr, item)
+    function(Kind::Query, attr, item)
 }
 
 /// A transactional function that reads and writes the database.
 #[proc_macro_attribute]
 pub fn mutation(attr: TokenStream, item: TokenStream) -> TokenStream {
-    expand(Kind::Mutation, attr, item)
+    function(Kind::Mutation, attr, item)
 }
 
 /// A function with side effects that calls queries and mutations.
 #[proc_macro_attribute]
 pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
-    expand(Kind::Action, attr, item)
+    function(Kind::Action, attr, item)
 }
 
-fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
-    match try_expand(kind, attr.into(), item.into()) {
-        Ok(tokens) => tokens.into(),
-        Err(error) => error.to_compile_error().into(),
-    }
+fn function(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    function::expand(kind, attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
 
-fn try_expand(
-    kind: Kind,
-    attr: proc_macro2::TokenStream,
-    item: proc_macro2::TokenStream,
-) -> syn::Result<proc_macro2::TokenStream> {
-    let internal = parse_visibility(kind, attr)?;
-    let function: ItemFn = syn::parse2(item)?;
-    let signature = &function.sig;
-    if let Some(asyncness) = &signature.asyncness {
-        return Err(syn::Error::new_spanned(
-            asyncness,
-            "Capstan functions are synchronous; remove `async`",
-        ));
-    }
-    if !signature.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(
-            &signature.generics,
-            "Capstan functions cannot be generic",
-        ));
-    }
-    if matches!(signature.output, ReturnType::Default) {
-        return Err(syn::Error::new(
-            signature.paren_token.span.close(),
-            "a Capstan function returns `capstan::Result<T>`",
-        ));
-    }
-    let mut inputs = signature.inputs.iter();
-    let (context, mutable) = kind.context();
-    let expected = if mutable {
-        format!("&mut {context}")
-    } else {
-        format!("&{context}")
-    };
-    let Some(first) = inputs.next() else {
-        return Err(syn::Error::new(
-            signature.paren_token.span.join(),
-            format!(
-                "a #[capstan::{}] function takes `ctx: {expected}` first",
-                kind.attribute()
-            ),
-        ));
-    };
-    check_context(first, context, mutable, &expected)?;
-    let args = inputs.next();
-    if let Some(extra) = inputs.next() {
-        return Err(syn::Error::new_spanned(
-            extra,
-            "a Capstan function takes at most two parameters: the context and one arguments value",
-        ));
-    }
-    let args_type = match args {
-        None => None,
-        Some(FnArg::Typed(typed)) => {
-            if !matches!(*typed.pat, Pat::Ident(_) | Pat::Wild(_)) {
-                return Err(syn::Error::new_spanned(
-                    &typed.pat,
-                    "name the arguments parameter",
-                ));
-            }
-            Some(typed.ty.clone())
-        }
-        Some(receiver) => {
-            return Err(syn::Error::new_spanned(
-                receiver,
-                "Capstan functions are free functions",
-            ));
-        }
-    };
-
-    let name = &signature.ident;
-    let name_text = name.to_string();
-    let kind_tokens = match kind {
-        Kind::Query => quote!(::capstan::FunctionKind::Query),
-        Kind::Mutation => quote!(::capstan::FunctionKind::Mutation),
-        Kind::Action => quote!(::capstan::FunctionKind::Action),
-    };
-    let visibility = if internal {
-        quote!(::capstan::Visibility::Internal)
-    } else {
-        quote!(::capstan::Visibility::Public)
-    };
-    let context_ident = format_ident!("{}", context);
-    let make_context = if mutable {
-        quote!(let mut ctx = ::capstan::#context_ident::__new(); let ctx = &mut ctx;)
-    } else {
-        quote!(let ctx = &::capstan::#context_ident::__new();)
-    };
-    let call = match &args_type {
-        Some(ty) => quote! {
-            let args: #ty = ::capstan::__private::decode_args(args)?;
-            #name(ctx, args)
-        },
-        None => quote! {
-            ::capstan::__private::expect_no_args(args)?;
-            #name(ctx)
-        },
-    };
-    let marker = syn::Ident::new(&name_text, name.span());
-    Ok(quote! {
-        #function
-
-        #[doc(hidden)]
-        #[allow(non_camel_case_types, dead_code)]
-        pub(crate) struct #marker {}
-
-        impl ::capstan::Function for #marker {
-            fn definition() -> ::capstan::FunctionDefinition {
-                fn invoke(args: &str) -> ::capstan::Result<::std::string::String> {
-                    #make_context
-                    let result = { #call }?;
-                    ::capstan::__private::encode_result(&result)
-                }
-                ::capstan::FunctionDefinition {
-                    module: ::core::module_path!(),
-                    name: #name_text,
-                    kind: #kind_tokens,
-                    visibility: #visibility,
-                    invoke,
-                }
-            }
-        }
-    })
-}
-
-fn parse_visibility(kind: Kind, attr: proc_macro2::TokenStream) -> syn::Result<bool> {
-    if attr.is_empty() {
-        return Ok(false);
-    }
-    let ident: syn::Ident = syn::parse2(attr.clone()).map_err(|_| {
-        syn::Error::new_spanned(
-            &attr,
-            format!(
-                "expected `#[capstan::{}]` or `#[capstan::{}(internal)]`",
-                kind.attribute(),
-                kind.attribute()
-            ),
-        )
-    })?;
-    if ident == "internal" {
-        Ok(true)
-    } else {
-        Err(syn::Error::new_spanned(
-            ident,
-            "unknown option; the only option is `internal`",
-        ))
+/// Exports the app: its tables (or schema) and its functions.
+#[proc_macro]
+pub fn app(input: TokenStream) -> TokenStream {
+    match syn::parse::<app::App>(input) {
+        Ok(app) => app::expand(app).into(),
+        Err(error) => error.into_compile_error().into(),
     }
 }
 
-fn check_context(arg: &FnArg, context: &str, mutable: bool, expected: &str) -> syn::Result<()> {
-    let FnArg::Typed(typed) = arg else {
-        return Err(syn::Error::new_spanned(
-            arg,
-            "Capstan functions are free functions",
-        ));
-    };
-    let wrong = |span: &dyn quote::ToTokens| {
-        Err(syn::Error::new_spanned(
-            span,
-            format!("the first parameter must be `{expected}`"),
-        ))
-    };
-    let Type::Reference(reference) = &*typed.ty else {
-        return wrong(&typed.ty);
-    };
-    if reference.mutability.is_some() != mutable {
-        return wrong(&typed.ty);
-    }
-    let Type::Path(path) = &*reference.elem else {
-        return wrong(&typed.ty);
-    };
-    match path.path.segments.last() {
-        Some(segment) if segment.ident == context => Ok(()),
-        _ => wrong(&typed.ty),
-    }
+/// A table's document type: `#[table(name = "…", index(by_x = [x]))]`.
+#[proc_macro_derive(Table, attributes(table))]
+pub fn derive_table(input: TokenStream) -> TokenStream {
+    syn::parse::<syn::DeriveInput>(input)
+        .and_then(table::expand)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// A type whose values have one Convex shape, and its validator.
+#[proc_macro_derive(Validated)]
+pub fn derive_validated(input: TokenStream) -> TokenStream {
+    syn::parse::<syn::DeriveInput>(input)
+        .and_then(validated::expand)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }

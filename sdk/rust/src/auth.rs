@@ -2,14 +2,20 @@
 //!
 //! ```ignore
 //! #[capstan::mutation]
-//! fn send(ctx: &mut MutationCtx, args: SendArgs) -> capstan::Result<Id<Message>> {
+//! fn send(ctx: &mut MutationCtx, body: String) -> capstan::Result<Id<Message>> {
 //!     let identity = ctx
 //!         .auth()
-//!         .get_user_identity()?
+//!         .user_identity()?
 //!         .ok_or_else(|| capstan::error!("sign in to send messages"))?;
-//!     ctx.db().insert(&Message { author: identity.token_identifier, body: args.body })
+//!     ctx.db().insert(&Message { author: identity.token_identifier, body })
 //! }
 //! ```
+//!
+//! | Convex (TypeScript) | Capstan (Rust) |
+//! |---|---|
+//! | `ctx.auth.getUserIdentity()` | `ctx.auth().user_identity()?` |
+//! | `getAuthUserId(ctx)` (Convex Auth) | `ctx.auth().user_id::<User>()?` |
+//! | `getAuthSessionId(ctx)` (Convex Auth) | `ctx.auth().session_id()?` |
 //!
 //! Services that call with a shared secret (a webhook, a cron runner) are
 //! checked against a deployment environment variable without the secret
@@ -17,8 +23,8 @@
 //!
 //! ```ignore
 //! #[capstan::action]
-//! fn webhook(ctx: &mut ActionCtx, args: Hook) -> capstan::Result<()> {
-//!     if !ctx.auth().check_secret("WEBHOOK_SECRET", &args.secret)? {
+//! fn webhook(ctx: &mut ActionCtx, secret: String) -> capstan::Result<()> {
+//!     if !ctx.auth().check_secret("WEBHOOK_SECRET", &secret)? {
 //!         return Err(capstan::error!("not allowed"));
 //!     }
 //!     // …
@@ -33,6 +39,8 @@ use serde::Serialize;
 
 use crate::bindings::capstan::runtime::auth as host_auth;
 use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::table::UsersTable;
 
 /// A verified user, as Convex's `UserIdentity`: the token's issuer and
 /// subject, the standard OpenID Connect claims present in it, and any
@@ -184,33 +192,40 @@ impl Auth<'_> {
     }
 
     /// The calling user, or `None` for anonymous, admin and service callers.
-    pub fn get_user_identity(&self) -> Result<Option<UserIdentity>> {
+    /// Convex: `ctx.auth.getUserIdentity()`.
+    #[doc(alias = "getUserIdentity")]
+    pub fn user_identity(&self) -> Result<Option<UserIdentity>> {
         match host_auth::identity() {
             host_auth::Caller::User(json) => parse_identity(&json).map(Some),
             _ => Ok(None),
         }
     }
 
-    /// For tokens whose subject is `<userId>|<sessionId>` (Convex Auth's
-    /// format, and that of Capstan's built-in issuer): the user's id, the
-    /// part before the first `|`. As in Convex Auth, it is only meaningful
+    /// The signed-in user's id in the `users` table: [`User`], or the
+    /// app's own type for that table. Convex Auth: `getAuthUserId(ctx)`.
+    ///
+    /// It reads the token's subject, `<userId>|<sessionId>`, the format of
+    /// Capstan's built-in issuer and of Convex Auth; it is only meaningful
     /// for such tokens: third-party subjects may contain `|` too (Auth0's
     /// are `auth0|…`), so key their users by
     /// [`UserIdentity::token_identifier`] instead.
-    pub fn get_auth_user_id(&self) -> Result<Option<String>> {
+    #[doc(alias = "getAuthUserId")]
+    pub fn user_id<U: UsersTable>(&self) -> Result<Option<Id<U>>> {
         Ok(self
-            .get_user_identity()?
-            .map(|identity| subject_part(&identity.subject, 0).to_owned()))
+            .user_identity()?
+            .map(|identity| Id::from_string(subject_part(&identity.subject, 0))))
     }
 
-    /// For `<userId>|<sessionId>` subjects: the session's id, the part after
-    /// the first `|` (see [`Auth::get_auth_user_id`] for other issuers).
-    pub fn get_auth_session_id(&self) -> Result<Option<String>> {
-        Ok(self.get_user_identity()?.and_then(|identity| {
+    /// For `<userId>|<sessionId>` subjects: the session's id (see
+    /// [`Auth::user_id`] for other issuers). Convex Auth:
+    /// `getAuthSessionId(ctx)`.
+    #[doc(alias = "getAuthSessionId")]
+    pub fn session_id(&self) -> Result<Option<Id<Session>>> {
+        Ok(self.user_identity()?.and_then(|identity| {
             identity
                 .subject
                 .split_once('|')
-                .map(|(_, session)| session.to_owned())
+                .map(|(_, session)| Id::from_string(session))
         }))
     }
 
@@ -228,6 +243,34 @@ fn subject_part(subject: &str, index: usize) -> &str {
 
 fn parse_identity(json: &str) -> Result<UserIdentity> {
     UserIdentity::from_json(json)
+}
+
+/// A user, as Capstan's built-in auth and Convex Auth store them in the
+/// `users` table. Every field is optional; an app that adds fields to its
+/// users declares its own `users` type (`#[table(name = "users", …)]`) and
+/// uses that instead.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, crate::Table)]
+#[serde(rename_all = "camelCase")]
+#[table(name = "users", index(email = [email]), index(phone = [phone]))]
+pub struct User {
+    pub name: Option<String>,
+    pub image: Option<String>,
+    pub email: Option<String>,
+    /// When the email was verified, in milliseconds since the epoch.
+    pub email_verification_time: Option<f64>,
+    pub phone: Option<String>,
+    pub phone_verification_time: Option<f64>,
+    pub is_anonymous: Option<bool>,
+}
+
+/// A signed-in session (Convex Auth's `authSessions`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, crate::Table)]
+#[serde(rename_all = "camelCase")]
+#[table(name = "authSessions", index(userId = [user_id]))]
+pub struct Session {
+    pub user_id: Id<User>,
+    /// When the session ends, in milliseconds since the epoch.
+    pub expiration_time: f64,
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use crate::auth::Auth;
 use crate::bindings::capstan::runtime::{actions as host_actions, env as host_env};
 use crate::db::{DatabaseReader, DatabaseWriter};
 use crate::error::{Error, Result};
-use crate::values::{from_value, to_value};
+use crate::function::{ActionFunction, MutationFunction, QueryFunction};
+use crate::values::{from_text, to_value};
 
 /// The context of a query: read-only database access. Queries are
 /// deterministic: the clock reads the transaction's time and random numbers
@@ -87,17 +88,25 @@ impl MutationCtx {
     }
 }
 
+/// Runs the function at `path` with `args`, through `call`.
 fn run<A: Serialize + ?Sized, R: DeserializeOwned>(
     call: fn(&str, &str) -> Result<String, crate::bindings::capstan::runtime::types::FunctionError>,
     path: &str,
     args: &A,
 ) -> Result<R> {
-    let args = to_value(args)?;
-    if !matches!(args, Value::Object(_)) {
-        return Err(Error::new("function arguments must be an object"));
-    }
+    let args = match to_value(args)? {
+        // A function without arguments takes `()`.
+        Value::Null => Value::Object(Default::default()),
+        object @ Value::Object(_) => object,
+        other => {
+            return Err(Error::new(format!(
+                "the arguments of {path} must be an object, not a {}",
+                other.value_type().name()
+            )));
+        }
+    };
     let text = call(path, &args.to_json_string()).map_err(Error::from_host)?;
-    from_value(&Value::from_json_str(&text)?)
+    from_text(&text)
 }
 
 impl ActionCtx {
@@ -113,30 +122,40 @@ impl ActionCtx {
         }
     }
 
-    /// Runs a query (`"module:function"`) in its own transaction.
-    pub fn run_query<A: Serialize + ?Sized, R: DeserializeOwned>(
-        &mut self,
-        path: &str,
-        args: &A,
-    ) -> Result<R> {
-        run(host_actions::run_query, path, args)
+    /// Runs a query in its own transaction:
+    /// `ctx.run_query(messages::list, &messages::ListArgs { channel })`.
+    pub fn run_query<F: QueryFunction>(&mut self, _function: F, args: &F::Args) -> Result<F::Output>
+    where
+        F::Args: Serialize,
+        F::Output: DeserializeOwned,
+    {
+        run(host_actions::run_query, &F::definition().path(), args)
     }
 
     /// Runs a mutation in its own transaction, retried on conflict.
-    pub fn run_mutation<A: Serialize + ?Sized, R: DeserializeOwned>(
+    pub fn run_mutation<F: MutationFunction>(
         &mut self,
-        path: &str,
-        args: &A,
-    ) -> Result<R> {
-        run(host_actions::run_mutation, path, args)
+        _function: F,
+        args: &F::Args,
+    ) -> Result<F::Output>
+    where
+        F::Args: Serialize,
+        F::Output: DeserializeOwned,
+    {
+        run(host_actions::run_mutation, &F::definition().path(), args)
     }
 
-    pub fn run_action<A: Serialize + ?Sized, R: DeserializeOwned>(
+    /// Runs an action.
+    pub fn run_action<F: ActionFunction>(
         &mut self,
-        path: &str,
-        args: &A,
-    ) -> Result<R> {
-        run(host_actions::run_action, path, args)
+        _function: F,
+        args: &F::Args,
+    ) -> Result<F::Output>
+    where
+        F::Args: Serialize,
+        F::Output: DeserializeOwned,
+    {
+        run(host_actions::run_action, &F::definition().path(), args)
     }
 
     pub fn env(&self, name: &str) -> Option<String> {

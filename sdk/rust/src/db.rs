@@ -8,7 +8,9 @@ use serde::de::DeserializeOwned;
 use crate::bindings::capstan::runtime::db as host;
 use crate::error::{Error, Result};
 use crate::filter::Expr;
-use crate::id::{Doc, Id, Table};
+use crate::id::{Doc, Id};
+use crate::index::{Comparison, Index, IndexRange, IntoRange, NamedRange};
+use crate::table::{Patch, Table};
 use crate::values::to_value;
 
 /// Reads at the snapshot of the function's transaction. Every read is
@@ -71,27 +73,17 @@ impl DatabaseWriter<'_> {
         host::insert(table, &value.to_json_string()).map_err(Error::from_host)
     }
 
-    /// Shallow merge: sets the fields of `fields` (a struct or a map), leaving
-    /// the others as they are.
-    pub fn patch<T: Table, P: Serialize + ?Sized>(
-        &mut self,
-        id: &Id<T>,
-        fields: &P,
-    ) -> Result<Doc<T>> {
-        self.patch_unset(id, fields, &[])
-    }
-
-    /// [`DatabaseWriter::patch`] that also removes the fields named in `unset`.
-    pub fn patch_unset<T: Table, P: Serialize + ?Sized>(
-        &mut self,
-        id: &Id<T>,
-        fields: &P,
-        unset: &[&str],
-    ) -> Result<Doc<T>> {
-        let set = to_value(fields)?;
-        let unset: Vec<String> = unset.iter().map(|s| (*s).to_owned()).collect();
-        let text =
-            host::patch(id.as_str(), &set.to_json_string(), &unset).map_err(Error::from_host)?;
+    /// Shallow merge: writes the fields `patch` sets and removes the ones
+    /// it unsets, leaving the others as they are; returns the new document.
+    ///
+    /// ```ignore
+    /// db.patch(&note.id, NotePatch::new().archived(true))?;
+    /// db.patch(&note.id, capstan::json!({ "archived": true }))?;
+    /// ```
+    pub fn patch<T: Table>(&mut self, id: &Id<T>, patch: impl Patch<T>) -> Result<Doc<T>> {
+        let (set, unset) = patch.into_parts()?;
+        let set = capstan_protocol::Value::Object(set).to_json_string();
+        let text = host::patch(id.as_str(), &set, &unset).map_err(Error::from_host)?;
         Doc::from_text(&text)
     }
 
@@ -115,46 +107,6 @@ pub enum Order {
     Desc,
 }
 
-/// Comparisons on an index's fields, in index order: equalities on a prefix,
-/// then at most one lower and one upper bound on the next field.
-#[derive(Debug, Default)]
-pub struct IndexRange {
-    ops: Vec<serde_json::Value>,
-    error: Option<Error>,
-}
-
-impl IndexRange {
-    fn push(mut self, field: &str, op: &str, value: impl Serialize) -> Self {
-        match to_value(&value) {
-            Ok(value) => self
-                .ops
-                .push(serde_json::json!({"field": field, "op": op, "value": value.to_json()})),
-            Err(error) => self.error = Some(error),
-        }
-        self
-    }
-
-    pub fn eq(self, field: &str, value: impl Serialize) -> Self {
-        self.push(field, "eq", value)
-    }
-
-    pub fn gt(self, field: &str, value: impl Serialize) -> Self {
-        self.push(field, "gt", value)
-    }
-
-    pub fn gte(self, field: &str, value: impl Serialize) -> Self {
-        self.push(field, "gte", value)
-    }
-
-    pub fn lt(self, field: &str, value: impl Serialize) -> Self {
-        self.push(field, "lt", value)
-    }
-
-    pub fn lte(self, field: &str, value: impl Serialize) -> Self {
-        self.push(field, "lte", value)
-    }
-}
-
 /// A query being built. Choose a source with [`QueryBuilder::with_index`] or,
 /// explicitly, [`QueryBuilder::full_table_scan`]; then read with
 /// [`QueryBuilder::collect`], [`QueryBuilder::take`], [`QueryBuilder::first`],
@@ -162,7 +114,7 @@ impl IndexRange {
 #[derive(Debug)]
 pub struct QueryBuilder<T> {
     table: String,
-    source: Option<serde_json::Value>,
+    source: Option<Source>,
     order: Order,
     filter: Option<Expr>,
     error: Option<Error>,
@@ -199,20 +151,40 @@ impl<T: DeserializeOwned> QueryBuilder<T> {
         }
     }
 
-    /// Reads through the named index, over the range `range` builds.
-    pub fn with_index(mut self, name: &str, range: impl FnOnce(IndexRange) -> IndexRange) -> Self {
-        let range = range(IndexRange::default());
-        if let Some(error) = range.error {
-            self.error = Some(error);
+    /// Reads through `index`, over the range `range` builds:
+    /// `.with_index(Message::by_channel, |q| q.eq(&channel))`.
+    pub fn with_index<F, R: IntoRange>(
+        self,
+        index: Index<T, F>,
+        range: impl FnOnce(IndexRange<F>) -> R,
+    ) -> Self {
+        self.through(index.name(), range(IndexRange::start(index.fields())))
+    }
+
+    /// Reads through an index known by name only (a table without a
+    /// document type of its own), each comparison naming its field:
+    /// `.with_named_index("by_channel", |q| q.eq("channel", &channel))`.
+    pub fn with_named_index(self, name: &str, range: impl FnOnce(NamedRange) -> NamedRange) -> Self {
+        self.through(name, range(NamedRange::default()))
+    }
+
+    fn through(mut self, name: &str, range: impl IntoRange) -> Self {
+        match range.into_range().into_comparisons() {
+            Ok(comparisons) => {
+                self.source = Some(Source::Index {
+                    name: name.to_owned(),
+                    range: comparisons,
+                })
+            }
+            Err(error) => self.error = Some(error),
         }
-        self.source = Some(serde_json::json!({"index": {"name": name, "range": range.ops}}));
         self
     }
 
     /// Reads the whole table in creation order. Costs grow with the table;
     /// prefer an index.
     pub fn full_table_scan(mut self) -> Self {
-        self.source = Some(serde_json::Value::String("fullTableScan".into()));
+        self.source = Some(Source::FullTableScan);
         self
     }
 
@@ -242,14 +214,14 @@ impl<T: DeserializeOwned> QueryBuilder<T> {
         #[derive(Serialize)]
         struct Encoded<'a> {
             table: &'a str,
-            source: &'a serde_json::Value,
+            source: serde_json::Value,
             order: &'static str,
             #[serde(skip_serializing_if = "Option::is_none")]
             filter: Option<serde_json::Value>,
         }
         let query = Encoded {
             table: &self.table,
-            source,
+            source: source.to_json(),
             order: match self.order {
                 Order::Asc => "asc",
                 Order::Desc => "desc",
@@ -316,5 +288,33 @@ impl<T: DeserializeOwned> QueryBuilder<T> {
             is_done: page.is_done,
             continue_cursor: page.continue_cursor.unwrap_or_default(),
         })
+    }
+}
+
+/// Where a query reads from.
+#[derive(Debug)]
+enum Source {
+    Index {
+        name: String,
+        range: Vec<Comparison>,
+    },
+    FullTableScan,
+}
+
+impl Source {
+    /// As the host reads it.
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            Source::Index { name, range } => serde_json::json!({
+                "index": {
+                    "name": name,
+                    "range": range
+                        .iter()
+                        .map(|c| serde_json::json!({"field": c.field, "op": c.op, "value": c.value.to_json()}))
+                        .collect::<Vec<_>>(),
+                }
+            }),
+            Source::FullTableScan => serde_json::Value::String("fullTableScan".into()),
+        }
     }
 }

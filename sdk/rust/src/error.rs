@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use capstan_protocol::Value;
 use serde::Serialize;
 
 /// A function's failure.
@@ -11,16 +12,17 @@ use serde::Serialize;
 /// `ConvexError.data` (`errorData` on the wire), so it can react to it.
 ///
 /// ```
-/// use capstan::Error;
+/// use capstan::{Error, Value};
 /// let plain = Error::new("not signed in");
-/// let with_data = Error::data(serde_json::json!({"code": "LIMIT", "max": 10}));
+/// let with_data = Error::data(capstan::json!({"code": "LIMIT", "max": 10}));
 /// assert_eq!(plain.message(), "not signed in");
-/// assert!(with_data.error_data().is_some());
+/// let data = with_data.error_data().and_then(Value::as_object).unwrap();
+/// assert_eq!(data["max"], Value::Float64(10.0));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Error {
     message: String,
-    data: Option<serde_json::Value>,
+    data: Option<Value>,
 }
 
 /// The result of a Capstan function.
@@ -34,16 +36,23 @@ impl Error {
         }
     }
 
-    /// A ConvexError carrying `data` to the client.
+    /// A ConvexError carrying `data` to the client. Data that cannot be a
+    /// Convex value (an integer beyond ±2^53, a map with non-string keys)
+    /// gives a plain error saying why, rather than data the client did not
+    /// expect.
     pub fn data(data: impl Serialize) -> Self {
-        let data = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
-        let message = match &data {
-            serde_json::Value::String(text) => text.clone(),
-            other => other.to_string(),
-        };
-        Error {
-            message,
-            data: Some(data),
+        match crate::to_value(&data) {
+            Ok(data) => Error {
+                message: match &data {
+                    Value::String(text) => text.clone(),
+                    other => other.to_json_string(),
+                },
+                data: Some(data),
+            },
+            Err(error) => Error::new(format!(
+                "the error's data cannot be sent to the client: {}",
+                error.message
+            )),
         }
     }
 
@@ -51,32 +60,24 @@ impl Error {
         &self.message
     }
 
-    pub fn error_data(&self) -> Option<&serde_json::Value> {
+    /// The ConvexError data, if any.
+    pub fn error_data(&self) -> Option<&Value> {
         self.data.as_ref()
     }
 
     pub(crate) fn from_host(
         error: crate::bindings::capstan::runtime::types::FunctionError,
     ) -> Self {
-        let data = error
-            .data
-            .and_then(|text| capstan_protocol::Value::from_json_str(&text).ok())
-            .and_then(|value| crate::from_value(&value).ok());
         Error {
             message: error.message,
-            data,
+            data: error.data.and_then(|text| Value::from_json_str(&text).ok()),
         }
     }
 
     pub(crate) fn into_host(self) -> crate::bindings::capstan::runtime::types::FunctionError {
-        let data = self.data.and_then(|data| {
-            crate::to_value(&data)
-                .ok()
-                .map(|value| value.to_json_string())
-        });
         crate::bindings::capstan::runtime::types::FunctionError {
             message: self.message,
-            data,
+            data: self.data.map(|data| data.to_json_string()),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! # let _ = unread_recent;
 //! ```
 
+use capstan_protocol::Value;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -20,7 +21,9 @@ pub struct Expr(Node);
 #[derive(Clone, Debug)]
 enum Node {
     Field(String),
-    Literal(serde_json::Value),
+    /// A constant, or why it is not a Convex value (reported when the
+    /// query runs).
+    Literal(Result<Value>),
     Binary(&'static str, Box<Node>, Box<Node>),
     Many(&'static str, Vec<Node>),
     Unary(&'static str, Box<Node>),
@@ -33,9 +36,7 @@ pub fn field(path: &str) -> Expr {
 
 /// A constant.
 pub fn lit(value: impl Serialize) -> Expr {
-    Expr(Node::Literal(
-        serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
-    ))
+    Expr(Node::Literal(to_value(&value)))
 }
 
 macro_rules! binary {
@@ -121,7 +122,7 @@ impl Expr {
 fn node_json(node: &Node) -> Result<serde_json::Value> {
     Ok(match node {
         Node::Field(path) => serde_json::json!({ "field": path }),
-        Node::Literal(value) => serde_json::json!({ "literal": to_value(value)?.to_json() }),
+        Node::Literal(value) => serde_json::json!({ "literal": value.clone()?.to_json() }),
         Node::Binary(tag, a, b) => serde_json::json!({ *tag: [node_json(a)?, node_json(b)?] }),
         Node::Many(tag, items) => {
             serde_json::json!({ *tag: items.iter().map(node_json).collect::<Result<Vec<_>>>()? })

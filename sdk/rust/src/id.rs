@@ -9,25 +9,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Result;
 
-/// A table's document type.
-///
-/// ```
-/// use serde::{Deserialize, Serialize};
-///
-/// #[derive(Serialize, Deserialize)]
-/// struct Message {
-///     channel: String,
-///     body: String,
-/// }
-///
-/// impl capstan::Table for Message {
-///     const NAME: &'static str = "messages";
-/// }
-/// ```
-pub trait Table: Serialize + DeserializeOwned {
-    const NAME: &'static str;
-}
-
 /// The id of a document of table `T`. On the wire and in documents it is a
 /// plain string.
 pub struct Id<T> {
@@ -199,7 +180,7 @@ mod tests {
 
     #[derive(Serialize, Deserialize, Debug, PartialEq)]
     struct Row {
-        count: i64,
+        count: crate::Int64,
         name: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         note: Option<String>,
@@ -211,7 +192,7 @@ mod tests {
             id: Id::<Row>::from_string("j57abc"),
             creation_time: 1_700_000_000_000.5,
             data: Row {
-                count: 1 << 60,
+                count: crate::Int64(1 << 60),
                 name: "a".into(),
                 note: None,
             },
@@ -224,7 +205,7 @@ mod tests {
             fields.keys().map(String::as_str).collect::<Vec<_>>(),
             ["_creationTime", "_id", "count", "name"]
         );
-        // int64 stays int64 (not a float64 on the way through).
+        // An int64 field stays int64 (not a float64 on the way through).
         assert_eq!(fields["count"], Value::Int64(1 << 60));
         assert_eq!(fields["_id"], Value::String("j57abc".into()));
         assert_eq!(fields["_creationTime"], Value::Float64(1_700_000_000_000.5));
@@ -234,9 +215,9 @@ mod tests {
     #[test]
     fn a_document_whose_fields_are_not_a_map_is_an_error() {
         let doc = Doc {
-            id: Id::<i64>::from_string("j57abc"),
+            id: Id::<f64>::from_string("j57abc"),
             creation_time: 1.0,
-            data: 5_i64,
+            data: 5.0,
         };
         assert!(crate::to_value(&doc).is_err());
     }

@@ -1,54 +1,77 @@
 //! Write Capstan functions in Rust.
 //!
-//! An app is a crate built for `wasm32-wasip2` as a `cdylib`. Its functions are
-//! plain Rust functions marked [`query`], [`mutation`] or [`action`]; its
-//! [`Schema`] declares tables and indexes; [`app!`] lists both and exports
-//! the component the server runs.
+//! An app is a crate built for `wasm32-wasip2` as a `cdylib`. Its tables are
+//! structs with `#[derive(Table)]`; its functions are plain Rust functions
+//! marked [`query`], [`mutation`] or [`action`]; [`app!`] lists both and
+//! exports the component the server runs.
 //!
 //! ```ignore
 //! // src/lib.rs
 //! mod messages;
 //! capstan::app! {
-//!     schema: capstan::Schema::new()
-//!         .table("messages", capstan::TableDef::new().index("by_channel", &["channel"])),
-//!     functions: [messages::list, messages::send],
+//!     tables: [messages::Message],
+//!     functions: [messages::{list, send}],
 //! }
 //!
 //! // src/messages.rs
-//! use capstan::{Doc, Id, MutationCtx, QueryCtx, Table};
+//! use capstan::{Doc, Id, MutationCtx, QueryCtx};
 //! use serde::{Deserialize, Serialize};
 //!
-//! #[derive(Serialize, Deserialize)]
-//! pub struct Message { channel: String, body: String }
-//! impl Table for Message { const NAME: &'static str = "messages"; }
-//!
-//! #[derive(Deserialize)]
-//! pub struct ListArgs { channel: String }
+//! #[derive(Serialize, Deserialize, capstan::Table)]
+//! #[table(name = "messages", index(by_channel = [channel]))]
+//! pub struct Message {
+//!     pub channel: String,
+//!     pub body: String,
+//! }
 //!
 //! #[capstan::query]
-//! pub fn list(ctx: &QueryCtx, args: ListArgs) -> capstan::Result<Vec<Doc<Message>>> {
-//!     ctx.db().query::<Message>().with_index("by_channel", |q| q.eq("channel", &args.channel)).collect()
+//! pub fn list(ctx: &QueryCtx, channel: String) -> capstan::Result<Vec<Doc<Message>>> {
+//!     ctx.db().query::<Message>().with_index(Message::by_channel, |q| q.eq(&channel)).collect()
 //! }
 //!
 //! #[capstan::mutation]
-//! pub fn send(ctx: &mut MutationCtx, args: Message) -> capstan::Result<Id<Message>> {
-//!     ctx.db().insert(&args)
+//! pub fn send(ctx: &mut MutationCtx, channel: String, body: String) -> capstan::Result<Id<Message>> {
+//!     ctx.db().insert(&Message { channel, body })
 //! }
 //! ```
+//!
+//! The Convex TypeScript twin of `send`:
+//!
+//! ```ts
+//! export const send = mutation({
+//!   args: { channel: v.string(), body: v.string() },
+//!   handler: (ctx, { channel, body }) => ctx.db.insert("messages", { channel, body }),
+//! });
+//! ```
+//!
+//! What Convex checks at run time, the compiler checks here: arguments
+//! have types (and unknown fields are refused when a call arrives), a
+//! function that is not listed in [`app!`] does not compile, nested calls
+//! name functions as values (`ctx.run_mutation(messages::send, &args)`),
+//! so a query cannot be run as a mutation, and index ranges are checked
+//! against the index's fields.
 //!
 //! Paths are Convex-style `module:function`: `messages::send` in crate
 //! `chat` is `messages:send`, and `chat::rooms::messages::send` is
 //! `rooms/messages:send`.
 //!
 //! # Layout
-//! - [`ctx`]: [`QueryCtx`], [`MutationCtx`], [`ActionCtx`].
+//! - [`function`]: functions as types: [`Function`] and its kinds.
+//! - [`ctx`]: [`QueryCtx`], [`MutationCtx`], [`ActionCtx`]; typed nested
+//!   calls.
 //! - [`auth`]: who is calling ([`Auth`], [`UserIdentity`]), service secrets.
 //! - [`db`]: reading and writing documents, queries, pagination.
+//! - [`table`]: [`Table`], [`Patch`]; [`index`]: typed index ranges.
 //! - [`filter`]: filter expressions.
-//! - [`id`]: [`Id`], [`Doc`], [`Table`].
-//! - [`schema`]: [`Schema`], [`TableDef`], validators [`v`].
+//! - [`id`]: [`Id`], [`Doc`].
+//! - [`schema`]: [`Schema`], [`TableDef`], validators [`v`];
+//!   [`validated`]: validators from Rust types.
 //! - [`error`]: [`Error`], [`error!`]; [`log!`] and friends in [`log`].
-//! - [`values`]: Rust values to Convex values and back.
+//! - [`values`]: Rust values to Convex values and back, and how numbers
+//!   map for JavaScript clients; [`Int64`], [`Bytes`].
+
+// The derives name `::capstan`, which is this crate.
+extern crate self as capstan;
 
 pub mod auth;
 #[doc(hidden)]
@@ -57,119 +80,36 @@ pub mod ctx;
 pub mod db;
 pub mod error;
 pub mod filter;
+pub mod function;
 pub mod id;
+pub mod index;
 pub mod log;
 pub mod schema;
+pub mod table;
+pub mod validated;
 pub mod values;
 
-pub use auth::{Auth, Caller, UserIdentity};
+pub use auth::{Auth, Caller, User, UserIdentity};
 pub use capstan_protocol::Value;
-pub use capstan_sdk_macros::{action, mutation, query};
+pub use capstan_sdk_macros::{Table, Validated, action, app, mutation, query};
 pub use ctx::{ActionCtx, MutationCtx, QueryCtx};
 pub use db::{
     DatabaseReader, DatabaseWriter, Order, PaginationOpts, PaginationResult, QueryBuilder,
 };
 pub use error::{Error, Result};
-pub use id::{Doc, Id, Table};
+pub use function::{
+    ActionFunction, Function, FunctionDefinition, FunctionKind, MutationFunction, QueryFunction,
+    Visibility,
+};
+pub use id::{Doc, Id};
+pub use index::{AnyValue, Index, IndexRange};
 pub use schema::{Schema, TableDef, v};
-pub use values::{from_value, to_value};
-
-/// What kind of function a definition is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FunctionKind {
-    Query,
-    Mutation,
-    Action,
-}
-
-/// Whether clients may call a function. Internal functions are for other
-/// functions, and for admin and service callers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Visibility {
-    Public,
-    Internal,
-}
-
-/// A function as the attributes describe it to [`app!`].
-#[derive(Clone, Copy, Debug)]
-pub struct FunctionDefinition {
-    /// `module_path!()` where the function is defined.
-    pub module: &'static str,
-    pub name: &'static str,
-    pub kind: FunctionKind,
-    pub visibility: Visibility,
-    /// Decodes the arguments (Convex JSON), runs, encodes the result.
-    pub invoke: fn(&str) -> Result<String>,
-}
-
-impl FunctionDefinition {
-    /// The Convex path: the module path without the crate name, `::` turned
-    /// into `/`, then `:` and the function name.
-    pub fn path(&self) -> String {
-        let module = self.module.split_once("::").map_or("", |(_, rest)| rest);
-        format!("{}:{}", module.replace("::", "/"), self.name)
-    }
-
-    /// Whether `path` is [`FunctionDefinition::path`], without building it.
-    pub fn has_path(&self, path: &str) -> bool {
-        let Some((module, name)) = path.rsplit_once(':') else {
-            return false;
-        };
-        let own = self.module.split_once("::").map_or("", |(_, rest)| rest);
-        name == self.name
-            && own.len() - own.matches("::").count() == module.len()
-            && own.split("::").eq(module.split('/'))
-    }
-}
-
-/// Implemented by the attributes for each function, under the function's
-/// name in the type namespace; [`app!`] collects them.
-pub trait Function {
-    fn definition() -> FunctionDefinition;
-}
-
-/// Exports the app: its schema and its functions.
-///
-/// ```ignore
-/// capstan::app! {
-///     schema: schema(),
-///     functions: [counter::get, counter::increment],
-/// }
-/// ```
-#[macro_export]
-macro_rules! app {
-    (schema: $schema:expr, functions: [$($function:path),* $(,)?] $(,)?) => {
-        #[doc(hidden)]
-        struct __CapstanApp;
-
-        #[doc(hidden)]
-        fn __capstan_registry() -> &'static [$crate::FunctionDefinition] {
-            static REGISTRY: ::std::sync::OnceLock<::std::vec::Vec<$crate::FunctionDefinition>> =
-                ::std::sync::OnceLock::new();
-            REGISTRY.get_or_init(|| ::std::vec![$(<$function as $crate::Function>::definition()),*])
-        }
-
-        impl $crate::__private::Guest for __CapstanApp {
-            fn functions() -> ::std::vec::Vec<$crate::__private::FunctionSpec> {
-                $crate::__private::specs(__capstan_registry())
-            }
-
-            fn schema() -> ::std::string::String {
-                let schema: $crate::Schema = $schema;
-                schema.to_json()
-            }
-
-            fn invoke(
-                path: ::std::string::String,
-                args: ::std::string::String,
-            ) -> ::std::result::Result<::std::string::String, $crate::__private::FunctionError> {
-                $crate::__private::invoke(__capstan_registry(), &path, &args)
-            }
-        }
-
-        $crate::__private::bindings::export!(__CapstanApp with_types_in $crate::__private::bindings);
-    };
-}
+/// A JSON value for ad-hoc documents, patches and ConvexError data:
+/// `capstan::json!({"code": "LIMIT", "max": 10})`. Its numbers are float64s.
+pub use serde_json::json;
+pub use table::{Patch, Table, UsersTable};
+pub use validated::Validated;
+pub use values::{Bytes, Int64, from_value, to_value};
 
 #[doc(hidden)]
 pub mod __private {
@@ -177,32 +117,77 @@ pub mod __private {
     pub use crate::bindings::capstan::runtime::types::{FunctionError, FunctionSpec};
     pub use crate::bindings::exports::capstan::runtime::guest::Guest;
     pub use crate::log::{Level, write as log};
+    pub use crate::table::__patch as patch;
+    pub use capstan_protocol::Object;
+    pub use serde;
+    pub use serde_json;
 
     use crate::bindings::capstan::runtime::types::{FunctionKind as Kind, Visibility as Vis};
     use crate::{Error, FunctionDefinition, FunctionKind, Result, Value, Visibility};
 
-    fn parse_args(args: &str) -> Result<Value> {
-        let value = Value::from_json_str(args)?;
+    /// Implemented by [`crate::app!`] for each function it lists; each
+    /// function's attribute requires it, so a function left out of the
+    /// list does not compile.
+    #[diagnostic::on_unimplemented(
+        message = "the function `{Self}` is not listed in `capstan::app!`",
+        label = "not listed in `capstan::app!`",
+        note = "add it to `functions: [...]` in `capstan::app!`: the server only knows the functions listed there"
+    )]
+    pub trait Listed {}
+
+    fn parse_args(args: &str, module: &str, name: &str) -> Result<Value> {
+        let value = Value::from_json_str(args)
+            .map_err(|e| invalid(module, name, &e.to_string()))?;
         if !matches!(value, Value::Object(_)) {
-            return Err(Error::new("function arguments must be an object"));
+            return Err(invalid(module, name, "the arguments must be an object"));
         }
         Ok(value)
     }
 
-    pub fn decode_args<T: serde::de::DeserializeOwned>(args: &str) -> Result<T> {
-        let value = parse_args(args)?;
-        crate::from_value(&value)
-            .map_err(|e| Error::new(format!("invalid arguments: {}", e.message())))
+    fn invalid(module: &str, name: &str, reason: &str) -> Error {
+        Error::new(format!(
+            "Invalid arguments for `{}`: {reason}",
+            crate::function::path(module, name)
+        ))
     }
 
-    pub fn expect_no_args(args: &str) -> Result<()> {
-        match parse_args(args)? {
-            Value::Object(fields) if fields.is_empty() => Ok(()),
-            _ => Err(Error::new("invalid arguments: this function takes none")),
+    /// The arguments object, read strictly: a field the type does not
+    /// name is refused, as Convex's validators refuse it.
+    pub fn decode_args<T: serde::de::DeserializeOwned + 'static>(
+        args: &str,
+        module: &str,
+        name: &str,
+    ) -> Result<T> {
+        let value = parse_args(args, module, name)?;
+        // Arguments taken whole as a `Value` are that value.
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Value>() {
+            let whole: Box<dyn std::any::Any> = Box::new(value);
+            if let Ok(whole) = whole.downcast::<T>() {
+                return Ok(*whole);
+            }
+            return Err(Error::new("the arguments could not be taken whole"));
+        }
+        crate::values::from_value_strict(&value).map_err(|e| invalid(module, name, e.message()))
+    }
+
+    pub fn expect_no_args(args: &str, module: &str, name: &str) -> Result<()> {
+        match parse_args(args, module, name)? {
+            Value::Object(fields) => match fields.keys().next() {
+                None => Ok(()),
+                Some(field) => Err(invalid(
+                    module,
+                    name,
+                    &format!("unknown field `{field}`; this function takes no arguments"),
+                )),
+            },
+            _ => Err(invalid(module, name, "the arguments must be an object")),
         }
     }
 
-    pub fn encode_result<T: serde::Serialize + ?Sized>(result: &T) -> Result<String> {
+    pub fn encode_result<T: serde::Serialize + 'static>(result: &T) -> Result<String> {
+        if let Some(value) = (result as &dyn std::any::Any).downcast_ref::<Value>() {
+            return Ok(value.to_json_string());
+        }
         Ok(crate::to_value(result)?.to_json_string())
     }
 
@@ -234,50 +219,5 @@ pub mod __private {
             .find(|definition| definition.has_path(path))
             .ok_or_else(|| Error::new(format!("no function {path:?} in this app")).into_host())?;
         (definition.invoke)(args).map_err(Error::into_host)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn definition(module: &'static str, name: &'static str) -> FunctionDefinition {
-        FunctionDefinition {
-            module,
-            name,
-            kind: FunctionKind::Query,
-            visibility: Visibility::Public,
-            invoke: |_| Ok(String::new()),
-        }
-    }
-
-    #[test]
-    fn a_function_has_its_path_and_no_other() {
-        let definitions = [
-            definition("chat", "list"),
-            definition("chat::messages", "send"),
-            definition("chat::rooms::messages", "send"),
-        ];
-        let paths = [":list", "messages:send", "rooms/messages:send"];
-        for (definition, path) in definitions.iter().zip(paths) {
-            assert_eq!(definition.path(), path);
-            for other in paths {
-                assert_eq!(
-                    definition.has_path(other),
-                    other == path,
-                    "{path} / {other}"
-                );
-            }
-        }
-        for wrong in [
-            "messages",
-            "messages:sen",
-            "rooms:messages:send",
-            "rooms::messages:send",
-            "/messages:send",
-            "",
-        ] {
-            assert!(definitions.iter().all(|d| !d.has_path(wrong)), "{wrong}");
-        }
     }
 }

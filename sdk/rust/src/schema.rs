@@ -1,18 +1,34 @@
-//! The app's schema: tables, indexes, and optional document validators.
+//! The app's schema: tables, indexes, and document validators.
 
 use serde::Serialize;
 
-/// The tables of an app.
+use crate::table::Table;
+
+/// The tables of an app. Each table's name, indexes and validator come
+/// from its document type's `#[derive(Table)]`:
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize, capstan::Table)]
+/// #[table(name = "messages", index(by_channel = [channel]))]
+/// struct Message {
+///     channel: String,
+///     body: String,
+/// }
+///
+/// let schema = capstan::Schema::new().table::<Message>();
+/// # let _ = schema;
+/// ```
+///
+/// A table without a Rust type of its own is described by hand:
 ///
 /// ```
 /// use capstan::{Schema, TableDef, v};
-///
-/// let schema = Schema::new()
-///     .table("messages", TableDef::new().index("by_channel", &["channel"]))
-///     .table(
-///         "users",
-///         TableDef::new().validator(v::object([("name", v::string()), ("age", v::optional(v::float64()))])),
-///     );
+/// let schema = Schema::new().table_named(
+///     "events",
+///     TableDef::new()
+///         .index("by_kind", &["kind"])
+///         .validator(v::object([("kind", v::string()), ("at", v::optional(v::float64()))])),
+/// );
 /// # let _ = schema;
 /// ```
 #[derive(Clone, Debug, Default, Serialize)]
@@ -20,6 +36,7 @@ pub struct Schema {
     tables: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A table's indexes and document validator.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TableDef {
     indexes: Vec<IndexDef>,
@@ -38,7 +55,13 @@ impl Schema {
         Schema::default()
     }
 
-    pub fn table(mut self, name: &str, table: TableDef) -> Self {
+    /// The table of documents `T`.
+    pub fn table<T: Table>(self) -> Self {
+        self.table_named(T::NAME, T::definition())
+    }
+
+    /// A table described by hand.
+    pub fn table_named(mut self, name: &str, table: TableDef) -> Self {
         let value = serde_json::to_value(table).unwrap_or_default();
         self.tables.insert(name.to_owned(), value);
         self
@@ -65,28 +88,52 @@ impl TableDef {
     }
 
     /// Every document of the table must match `validator` (an object, or a
-    /// union of objects).
+    /// union of objects). `any` checks nothing.
     pub fn validator(mut self, validator: v::Validator) -> Self {
-        self.document = Some(validator.json);
+        self.document = (!validator.is_any()).then_some(validator.json);
         self
     }
 }
 
 /// Validators, after Convex's `v`.
 pub mod v {
-    use serde_json::{Value, json};
+    use capstan_protocol::Value;
+    use serde_json::{Map, Value as Json, json};
 
     /// A validator; see the functions of this module.
-    #[derive(Clone, Debug)]
+    #[derive(Clone, Debug, PartialEq)]
     pub struct Validator {
-        pub(crate) json: Value,
+        pub(crate) json: Json,
         optional: bool,
     }
 
-    fn of(json: Value) -> Validator {
+    fn of(json: Json) -> Validator {
         Validator {
             json,
             optional: false,
+        }
+    }
+
+    impl Validator {
+        /// Whether this accepts every value.
+        pub fn is_any(&self) -> bool {
+            self.json["type"] == "any"
+        }
+
+        /// Whether, as an object's field, it may be missing.
+        pub fn is_optional(&self) -> bool {
+            self.optional
+        }
+
+        /// The validator as the server reads it.
+        pub fn to_json(&self) -> Json {
+            self.json.clone()
+        }
+
+        fn fields(&self) -> Option<&Map<String, Json>> {
+            (self.json["type"] == "object")
+                .then(|| self.json["value"].as_object())
+                .flatten()
         }
     }
 
@@ -115,9 +162,9 @@ pub mod v {
     pub fn id(table: &str) -> Validator {
         of(json!({"type": "id", "tableName": table}))
     }
-    /// Exactly this value (given as Convex JSON).
-    pub fn literal(value: Value) -> Validator {
-        of(json!({"type": "literal", "value": value}))
+    /// Exactly this value.
+    pub fn literal(value: impl Into<Value>) -> Validator {
+        of(json!({"type": "literal", "value": value.into().to_json()}))
     }
     pub fn array(items: Validator) -> Validator {
         of(json!({"type": "array", "value": items.json}))
@@ -125,7 +172,7 @@ pub mod v {
     /// An object with exactly these fields; wrap a field's validator in
     /// [`optional`] to allow it to be missing.
     pub fn object<'a>(fields: impl IntoIterator<Item = (&'a str, Validator)>) -> Validator {
-        let fields: serde_json::Map<String, Value> = fields
+        let fields: Map<String, Json> = fields
             .into_iter()
             .map(|(name, v)| {
                 (
@@ -142,10 +189,13 @@ pub mod v {
             json!({"type": "record", "keys": keys.json, "values": {"fieldType": values.json, "optional": false}}),
         )
     }
+    /// Any of `members`; a union of one is that one.
     pub fn union(members: impl IntoIterator<Item = Validator>) -> Validator {
-        of(
-            json!({"type": "union", "value": members.into_iter().map(|v| v.json).collect::<Vec<_>>()}),
-        )
+        let mut members: Vec<Validator> = members.into_iter().collect();
+        if members.len() == 1 {
+            return members.remove(0);
+        }
+        of(json!({"type": "union", "value": members.into_iter().map(|v| v.json).collect::<Vec<_>>()}))
     }
     /// Inside [`object`]: the field may be missing.
     pub fn optional(inner: Validator) -> Validator {
@@ -153,5 +203,31 @@ pub mod v {
             optional: true,
             ..inner
         }
+    }
+
+    /// `object`'s fields with `inner`'s beside them, as serde's `flatten`
+    /// writes them: `inner` an object, or a union of objects. Anything
+    /// else (a map) lets the object hold any fields, which no validator
+    /// says: the result is [`any`].
+    #[doc(hidden)]
+    pub fn __flatten(object: Validator, inner: Validator) -> Validator {
+        let Some(own) = object.fields() else {
+            return any();
+        };
+        if let Some(more) = inner.fields() {
+            let mut fields = own.clone();
+            fields.extend(more.clone());
+            return of(json!({"type": "object", "value": fields}));
+        }
+        if inner.json["type"] == "union"
+            && let Some(members) = inner.json["value"].as_array()
+        {
+            return union(
+                members
+                    .iter()
+                    .map(|member| __flatten(object.clone(), of(member.clone()))),
+            );
+        }
+        any()
     }
 }

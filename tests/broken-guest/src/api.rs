@@ -1,6 +1,6 @@
 use capstan::QueryCtx;
 
 #[capstan::query]
-pub fn ping(_ctx: &QueryCtx) -> capstan::Result<&'static str> {
-    Ok("pong")
+pub fn ping(_ctx: &QueryCtx) -> capstan::Result<String> {
+    Ok("pong".into())
 }

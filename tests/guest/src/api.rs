@@ -1,37 +1,34 @@
-use capstan::{ActionCtx, Doc, Id, MutationCtx, PaginationOpts, PaginationResult, QueryCtx, Table};
+use capstan::{
+    ActionCtx, Doc, Id, Int64, MutationCtx, PaginationOpts, PaginationResult, QueryCtx, Value,
+};
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, capstan::Table)]
+#[table(name = "messages", index(by_channel = [channel]))]
 pub struct Message {
     pub channel: String,
     pub body: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
-impl Table for Message {
-    const NAME: &'static str = "messages";
-}
-
-#[derive(Serialize, Deserialize)]
+/// A counter kept as an int64, as an app that asked for one.
+#[derive(Serialize, Deserialize, capstan::Table)]
+#[table(name = "counters", index(by_name = [name]))]
 pub struct Counter {
     pub name: String,
-    pub value: i64,
+    pub value: Int64,
 }
 
-impl Table for Counter {
-    const NAME: &'static str = "counters";
-}
-
+/// Its arguments, whatever they are, as values.
 #[capstan::query]
-pub fn echo(_ctx: &QueryCtx, args: serde_json::Value) -> capstan::Result<serde_json::Value> {
+pub fn echo(_ctx: &QueryCtx, args: Value) -> capstan::Result<Value> {
     Ok(args)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct Clock {
-    now_ms: u128,
-    random: i64,
+    now_ms: f64,
+    random: Int64,
 }
 
 /// The wall clock, and a random number from the WASI random source (which
@@ -40,10 +37,10 @@ fn read_clock() -> Clock {
     use std::hash::BuildHasher;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
+        .map_or(0.0, |d| d.as_millis() as f64);
     Clock {
         now_ms,
-        random: std::collections::hash_map::RandomState::new().hash_one(1u8) as i64,
+        random: Int64(std::collections::hash_map::RandomState::new().hash_one(1u8) as i64),
     }
 }
 
@@ -53,42 +50,30 @@ pub fn clock(_ctx: &QueryCtx) -> capstan::Result<Clock> {
     Ok(read_clock())
 }
 
-#[derive(Deserialize)]
-pub struct Channel {
-    pub channel: String,
-}
-
 #[capstan::query]
-pub fn list(ctx: &QueryCtx, args: Channel) -> capstan::Result<Vec<Doc<Message>>> {
+pub fn list(ctx: &QueryCtx, channel: String) -> capstan::Result<Vec<Doc<Message>>> {
     ctx.db()
         .query::<Message>()
-        .with_index("by_channel", |q| q.eq("channel", &args.channel))
+        .with_index(Message::by_channel, |q| q.eq(&channel))
         .collect()
 }
 
-#[derive(Deserialize)]
-pub struct ById {
-    pub id: Id<Message>,
+#[capstan::query]
+pub fn get(ctx: &QueryCtx, id: Id<Message>) -> capstan::Result<Option<Doc<Message>>> {
+    ctx.db().get(&id)
 }
 
 #[capstan::query]
-pub fn get(ctx: &QueryCtx, args: ById) -> capstan::Result<Option<Doc<Message>>> {
-    ctx.db().get(&args.id)
-}
-
-#[derive(Deserialize)]
-pub struct PageArgs {
-    pub channel: String,
-    pub opts: PaginationOpts,
-}
-
-#[capstan::query]
-pub fn page(ctx: &QueryCtx, args: PageArgs) -> capstan::Result<PaginationResult<Doc<Message>>> {
+pub fn page(
+    ctx: &QueryCtx,
+    channel: String,
+    opts: PaginationOpts,
+) -> capstan::Result<PaginationResult<Doc<Message>>> {
     ctx.db()
         .query::<Message>()
-        .with_index("by_channel", |q| q.eq("channel", &args.channel))
+        .with_index(Message::by_channel, |q| q.eq(&channel))
         .order(capstan::Order::Desc)
-        .paginate(&args.opts)
+        .paginate(&opts)
 }
 
 #[capstan::query]
@@ -119,18 +104,11 @@ pub fn logs(_ctx: &QueryCtx) -> capstan::Result<()> {
     Ok(())
 }
 
-#[derive(Serialize)]
-pub struct Problem {
-    code: &'static str,
-    limit: i64,
-}
-
 #[capstan::query]
 pub fn fail(_ctx: &QueryCtx) -> capstan::Result<()> {
-    Err(capstan::Error::data(Problem {
-        code: "TOO_MANY",
-        limit: 3,
-    }))
+    Err(capstan::Error::data(
+        capstan::json!({ "code": "TOO_MANY", "limit": 3 }),
+    ))
 }
 
 #[capstan::query]
@@ -139,18 +117,13 @@ pub fn fail_plain(_ctx: &QueryCtx) -> capstan::Result<()> {
 }
 
 #[capstan::query(internal)]
-pub fn secret(_ctx: &QueryCtx) -> capstan::Result<&'static str> {
-    Ok("internal value")
-}
-
-#[derive(Deserialize)]
-pub struct EnvArgs {
-    pub name: String,
+pub fn secret(_ctx: &QueryCtx) -> capstan::Result<String> {
+    Ok("internal value".into())
 }
 
 #[capstan::query]
-pub fn env(ctx: &QueryCtx, args: EnvArgs) -> capstan::Result<Option<String>> {
-    Ok(ctx.env(&args.name))
+pub fn env(ctx: &QueryCtx, name: String) -> capstan::Result<Option<String>> {
+    Ok(ctx.env(&name))
 }
 
 #[capstan::mutation]
@@ -158,72 +131,53 @@ pub fn send(ctx: &mut MutationCtx, args: Message) -> capstan::Result<Id<Message>
     ctx.db().insert(&args)
 }
 
-#[derive(Deserialize)]
-pub struct Edit {
-    pub id: Id<Message>,
-    pub body: String,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    body: &'a str,
+#[capstan::mutation]
+pub fn edit(ctx: &mut MutationCtx, id: Id<Message>, body: String) -> capstan::Result<Doc<Message>> {
+    ctx.db().patch(&id, MessagePatch::new().body(body))
 }
 
 #[capstan::mutation]
-pub fn edit(ctx: &mut MutationCtx, args: Edit) -> capstan::Result<Doc<Message>> {
-    ctx.db().patch(&args.id, &Body { body: &args.body })
+pub fn edit_unset(ctx: &mut MutationCtx, id: Id<Message>) -> capstan::Result<Doc<Message>> {
+    ctx.db().patch(&id, MessagePatch::new().unset_note())
 }
 
 #[capstan::mutation]
-pub fn edit_unset(ctx: &mut MutationCtx, args: ById) -> capstan::Result<Doc<Message>> {
-    ctx.db()
-        .patch_unset(&args.id, &serde_json::json!({}), &["note"])
-}
-
-#[derive(Deserialize)]
-pub struct Swap {
-    pub id: Id<Message>,
-    pub message: Message,
+pub fn swap(
+    ctx: &mut MutationCtx,
+    id: Id<Message>,
+    message: Message,
+) -> capstan::Result<Doc<Message>> {
+    ctx.db().replace(&id, &message)
 }
 
 #[capstan::mutation]
-pub fn swap(ctx: &mut MutationCtx, args: Swap) -> capstan::Result<Doc<Message>> {
-    ctx.db().replace(&args.id, &args.message)
-}
-
-#[capstan::mutation]
-pub fn remove(ctx: &mut MutationCtx, args: ById) -> capstan::Result<bool> {
-    let existed = ctx.db().get(&args.id)?.is_some();
+pub fn remove(ctx: &mut MutationCtx, id: Id<Message>) -> capstan::Result<bool> {
+    let existed = ctx.db().get(&id)?.is_some();
     if existed {
-        ctx.db().delete(&args.id)?;
+        ctx.db().delete(&id)?;
     }
     Ok(existed)
 }
 
-#[derive(Deserialize)]
-pub struct Name {
-    pub name: String,
-}
-
 #[capstan::mutation]
-pub fn increment(ctx: &mut MutationCtx, args: Name) -> capstan::Result<i64> {
+pub fn increment(ctx: &mut MutationCtx, name: String) -> capstan::Result<Int64> {
     let mut db = ctx.db();
     let existing = db
         .query::<Counter>()
-        .with_index("by_name", |q| q.eq("name", &args.name))
+        .with_index(Counter::by_name, |q| q.eq(&name))
         .unique()?;
     match existing {
         Some(counter) => {
-            let value = counter.value + 1;
-            db.patch(&counter.id, &serde_json::json!({ "value": value }))?;
+            let value = Int64(counter.value.0 + 1);
+            db.patch(&counter.id, CounterPatch::new().value(value))?;
             Ok(value)
         }
         None => {
             db.insert(&Counter {
-                name: args.name,
-                value: 1,
+                name,
+                value: Int64(1),
             })?;
-            Ok(1)
+            Ok(Int64(1))
         }
     }
 }
@@ -253,13 +207,7 @@ pub fn stamp(ctx: &mut MutationCtx) -> capstan::Result<Stamp> {
     })
 }
 
-#[derive(Deserialize)]
-pub struct SendArgs {
-    pub channel: String,
-    pub body: String,
-}
-
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct Sent {
     id: Id<Message>,
     count: usize,
@@ -267,18 +215,15 @@ pub struct Sent {
 
 /// An action: runs a mutation, then a query, each in its own transaction.
 #[capstan::action]
-pub fn send_and_list(ctx: &mut ActionCtx, args: SendArgs) -> capstan::Result<Sent> {
-    capstan::log!("sending to {}", args.channel);
-    let id: Id<Message> = ctx.run_mutation(
-        "api:send",
-        &Message {
-            channel: args.channel.clone(),
-            body: args.body,
-            note: None,
-        },
-    )?;
-    let listed: Vec<serde_json::Value> =
-        ctx.run_query("api:list", &serde_json::json!({ "channel": args.channel }))?;
+pub fn send_and_list(ctx: &mut ActionCtx, channel: String, body: String) -> capstan::Result<Sent> {
+    capstan::log!("sending to {channel}");
+    let message = Message {
+        channel: channel.clone(),
+        body,
+        note: None,
+    };
+    let id = ctx.run_mutation(send, &message)?;
+    let listed = ctx.run_query(list, &ListArgs { channel })?;
     Ok(Sent {
         id,
         count: listed.len(),
@@ -292,5 +237,5 @@ pub fn action_clock(_ctx: &mut ActionCtx) -> capstan::Result<Clock> {
 
 #[capstan::action]
 pub fn call_secret(ctx: &mut ActionCtx) -> capstan::Result<String> {
-    ctx.run_query("api:secret", &serde_json::json!({}))
+    ctx.run_query(secret, &())
 }

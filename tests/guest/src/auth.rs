@@ -1,8 +1,7 @@
 //! Who is calling, as functions of every kind see it.
 
-use capstan::{ActionCtx, Auth, Caller, MutationCtx, QueryCtx};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use capstan::{ActionCtx, Auth, Caller, MutationCtx, QueryCtx, User, json};
+use serde_json::Value;
 
 fn describe(auth: Auth<'_>) -> capstan::Result<Value> {
     let caller = match auth.caller()? {
@@ -10,8 +9,8 @@ fn describe(auth: Auth<'_>) -> capstan::Result<Value> {
         Caller::User(identity) => json!({
             "kind": "user",
             "identity": identity,
-            "userId": auth.get_auth_user_id()?,
-            "sessionId": auth.get_auth_session_id()?,
+            "userId": auth.user_id::<User>()?,
+            "sessionId": auth.session_id()?,
         }),
         Caller::Admin => json!({"kind": "admin"}),
         Caller::Service { name } => json!({"kind": "service", "name": name}),
@@ -38,17 +37,11 @@ pub fn whoami_mutation(ctx: &mut MutationCtx) -> capstan::Result<Value> {
 #[capstan::action]
 pub fn whoami_action(ctx: &mut ActionCtx) -> capstan::Result<Value> {
     let own = describe(ctx.auth())?;
-    let nested: Value = ctx.run_query("auth:whoami", &json!({}))?;
+    let nested = ctx.run_query(whoami, &())?;
     Ok(json!({"own": own, "nested": nested}))
 }
 
-#[derive(Deserialize)]
-pub struct SecretArgs {
-    pub name: String,
-    pub presented: String,
-}
-
 #[capstan::query]
-pub fn check_secret(ctx: &QueryCtx, args: SecretArgs) -> capstan::Result<bool> {
-    ctx.auth().check_secret(&args.name, &args.presented)
+pub fn check_secret(ctx: &QueryCtx, name: String, presented: String) -> capstan::Result<bool> {
+    ctx.auth().check_secret(&name, &presented)
 }

@@ -2,13 +2,15 @@
 
 use capstan::QueryCtx;
 
+use crate::api::Message;
+
 #[capstan::query]
-pub fn spin(_ctx: &QueryCtx) -> capstan::Result<u64> {
+pub fn spin(_ctx: &QueryCtx) -> capstan::Result<f64> {
     let mut n: u64 = 0;
     loop {
         n = std::hint::black_box(n.wrapping_add(1));
         if n == u64::MAX {
-            return Ok(n);
+            return Ok(n as f64);
         }
     }
 }
@@ -16,11 +18,11 @@ pub fn spin(_ctx: &QueryCtx) -> capstan::Result<u64> {
 /// Lists a channel like `api:list`, but spins once it holds a message
 /// whose body is "spin": a query that turns slow when re-run.
 #[capstan::query]
-pub fn spin_on(ctx: &QueryCtx, args: crate::api::Channel) -> capstan::Result<usize> {
+pub fn spin_on(ctx: &QueryCtx, channel: String) -> capstan::Result<usize> {
     let messages = ctx
         .db()
-        .query::<crate::api::Message>()
-        .with_index("by_channel", |q| q.eq("channel", &args.channel))
+        .query::<Message>()
+        .with_index(Message::by_channel, |q| q.eq(&channel))
         .collect()?;
     if messages.iter().any(|m| m.body == "spin") {
         spin(ctx)?;
@@ -47,8 +49,8 @@ fn depth(n: u64) -> u64 {
 }
 
 #[capstan::query]
-pub fn recurse(_ctx: &QueryCtx) -> capstan::Result<u64> {
-    Ok(depth(std::hint::black_box(100_000_000)))
+pub fn recurse(_ctx: &QueryCtx) -> capstan::Result<f64> {
+    Ok(depth(std::hint::black_box(100_000_000)) as f64)
 }
 
 #[capstan::query]
@@ -57,12 +59,7 @@ pub fn panics(_ctx: &QueryCtx) -> capstan::Result<()> {
     panic!("index {} is out of range", empty.len() + 3);
 }
 
-#[derive(serde::Deserialize)]
-pub struct Size {
-    pub bytes: usize,
-}
-
 #[capstan::query]
-pub fn huge(_ctx: &QueryCtx, args: Size) -> capstan::Result<String> {
-    Ok("x".repeat(args.bytes))
+pub fn huge(_ctx: &QueryCtx, bytes: usize) -> capstan::Result<String> {
+    Ok("x".repeat(bytes))
 }

@@ -7,7 +7,8 @@
 //! same text: every plain JSON number is a float64 (offered as an integer
 //! when integral and within ±2^53), `{"$integer": …}` an int64,
 //! `{"$float": …}` a float64 JSON cannot carry, `{"$bytes": …}` an array of
-//! numbers, enums Convex-style. The text comes from the server, which
+//! numbers (which `Vec<u8>` and [`super::Bytes`] read), a `Value` field the
+//! value whole, enums Convex-style. The text comes from the server, which
 //! checked every value when it was stored; field names are not checked
 //! again.
 
@@ -15,10 +16,11 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use capstan_protocol::json::VALUE_TOKEN;
 use serde::de::{self, DeserializeSeed, Visitor};
 
 use super::MAX_SAFE_INTEGER;
-use super::direct::Key;
+use super::key::Key;
 
 /// A Convex JSON reading of `D`, a deserializer of plain JSON.
 pub struct Convex<D>(pub D);
@@ -59,9 +61,13 @@ impl<'de, D: de::Deserializer<'de>> de::Deserializer<'de> for Convex<D> {
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
+        if name == VALUE_TOKEN {
+            // A `Value` reads the Convex JSON text itself.
+            return visitor.visit_newtype_struct(self.0);
+        }
         visitor.visit_newtype_struct(self)
     }
 

@@ -1,0 +1,14 @@
+mod api {
+    use capstan::QueryCtx;
+
+    #[capstan::query]
+    pub fn ping(_ctx: &QueryCtx) -> capstan::Result<u32> {
+        Ok(1)
+    }
+}
+
+capstan::app! {
+    functions: [api::ping, api::{ping}],
+}
+
+fn main() {}
