@@ -61,7 +61,7 @@ async fn malformed_requests_get_clear_errors_and_change_nothing() -> anyhow::Res
 
     assert_eq!(
         server.value("query", "api:count_all", json!({})).await?,
-        json!({"$integer": "AAAAAAAAAAA="})
+        json!(0.0)
     );
     server.stop().await
 }
