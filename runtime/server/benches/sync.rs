@@ -135,13 +135,14 @@ async fn transition_ts(socket: &mut Socket) -> anyhow::Result<Timestamp> {
     }
 }
 
-/// `ROUND_TRIPS` one-shot queries of `api:list` (Add, wait for the
-/// result, Remove), with the arguments `args` gives each; their round trips,
+/// `ROUND_TRIPS` one-shot queries of `path` (Add, wait for the result,
+/// Remove), with the arguments `args` gives each; their round trips,
 /// sorted. The client writes and reads frames without JSON trees, so the
 /// figure is the server's more than the client's.
 async fn one_shots(
     socket: &mut Socket,
     version: &mut u64,
+    path: &str,
     args: impl Fn(usize) -> String,
 ) -> anyhow::Result<Vec<Duration>> {
     let mut trips = Vec::with_capacity(ROUND_TRIPS);
@@ -151,7 +152,7 @@ async fn one_shots(
         let began = Instant::now();
         socket
             .send(Message::text(format!(
-                r#"{{"type":"ModifyQuerySet","baseVersion":{v},"newVersion":{},"modifications":[{{"type":"Add","queryId":{v},"udfPath":"api:list","args":[{args}]}}]}}"#,
+                r#"{{"type":"ModifyQuerySet","baseVersion":{v},"newVersion":{},"modifications":[{{"type":"Add","queryId":{v},"udfPath":"{path}","args":[{args}]}}]}}"#,
                 v + 1
             )))
             .await?;
@@ -272,19 +273,23 @@ async fn server() -> anyhow::Result<()> {
 
     let mut socket = connect(&ws_url).await?;
     let mut version = 0;
-    // First a query nobody ran before on every round trip (an argument the
-    // function ignores makes each one new), then the same query each time,
+    // First a query nobody ran before on every round trip (`list_round`
+    // reads what `list` reads; its argument `round` makes each query new),
+    // then the same query each time,
     // which the server answers from the result it kept when the previous
     // round trip dropped it.
     let cpu_before = cpu_time();
     let wall_before = Instant::now();
-    let runs = one_shots(&mut socket, &mut version, |id| {
+    let runs = one_shots(&mut socket, &mut version, "api:list_round", |id| {
         format!(r#"{{"channel":"ten","round":{id}}}"#)
     })
     .await?;
     let cpu = cpu_time() - cpu_before;
     let wall = wall_before.elapsed();
-    let kept = one_shots(&mut socket, &mut version, |_| r#"{"channel":"ten"}"#.into()).await?;
+    let kept = one_shots(&mut socket, &mut version, "api:list", |_| {
+        r#"{"channel":"ten"}"#.into()
+    })
+    .await?;
     println!("(a) one-shot indexed query, 10 documents, one socket ({ROUND_TRIPS} round trips)");
     println!(
         "    bare tokio-tungstenite echo:              p50 {:>7.1} µs   p99 {:>7.1} µs",

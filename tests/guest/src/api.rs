@@ -58,6 +58,18 @@ pub fn list(ctx: &QueryCtx, channel: String) -> capstan::Result<Vec<Doc<Message>
         .collect()
 }
 
+/// `list`, with an argument it ignores: each `round` is a query of its own
+/// that reads what `list` reads.
+#[capstan::query]
+pub fn list_round(
+    ctx: &QueryCtx,
+    channel: String,
+    round: f64,
+) -> capstan::Result<Vec<Doc<Message>>> {
+    let _ = round;
+    list(ctx, channel)
+}
+
 #[capstan::query]
 pub fn get(ctx: &QueryCtx, id: Id<Message>) -> capstan::Result<Option<Doc<Message>>> {
     ctx.db().get(&id)

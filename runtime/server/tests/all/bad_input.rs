@@ -29,7 +29,7 @@ async fn malformed_requests_get_clear_errors_and_change_nothing() -> anyhow::Res
     assert!(
         body["errorMessage"]
             .as_str()
-            .is_some_and(|m| m.starts_with("invalid arguments")),
+            .is_some_and(|m| m.starts_with("Invalid arguments for `api:send`")),
         "{body}"
     );
 

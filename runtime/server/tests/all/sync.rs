@@ -528,7 +528,7 @@ async fn racing_commits(socket_runs: usize) -> anyhow::Result<()> {
                 .subscribe(
                     base,
                     base,
-                    "api:list",
+                    "api:list_round",
                     json!({"channel": "race", "round": base}),
                 )
                 .await?;
