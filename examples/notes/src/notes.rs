@@ -13,7 +13,9 @@ pub struct Note {
 #[capstan::mutation]
 pub fn add(ctx: &mut MutationCtx, notebook: String, text: String) -> capstan::Result<Id<Note>> {
     if text.trim().is_empty() {
-        return Err(capstan::Error::data(capstan::json!({ "code": "EMPTY_NOTE" })));
+        return Err(capstan::Error::data(
+            capstan::json!({ "code": "EMPTY_NOTE" }),
+        ));
     }
     ctx.db().insert(&Note {
         notebook,
@@ -55,7 +57,12 @@ pub fn archive(ctx: &mut MutationCtx, notebook: String) -> capstan::Result<u32> 
 /// An action: archives a notebook through the internal mutation.
 #[capstan::action]
 pub fn archive_notebook(ctx: &mut ActionCtx, notebook: String) -> capstan::Result<String> {
-    let count = ctx.run_mutation(archive, &ArchiveArgs { notebook: notebook.clone() })?;
+    let count = ctx.run_mutation(
+        archive,
+        &ArchiveArgs {
+            notebook: notebook.clone(),
+        },
+    )?;
     capstan::log!("archived {count} notes in {notebook}");
     Ok(format!("archived {count}"))
 }

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use capstan_protocol::Value;
-use capstan_protocol::key::{encode_value, prefix_successor};
+use capstan_protocol::key::{encode_key_value, prefix_successor};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{IndexInfo, IndexKind};
@@ -45,7 +45,10 @@ pub enum Source {
 pub struct RangeOp {
     pub field: String,
     pub op: Comparison,
-    pub value: Value,
+    /// `None` (no `value` on the wire) is a missing field, Convex's
+    /// `undefined`, which sorts before every value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +96,7 @@ impl Query {
             range.push(RangeOp {
                 field: field.to_owned(),
                 op,
-                value: value.into(),
+                value: Some(value.into()),
             });
         }
         self
@@ -170,16 +173,19 @@ pub fn plan_range(index: &IndexInfo, ops: &[RangeOp]) -> Result<KeyRange> {
         reason,
     };
     let fields = index.range_fields();
-    let encode = |value: &Value, out: &mut Vec<u8>| -> Result<()> {
-        match index.kind {
-            IndexKind::ById => {
+    let encode = |value: &Option<Value>, out: &mut Vec<u8>| -> Result<()> {
+        match (&index.kind, value) {
+            (IndexKind::ById, Some(value)) => {
                 let text = value
                     .as_str()
                     .ok_or_else(|| invalid(format!("_id is compared with {value}, not an id")))?;
                 let id: DocumentId = text.parse()?;
                 out.extend_from_slice(&id.to_bytes());
             }
-            IndexKind::Fields(_) => encode_value(value, out),
+            (IndexKind::ById, None) => {
+                return Err(invalid("_id is compared with a missing value".to_owned()));
+            }
+            (IndexKind::Fields(_), value) => encode_key_value(value.as_ref(), out),
         }
         Ok(())
     };

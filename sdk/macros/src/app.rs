@@ -54,7 +54,10 @@ impl Parse for App {
                     functions = Some(paths);
                 }
                 "schema" | "tables" | "functions" => {
-                    return Err(syn::Error::new_spanned(&key, format!("`{key}` is given twice")));
+                    return Err(syn::Error::new_spanned(
+                        &key,
+                        format!("`{key}` is given twice"),
+                    ));
                 }
                 _ => {
                     return Err(syn::Error::new_spanned(
@@ -74,12 +77,18 @@ impl Parse for App {
             ));
         }
         let functions = functions.ok_or_else(|| {
-            syn::Error::new(input.span(), "list the app's functions: `functions: [module::name, ...]`")
+            syn::Error::new(
+                input.span(),
+                "list the app's functions: `functions: [module::name, ...]`",
+            )
         })?;
         let mut seen: Vec<&String> = Vec::new();
         for (path, text) in &functions {
             if seen.contains(&text) {
-                return Err(syn::Error::new_spanned(path, format!("`{text}` is listed twice")));
+                return Err(syn::Error::new_spanned(
+                    path,
+                    format!("`{text}` is listed twice"),
+                ));
             }
             seen.push(text);
         }
@@ -92,7 +101,11 @@ impl Parse for App {
 }
 
 /// The paths a `use`-like tree names.
-fn flatten(tree: &UseTree, prefix: &mut Vec<Ident>, out: &mut Vec<(Path, String)>) -> syn::Result<()> {
+fn flatten(
+    tree: &UseTree,
+    prefix: &mut Vec<Ident>,
+    out: &mut Vec<(Path, String)>,
+) -> syn::Result<()> {
     match tree {
         UseTree::Path(path) => {
             prefix.push(path.ident.clone());
@@ -102,7 +115,11 @@ fn flatten(tree: &UseTree, prefix: &mut Vec<Ident>, out: &mut Vec<(Path, String)
         UseTree::Name(name) => {
             let mut segments = prefix.clone();
             segments.push(name.ident.clone());
-            let text = segments.iter().map(Ident::to_string).collect::<Vec<_>>().join("::");
+            let text = segments
+                .iter()
+                .map(Ident::to_string)
+                .collect::<Vec<_>>()
+                .join("::");
             let path: Path = syn::parse_quote!(#(#segments)::*);
             out.push((path, text));
         }

@@ -278,12 +278,8 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
 
 /// `T` of `capstan::Result<T>` (any path ending in `Result<T, …>`).
 fn result_type(output: &ReturnType, close: Span) -> syn::Result<Type> {
-    let wrong = |span: Span| {
-        syn::Error::new(
-            span,
-            "a Capstan function returns `capstan::Result<T>`",
-        )
-    };
+    let wrong =
+        |span: Span| syn::Error::new(span, "a Capstan function returns `capstan::Result<T>`");
     let ReturnType::Type(_, ty) = output else {
         return Err(wrong(close));
     };

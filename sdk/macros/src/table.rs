@@ -13,7 +13,10 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::ext::IdentExt;
-use syn::{Data, DeriveInput, Expr, ExprArray, Fields, GenericArgument, Ident, Lit, LitStr, PathArguments, Type};
+use syn::{
+    Data, DeriveInput, Expr, ExprArray, Fields, GenericArgument, Ident, Lit, LitStr, PathArguments,
+    Type,
+};
 
 use crate::serde_attrs::{Container, Field};
 use crate::validated;
@@ -89,10 +92,9 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         for field in &index.fields {
             match field {
                 IndexField::Field(ident) => {
-                    let Some((field, attrs, wire)) = fields
-                        .iter()
-                        .find(|(f, _, _)| f.ident.as_ref().is_some_and(|i| i.unraw() == ident.unraw()))
-                    else {
+                    let Some((field, attrs, wire)) = fields.iter().find(|(f, _, _)| {
+                        f.ident.as_ref().is_some_and(|i| i.unraw() == ident.unraw())
+                    }) else {
                         return Err(syn::Error::new_spanned(
                             ident,
                             format!("`{name}` has no field `{ident}`"),
@@ -114,7 +116,8 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
                 }
                 IndexField::Path(path) => {
                     if named.is_some()
-                        && let Some((_, _, _)) = fields.iter().find(|(_, _, wire)| *wire == path.value())
+                        && let Some((_, _, _)) =
+                            fields.iter().find(|(_, _, wire)| *wire == path.value())
                     {
                         return Err(syn::Error::new_spanned(
                             path,
@@ -126,7 +129,11 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
                 }
             }
         }
-        if let Some(repeated) = stored.iter().enumerate().find_map(|(i, f)| stored[..i].contains(f).then_some(f)) {
+        if let Some(repeated) = stored
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| stored[..i].contains(f).then_some(f))
+        {
             return Err(syn::Error::new_spanned(
                 &index.name,
                 format!("the index names field {repeated:?} twice"),
@@ -141,7 +148,11 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         let ident = &index.name;
         let doc = format!(
             "The index `{index_name}`: {}, then `_creationTime`.",
-            stored.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+            stored
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         index_consts.push(quote! {
             #[doc = #doc]
@@ -154,9 +165,13 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             let patch = format_ident!("{}Patch", name);
             (quote!(#patch), patch_struct(name, &patch, vis, &fields)?)
         }
-        None => (quote!(::capstan::__private::serde_json::Value), TokenStream::new()),
+        None => (
+            quote!(::capstan::__private::serde_json::Value),
+            TokenStream::new(),
+        ),
     };
-    let users = (table_name.value() == "users").then(|| quote!(impl ::capstan::UsersTable for #name {}));
+    let users =
+        (table_name.value() == "users").then(|| quote!(impl ::capstan::UsersTable for #name {}));
 
     Ok(quote! {
         #validated
@@ -216,7 +231,8 @@ fn patch_struct(
                 let unset = format_ident!("unset_{}", ident.unraw());
                 claim(&unset)?;
                 let doc = format!("`{wire}`: `Some(Some(_))` sets it, `Some(None)` removes it.");
-                definitions.push(quote!(#[doc = #doc] #field_vis #ident: ::core::option::Option<#ty>));
+                definitions
+                    .push(quote!(#[doc = #doc] #field_vis #ident: ::core::option::Option<#ty>));
                 setters.push(quote! {
                     #[doc = concat!("Sets `", #wire, "`.")]
                     #field_vis fn #ident(mut self, value: impl ::core::convert::Into<#inner>) -> Self {
@@ -231,7 +247,8 @@ fn patch_struct(
                 });
             }
             None => {
-                definitions.push(quote!(#[doc = #doc] #field_vis #ident: ::core::option::Option<#ty>));
+                definitions
+                    .push(quote!(#[doc = #doc] #field_vis #ident: ::core::option::Option<#ty>));
                 setters.push(quote! {
                     #[doc = concat!("Sets `", #wire, "`.")]
                     #field_vis fn #ident(mut self, value: impl ::core::convert::Into<#ty>) -> Self {
@@ -302,7 +319,8 @@ fn parse_spec(input: &DeriveInput) -> syn::Result<TableSpec> {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("name") {
                 let value: LitStr = meta.value()?.parse()?;
-                check_name(&value.value(), "table").map_err(|m| syn::Error::new_spanned(&value, m))?;
+                check_name(&value.value(), "table")
+                    .map_err(|m| syn::Error::new_spanned(&value, m))?;
                 name = Some(value);
                 Ok(())
             } else if meta.path.is_ident("index") {
@@ -319,26 +337,50 @@ fn parse_spec(input: &DeriveInput) -> syn::Result<TableSpec> {
                         ));
                     }
                     if indexes.iter().any(|i| i.name.unraw() == ident.unraw()) {
-                        return Err(syn::Error::new_spanned(&ident, format!("a second index named `{text}`")));
+                        return Err(syn::Error::new_spanned(
+                            &ident,
+                            format!("a second index named `{text}`"),
+                        ));
                     }
                     let list: ExprArray = index.value()?.parse()?;
                     let mut fields = Vec::new();
                     for element in &list.elems {
                         fields.push(match element {
                             Expr::Path(path) if path.path.get_ident().is_some() => {
-                                IndexField::Field(path.path.get_ident().cloned().unwrap_or_else(|| Ident::new("_", Span::call_site())))
+                                IndexField::Field(
+                                    path.path
+                                        .get_ident()
+                                        .cloned()
+                                        .unwrap_or_else(|| Ident::new("_", Span::call_site())),
+                                )
                             }
                             Expr::Lit(lit) => match &lit.lit {
                                 Lit::Str(path) => IndexField::Path(path.clone()),
-                                other => return Err(syn::Error::new_spanned(other, "expected a field name or a \"dotted.path\"")),
+                                other => {
+                                    return Err(syn::Error::new_spanned(
+                                        other,
+                                        "expected a field name or a \"dotted.path\"",
+                                    ));
+                                }
                             },
-                            other => return Err(syn::Error::new_spanned(other, "expected a field name or a \"dotted.path\"")),
+                            other => {
+                                return Err(syn::Error::new_spanned(
+                                    other,
+                                    "expected a field name or a \"dotted.path\"",
+                                ));
+                            }
                         });
                     }
                     if fields.is_empty() {
-                        return Err(syn::Error::new_spanned(&list, "an index needs at least one field"));
+                        return Err(syn::Error::new_spanned(
+                            &list,
+                            "an index needs at least one field",
+                        ));
                     }
-                    indexes.push(IndexSpec { name: ident, fields });
+                    indexes.push(IndexSpec {
+                        name: ident,
+                        fields,
+                    });
                     Ok(())
                 })
             } else {

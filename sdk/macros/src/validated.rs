@@ -18,7 +18,9 @@ pub fn implementation(input: &DeriveInput, validator: &TokenStream) -> TokenStre
     let name = &input.ident;
     let mut generics = input.generics.clone();
     for parameter in generics.type_params_mut() {
-        parameter.bounds.push(syn::parse_quote!(::capstan::Validated));
+        parameter
+            .bounds
+            .push(syn::parse_quote!(::capstan::Validated));
     }
     let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
     quote! {

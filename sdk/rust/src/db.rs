@@ -164,7 +164,11 @@ impl<T: DeserializeOwned> QueryBuilder<T> {
     /// Reads through an index known by name only (a table without a
     /// document type of its own), each comparison naming its field:
     /// `.with_named_index("by_channel", |q| q.eq("channel", &channel))`.
-    pub fn with_named_index(self, name: &str, range: impl FnOnce(NamedRange) -> NamedRange) -> Self {
+    pub fn with_named_index(
+        self,
+        name: &str,
+        range: impl FnOnce(NamedRange) -> NamedRange,
+    ) -> Self {
         self.through(name, range(NamedRange::default()))
     }
 
@@ -310,7 +314,10 @@ impl Source {
                     "name": name,
                     "range": range
                         .iter()
-                        .map(|c| serde_json::json!({"field": c.field, "op": c.op, "value": c.value.to_json()}))
+                        .map(|c| match &c.value {
+                            Some(value) => serde_json::json!({"field": c.field, "op": c.op, "value": value.to_json()}),
+                            None => serde_json::json!({"field": c.field, "op": c.op}),
+                        })
                         .collect::<Vec<_>>(),
                 }
             }),

@@ -20,7 +20,7 @@ use capstan_protocol::Value;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::values::to_value;
+use crate::values::to_field;
 
 /// An index of table `T` over fields whose types are `F`, a list
 /// `(First, (Second, (…, ())))` ending with `_creationTime`'s `f64`.
@@ -72,7 +72,8 @@ pub enum AnyValue {}
 
 /// What a range may compare an indexed field of type `F` with: `F`
 /// itself or a reference to it, `&str` for `String`, and `T` or `&T` for
-/// an `Option<T>` field.
+/// an `Option<T>` field, whose `None` compares with documents that do not
+/// have the field (Convex's `undefined`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be compared with an indexed field of type `{F}`",
     label = "expected `{F}` or a reference to it"
@@ -85,14 +86,15 @@ impl IndexValue<String> for &str {}
 impl<F: Serialize> IndexValue<Option<F>> for F {}
 impl<F: Serialize> IndexValue<Option<F>> for &F {}
 impl IndexValue<Option<String>> for &str {}
-impl<V: Serialize + ?Sized> IndexValue<AnyValue> for &V {}
+impl<V: Serialize> IndexValue<AnyValue> for V {}
 
 /// One comparison of a range.
 #[derive(Debug)]
 pub(crate) struct Comparison {
     pub(crate) field: String,
     pub(crate) op: &'static str,
-    pub(crate) value: Value,
+    /// `None` compares with a missing field (a `None` of an optional one).
+    pub(crate) value: Option<Value>,
 }
 
 /// The comparisons built so far, and the first value that could not be
@@ -105,7 +107,7 @@ pub(crate) struct Comparisons {
 
 impl Comparisons {
     fn push(&mut self, field: &str, op: &'static str, value: &impl Serialize) {
-        match to_value(value) {
+        match to_field(value) {
             Ok(value) => self.list.push(Comparison {
                 field: field.to_owned(),
                 op,

@@ -136,8 +136,8 @@ pub mod __private {
     pub trait Listed {}
 
     fn parse_args(args: &str, module: &str, name: &str) -> Result<Value> {
-        let value = Value::from_json_str(args)
-            .map_err(|e| invalid(module, name, &e.to_string()))?;
+        let value =
+            Value::from_json_str(args).map_err(|e| invalid(module, name, &e.to_string()))?;
         if !matches!(value, Value::Object(_)) {
             return Err(invalid(module, name, "the arguments must be an object"));
         }

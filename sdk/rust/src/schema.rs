@@ -195,7 +195,9 @@ pub mod v {
         if members.len() == 1 {
             return members.remove(0);
         }
-        of(json!({"type": "union", "value": members.into_iter().map(|v| v.json).collect::<Vec<_>>()}))
+        of(
+            json!({"type": "union", "value": members.into_iter().map(|v| v.json).collect::<Vec<_>>()}),
+        )
     }
     /// Inside [`object`]: the field may be missing.
     pub fn optional(inner: Validator) -> Validator {

@@ -4,7 +4,7 @@ use capstan::{
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize, capstan::Table)]
-#[table(name = "messages", index(by_channel = [channel]))]
+#[table(name = "messages", index(by_channel = [channel]), index(by_note = [note]))]
 pub struct Message {
     pub channel: String,
     pub body: String,
@@ -68,6 +68,15 @@ pub fn list_round(
 ) -> capstan::Result<Vec<Doc<Message>>> {
     let _ = round;
     list(ctx, channel)
+}
+
+/// The messages with this note; without one, those that have none.
+#[capstan::query]
+pub fn by_note(ctx: &QueryCtx, note: Option<String>) -> capstan::Result<Vec<Doc<Message>>> {
+    ctx.db()
+        .query::<Message>()
+        .with_index(Message::by_note, |q| q.eq(&note))
+        .collect()
 }
 
 #[capstan::query]

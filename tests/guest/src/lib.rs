@@ -12,7 +12,7 @@ capstan::app! {
     tables: [api::Message, api::Counter, values::Stored],
     functions: [
         api::{
-            echo, clock, list, list_round, get, page, count_all, write_in_query, logs, fail, fail_plain,
+            echo, clock, list, list_round, by_note, get, page, count_all, write_in_query, logs, fail, fail_plain,
             secret, env, send, edit, edit_unset, swap, remove, increment, stamp, send_and_list,
             action_clock, call_secret,
         },

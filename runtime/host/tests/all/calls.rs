@@ -23,6 +23,13 @@ fn every_database_operation_works_through_the_sdk() {
 
     let got = fixture.value("api:get", json!({"id": id}));
     assert_eq!(got["body"], json!("hi"));
+    // A `None` field is left out of the document, and an index range on
+    // it with `None` finds the documents without it.
+    assert!(listed[1].get("note").is_none(), "{listed}");
+    let noted = fixture.value("api:by_note", json!({"note": "n"}));
+    assert_eq!(noted.as_array().map(Vec::len), Some(1), "{noted}");
+    let without = fixture.value("api:by_note", json!({}));
+    assert_eq!(without.as_array().map(Vec::len), Some(2), "{without}");
 
     let edited = fixture.value("api:edit", json!({"id": id, "body": "edited"}));
     assert_eq!(
@@ -194,7 +201,10 @@ fn errors_carry_their_data() {
         ),
     ] {
         match fixture.run(path, args).result {
-            Err(Failure::Function { message, data: None }) => assert_eq!(message, expected),
+            Err(Failure::Function {
+                message,
+                data: None,
+            }) => assert_eq!(message, expected),
             other => panic!("expected an argument error, got {other:?}"),
         }
     }

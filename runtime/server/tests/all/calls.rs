@@ -57,6 +57,57 @@ async fn each_function_kind_runs_over_http() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_convex_type_survives_a_trip_through_a_rust_function() -> anyhow::Result<()> {
+    let dir = temp_dir();
+    let server = TestServer::with_guest(dir.path()).await?;
+    let int = |n: i64| {
+        use base64::Engine as _;
+        json!({"$integer": base64::engine::general_purpose::STANDARD.encode(n.to_le_bytes())})
+    };
+    let float = |x: f64| {
+        use base64::Engine as _;
+        json!({"$float": base64::engine::general_purpose::STANDARD.encode(x.to_le_bytes())})
+    };
+    let every = json!({
+        "intMin": int(i64::MIN), "intMax": int(i64::MAX), "zero": int(0), "minusOne": int(-1),
+        "nan": float(f64::NAN), "negZero": float(-0.0), "inf": float(f64::INFINITY),
+        "negInf": float(f64::NEG_INFINITY), "half": 0.5, "whole": 3.0, "huge": 1e300,
+        "bytes": {"$bytes": "AAEC/v8="}, "noBytes": {"$bytes": ""},
+        "text": "é \" \n \u{1F600}", "flag": false, "null": null,
+        "nested": [int(1), [{"$bytes": "CQ=="}, {}], {"deep": int(-5)}],
+    });
+    // Echoed, and stored then read back: the same Convex JSON, key for key.
+    let echoed = server.value("query", "api:echo", every.clone()).await?;
+    assert_eq!(echoed, every);
+    let id = server
+        .value("mutation", "values:store", json!({"value": every}))
+        .await?;
+    let loaded = server
+        .value("query", "values:load", json!({"id": id}))
+        .await?;
+    assert_eq!(loaded["value"], every);
+
+    // Rust's number types, as clients receive them.
+    let numbers = server.value("query", "values:numbers", json!({})).await?;
+    assert_eq!(
+        numbers,
+        json!({
+            "small": 7.0, "negative": -9_007_199_254_740_992.0, "ratio": 0.5,
+            "big": int(1 << 60), "bytes": {"$bytes": "AAH/"}, "list": [0.0, 1.0, 255.0],
+            "holes": [1.0, null],
+        })
+    );
+    // serde_json numbers are float64s, whatever their JSON spelling.
+    assert_eq!(
+        server
+            .value("query", "values:echo_json", json!({"n": 3, "i": int(4)}))
+            .await?,
+        json!({"n": 3.0, "i": 4.0})
+    );
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_functions_are_refused_to_clients() -> anyhow::Result<()> {
     let dir = temp_dir();
     let server = TestServer::with_guest(dir.path()).await?;

@@ -440,10 +440,7 @@ async fn a_slow_query_holds_up_no_other_socket() -> anyhow::Result<()> {
     turning
         .subscribe(0, 0, "hostile:spin_on", json!({"channel": "turn"}))
         .await?;
-    assert_eq!(
-        turning.value_of(0).await?,
-        json!(0.0)
-    );
+    assert_eq!(turning.value_of(0).await?, json!(0.0));
     let before = stats.executions.load(Ordering::SeqCst);
     writer
         .mutation(1, "api:send", json!({"channel": "turn", "body": "spin"}))

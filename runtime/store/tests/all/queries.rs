@@ -94,6 +94,51 @@ async fn index_ranges_orders_filters_and_limits() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_range_on_a_missing_field_finds_the_documents_without_it() -> anyhow::Result<()> {
+    let store = memory_store().await?;
+    insert(
+        &store,
+        "messages",
+        serde_json::json!({"n": 1, "channel": "a"}),
+    )
+    .await?;
+    insert(&store, "messages", serde_json::json!({"channel": "b"})).await?;
+    insert(
+        &store,
+        "messages",
+        serde_json::json!({"n": null, "channel": "c"}),
+    )
+    .await?;
+    let mut tx = store.begin();
+    let channels =
+        |query: &Query, tx: &mut capstan_store::Transaction| -> anyhow::Result<Vec<Value>> {
+            Ok(tx
+                .query(query, None)?
+                .iter()
+                .map(|d| field(d, "channel").clone())
+                .collect())
+        };
+    // No `value`: the field is missing (Convex's `undefined`), not null.
+    let missing: Query = serde_json::from_value(serde_json::json!({
+        "table": "messages",
+        "source": {"index": {"name": "by_n", "range": [{"field": "n", "op": "eq"}]}},
+    }))?;
+    assert_eq!(channels(&missing, &mut tx)?, [Value::from("b")]);
+    let null = Query::index("messages", "by_n").eq("n", Value::Null);
+    assert_eq!(channels(&null, &mut tx)?, [Value::from("c")]);
+    // Missing sorts before every value.
+    let present: Query = serde_json::from_value(serde_json::json!({
+        "table": "messages",
+        "source": {"index": {"name": "by_n", "range": [{"field": "n", "op": "gt"}]}},
+    }))?;
+    assert_eq!(
+        channels(&present, &mut tx)?,
+        [Value::from("c"), Value::from("a")]
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn index_order_follows_the_value_order_across_types() -> anyhow::Result<()> {
     let store = memory_store().await?;
     let values = [

@@ -151,7 +151,6 @@ fn key_error() -> Failure {
     Failure("key must be a string".into())
 }
 
-
 /// An object key: a string that, like serde_json's, also reads as a
 /// number or a bool when the map's key type is one.
 pub(super) struct Key<'a, E = Failure>(&'a str, std::marker::PhantomData<E>);
@@ -234,4 +233,3 @@ impl<'de> IntoDeserializer<'de, Failure> for Key<'de, Failure> {
         self
     }
 }
-

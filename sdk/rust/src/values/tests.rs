@@ -86,10 +86,16 @@ fn every_type() -> Value {
         ("neg_inf".into(), Value::Float64(f64::NEG_INFINITY)),
         ("half".into(), Value::Float64(0.5)),
         ("whole".into(), Value::Float64(3.0)),
-        ("beyond_2_53".into(), Value::Float64(9_007_199_254_740_994.0)),
+        (
+            "beyond_2_53".into(),
+            Value::Float64(9_007_199_254_740_994.0),
+        ),
         ("bytes".into(), Value::Bytes((0..=255).collect())),
         ("no_bytes".into(), Value::Bytes(Vec::new())),
-        ("text".into(), Value::String("line\nbreak \"q\" \u{1F600}".into())),
+        (
+            "text".into(),
+            Value::String("line\nbreak \"q\" \u{1F600}".into()),
+        ),
         ("flag".into(), Value::Boolean(false)),
         ("null".into(), Value::Null),
         (
@@ -127,7 +133,10 @@ fn rust_integers_are_float64_and_int64_is_asked_for() {
     }
     assert_eq!(to_value(&Int64(i64::MIN)).unwrap(), Value::Int64(i64::MIN));
     assert_eq!(to_value(&Bytes(vec![1])).unwrap(), Value::Bytes(vec![1]));
-    assert_eq!(to_value(&vec![1_u8]).unwrap(), Value::Array(vec![Value::Float64(1.0)]));
+    assert_eq!(
+        to_value(&vec![1_u8]).unwrap(),
+        Value::Array(vec![Value::Float64(1.0)])
+    );
     // serde_json numbers follow the same rule, so `json!` data does too.
     assert_eq!(
         to_value(&serde_json::json!({"n": 3, "f": 1.5, "neg": -2})).unwrap(),
@@ -200,7 +209,10 @@ fn values_survive_every_route_whole() {
     let as_value = to_value(&holder).unwrap();
     assert_eq!(as_value.as_object().unwrap()["one"], value);
     assert_eq!(from_value::<Holder>(&as_value).unwrap(), holder);
-    assert_eq!(from_text::<Holder>(&as_value.to_json_string()).unwrap(), holder);
+    assert_eq!(
+        from_text::<Holder>(&as_value.to_json_string()).unwrap(),
+        holder
+    );
 }
 
 #[test]
@@ -296,10 +308,16 @@ fn strict_reading_refuses_fields_a_struct_does_not_name() {
 
     let top = args(inner(&[("name", "a")]), Some(("chanel", Value::Null)));
     let error = from_value_strict::<Args>(&top).unwrap_err();
-    assert!(error.message().contains("unknown field `chanel`"), "{error:?}");
+    assert!(
+        error.message().contains("unknown field `chanel`"),
+        "{error:?}"
+    );
     let nested = args(inner(&[("name", "a"), ("nmae", "b")]), None);
     let error = from_value_strict::<Args>(&nested).unwrap_err();
-    assert!(error.message().contains("unknown field `nmae`"), "{error:?}");
+    assert!(
+        error.message().contains("unknown field `nmae`"),
+        "{error:?}"
+    );
     let variant = args(
         inner(&[("name", "a")]),
         Some((
@@ -365,7 +383,18 @@ fn text_reads_what_the_value_route_reads() {
                 }
             )*};
         }
-        agree!(i64, u64, i32, u8, f64, f32, serde_json::Value, Option<i64>, Value, Int64);
+        agree!(
+            i64,
+            u64,
+            i32,
+            u8,
+            f64,
+            f32,
+            serde_json::Value,
+            Option<i64>,
+            Value,
+            Int64
+        );
     }
     // NaN, which equals nothing.
     let (text, tree) = both_routes::<f64>(&Value::Float64(f64::NAN));
