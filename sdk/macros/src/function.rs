@@ -17,6 +17,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Attribute, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
 
@@ -110,7 +111,7 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
     let arguments = arguments(inputs.collect())?;
 
     let name = signature.ident.clone();
-    let name_text = name.to_string();
+    let name_text = name.unraw().to_string();
     let vis = match &function.vis {
         syn::Visibility::Inherited => quote!(pub(crate)),
         other => quote!(#other),
@@ -173,10 +174,13 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
             },
         ),
         Arguments::Inline(fields) => {
-            let struct_name = Ident::new(&format!("{}Args", pascal_case(&name_text)), name.span());
+            let struct_name = Ident::new(
+                &format!("{}Args", pascal_case(&name.unraw().to_string())),
+                name.span(),
+            );
             let idents: Vec<&Ident> = fields.iter().map(|(ident, _)| ident).collect();
             let definitions = fields.iter().map(|(ident, ty)| {
-                let wire = camel_case(ident.to_string().trim_start_matches('_'));
+                let wire = camel_case(ident.unraw().to_string().trim_start_matches('_'));
                 let optional = is_option(ty).then(|| {
                     quote!(#[serde(default, skip_serializing_if = "::core::option::Option::is_none")])
                 });
@@ -353,12 +357,18 @@ fn arguments(rest: Vec<&FnArg>) -> syn::Result<Arguments> {
             ));
         }
         if fields.iter().any(|(other, _): &(Ident, _)| {
-            camel_case(other.to_string().trim_start_matches('_'))
-                == camel_case(ident.ident.to_string().trim_start_matches('_'))
+            camel_case(other.unraw().to_string().trim_start_matches('_'))
+                == camel_case(ident.ident.unraw().to_string().trim_start_matches('_'))
         }) {
             return Err(syn::Error::new_spanned(
                 &ident.ident,
                 "two arguments with the same name on the wire",
+            ));
+        }
+        if let Type::Reference(reference) = &*pattern.ty {
+            return Err(syn::Error::new_spanned(
+                reference,
+                "arguments arrive as owned values: take `String` rather than `&str`, `Vec<T>` rather than `&[T]`",
             ));
         }
         fields.push((ident.ident.clone(), pattern.ty.clone()));

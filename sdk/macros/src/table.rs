@@ -10,7 +10,7 @@
 //!   fields;
 //! - `impl UsersTable` when the table is `users`.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::ext::IdentExt;
 use syn::{
@@ -345,31 +345,22 @@ fn parse_spec(input: &DeriveInput) -> syn::Result<TableSpec> {
                     let list: ExprArray = index.value()?.parse()?;
                     let mut fields = Vec::new();
                     for element in &list.elems {
-                        fields.push(match element {
-                            Expr::Path(path) if path.path.get_ident().is_some() => {
-                                IndexField::Field(
-                                    path.path
-                                        .get_ident()
-                                        .cloned()
-                                        .unwrap_or_else(|| Ident::new("_", Span::call_site())),
-                                )
+                        let field = match element {
+                            Expr::Path(path) => {
+                                path.path.get_ident().cloned().map(IndexField::Field)
                             }
                             Expr::Lit(lit) => match &lit.lit {
-                                Lit::Str(path) => IndexField::Path(path.clone()),
-                                other => {
-                                    return Err(syn::Error::new_spanned(
-                                        other,
-                                        "expected a field name or a \"dotted.path\"",
-                                    ));
-                                }
+                                Lit::Str(path) => Some(IndexField::Path(path.clone())),
+                                _ => None,
                             },
-                            other => {
-                                return Err(syn::Error::new_spanned(
-                                    other,
-                                    "expected a field name or a \"dotted.path\"",
-                                ));
-                            }
-                        });
+                            _ => None,
+                        };
+                        fields.push(field.ok_or_else(|| {
+                            syn::Error::new_spanned(
+                                element,
+                                "expected a field name or a \"dotted.path\"",
+                            )
+                        })?);
                     }
                     if fields.is_empty() {
                         return Err(syn::Error::new_spanned(

@@ -20,4 +20,9 @@ fn opaque(_ctx: &QueryCtx) -> capstan::Result<impl serde::Serialize> {
     Ok(1)
 }
 
+#[capstan::query]
+fn borrowed(_ctx: &QueryCtx, name: &str) -> capstan::Result<u32> {
+    Ok(name.len() as u32)
+}
+
 fn main() {}
