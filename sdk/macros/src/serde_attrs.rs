@@ -38,12 +38,7 @@ impl Container {
         for attr in serde_attrs(attrs) {
             attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("rename_all") {
-                    let span = meta.path.clone();
-                    if let Some(text) = serialize_name(&meta)? {
-                        container.rename_all = Rule::parse(&text).ok_or_else(|| {
-                            syn::Error::new_spanned(span, format!("unknown rename rule {text:?}"))
-                        })?;
-                    }
+                    container.rename_all = rename_rule(&meta)?;
                 } else if meta.path.is_ident("tag") {
                     container.tag = Some(meta.value()?.parse::<LitStr>()?.value());
                 } else if meta.path.is_ident("content") {
@@ -135,12 +130,7 @@ impl Variant {
                 if meta.path.is_ident("rename") {
                     variant.rename = serialize_name(&meta)?;
                 } else if meta.path.is_ident("rename_all") {
-                    let span = meta.path.clone();
-                    if let Some(text) = serialize_name(&meta)? {
-                        variant.rename_all = Rule::parse(&text).ok_or_else(|| {
-                            syn::Error::new_spanned(span, format!("unknown rename rule {text:?}"))
-                        })?;
-                    }
+                    variant.rename_all = rename_rule(&meta)?;
                 } else if meta.path.is_ident("skip") || meta.path.is_ident("skip_serializing") {
                     variant.skip = true;
                 } else if meta.path.is_ident("untagged") {
@@ -173,6 +163,15 @@ fn serialize_name(meta: &ParseNestedMeta<'_>) -> syn::Result<Option<String>> {
         Ok(())
     })?;
     Ok(name)
+}
+
+/// `rename_all = "…"`'s rule (the serialize half, if split).
+fn rename_rule(meta: &ParseNestedMeta<'_>) -> syn::Result<Rule> {
+    let Some(text) = serialize_name(meta)? else {
+        return Ok(Rule::None);
+    };
+    Rule::parse(&text)
+        .ok_or_else(|| syn::Error::new_spanned(&meta.path, format!("unknown rename rule {text:?}")))
 }
 
 /// Consumes an option's `= value` or `(…)` that the derives do not need.
