@@ -1,0 +1,501 @@
+//! What the server sends (`specs/sync-protocol.md` §3). Results are
+//! [`JsonText`]: written into each message as the function wrote them.
+
+use std::sync::Arc;
+
+use serde::de::Error as _;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{QueryId, RequestId, StateVersion};
+use crate::function::FunctionFailure;
+use crate::json_text::JsonText;
+use crate::timestamp::Timestamp;
+
+/// A message from the server.
+///
+/// Reading one ([`ServerMessage::from_json`], or `Deserialize` straight
+/// from JSON text) finds the `type` first and then reads the message's
+/// own type, so that results stay text.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type")]
+pub enum ServerMessage {
+    Transition(Transition),
+    TransitionChunk(TransitionChunk),
+    MutationResponse(MutationResponse),
+    ActionResponse(ActionResponse),
+    AuthError(AuthError),
+    FatalError(FatalError),
+    /// Sent when the socket is otherwise idle: the client gives up on a
+    /// server it has not heard from in a while.
+    Ping,
+}
+
+impl ServerMessage {
+    /// The text of the frame.
+    pub fn to_json(&self) -> String {
+        let capacity = match self {
+            ServerMessage::Transition(transition) => transition.estimated_len(),
+            _ => 128,
+        };
+        let mut out = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut out, self).expect("a server message always serialises");
+        String::from_utf8(out).expect("JSON is UTF-8")
+    }
+
+    /// Reads one text frame.
+    pub fn from_json(text: &str) -> Result<ServerMessage, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Tag<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: std::borrow::Cow<'a, str>,
+        }
+        let tag: Tag<'_> = serde_json::from_str(text)?;
+        Ok(match &*tag.kind {
+            "Transition" => ServerMessage::Transition(serde_json::from_str(text)?),
+            "TransitionChunk" => ServerMessage::TransitionChunk(serde_json::from_str(text)?),
+            "MutationResponse" => ServerMessage::MutationResponse(serde_json::from_str(text)?),
+            "ActionResponse" => ServerMessage::ActionResponse(serde_json::from_str(text)?),
+            "AuthError" => ServerMessage::AuthError(serde_json::from_str(text)?),
+            "FatalError" => ServerMessage::FatalError(serde_json::from_str(text)?),
+            "Ping" => ServerMessage::Ping,
+            other => {
+                return Err(serde_json::Error::custom(format!(
+                    "unknown server message type {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerMessage {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        ServerMessage::from_json(text.get()).map_err(D::Error::custom)
+    }
+}
+
+/// The socket's state moved from `start_version` to `end_version`: these
+/// queries have new results (all computed at `end_version.ts`), or were
+/// removed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    pub start_version: StateVersion,
+    pub end_version: StateVersion,
+    pub modifications: Vec<StateModification>,
+    /// The client's `clientTs` at Connect less the server's clock then, in
+    /// milliseconds. Sent together with `server_ts`, or neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_clock_skew: Option<f64>,
+    /// When the message was sent, in nanoseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_ts: Option<u64>,
+}
+
+impl Transition {
+    /// About the length of its text, to write it without growing.
+    fn estimated_len(&self) -> usize {
+        let modifications: usize = self
+            .modifications
+            .iter()
+            .map(|modification| match modification {
+                StateModification::QueryRemoved { .. } => 48,
+                StateModification::Query { outcome, .. } => outcome.estimated_len() + 24,
+            })
+            .sum();
+        modifications + 256
+    }
+}
+
+/// One entry of a Transition's `modifications`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateModification {
+    /// `QueryUpdated` or `QueryFailed`: the query's new outcome, which every
+    /// socket holding the query shares.
+    Query {
+        query_id: QueryId,
+        outcome: Arc<QueryOutcome>,
+    },
+    /// `QueryRemoved`: the answer to a Remove.
+    QueryRemoved { query_id: QueryId },
+}
+
+/// What a query produced, as sent: its value or its failure, with the log
+/// lines of the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryOutcome {
+    pub result: Result<JsonText, FunctionFailure>,
+    pub log_lines: Vec<String>,
+    /// Opaque to clients, which send it back when they subscribe again.
+    pub journal: Option<String>,
+}
+
+impl QueryOutcome {
+    pub fn new(result: Result<JsonText, FunctionFailure>, log_lines: Vec<String>) -> QueryOutcome {
+        QueryOutcome {
+            result,
+            log_lines,
+            journal: None,
+        }
+    }
+
+    fn estimated_len(&self) -> usize {
+        let result = match &self.result {
+            Ok(value) => value.as_str().len(),
+            Err(failure) => {
+                failure.message.len() + failure.data.as_ref().map_or(0, |d| d.as_str().len())
+            }
+        };
+        let logs: usize = self.log_lines.iter().map(|line| line.len() + 3).sum();
+        result + logs + 96
+    }
+}
+
+impl Serialize for StateModification {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        match self {
+            StateModification::QueryRemoved { query_id } => {
+                map.serialize_entry("type", "QueryRemoved")?;
+                map.serialize_entry("queryId", query_id)?;
+            }
+            StateModification::Query { query_id, outcome } => {
+                map.serialize_entry("queryId", query_id)?;
+                match &outcome.result {
+                    Ok(value) => {
+                        map.serialize_entry("type", "QueryUpdated")?;
+                        map.serialize_entry("value", value)?;
+                    }
+                    Err(failure) => {
+                        map.serialize_entry("type", "QueryFailed")?;
+                        map.serialize_entry("errorMessage", &failure.message)?;
+                    }
+                }
+                map.serialize_entry("logLines", &outcome.log_lines)?;
+                map.serialize_entry("journal", &outcome.journal)?;
+                if let Err(FunctionFailure {
+                    data: Some(data), ..
+                }) = &outcome.result
+                {
+                    map.serialize_entry("errorData", data)?;
+                }
+            }
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for StateModification {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Fields {
+            #[serde(rename = "type")]
+            kind: String,
+            query_id: QueryId,
+            /// Missing is `null`, as the client reads it.
+            #[serde(default)]
+            value: Option<JsonText>,
+            #[serde(default)]
+            error_message: Option<String>,
+            #[serde(default)]
+            error_data: Option<JsonText>,
+            #[serde(default)]
+            log_lines: Vec<String>,
+            #[serde(default)]
+            journal: Option<String>,
+        }
+        let fields = Fields::deserialize(deserializer)?;
+        let result = match fields.kind.as_str() {
+            "QueryRemoved" => {
+                return Ok(StateModification::QueryRemoved {
+                    query_id: fields.query_id,
+                });
+            }
+            "QueryUpdated" => Ok(fields.value.unwrap_or_else(JsonText::null)),
+            "QueryFailed" => Err(FunctionFailure {
+                message: fields.error_message.unwrap_or_default(),
+                data: fields.error_data,
+            }),
+            other => {
+                return Err(D::Error::custom(format!(
+                    "unknown modification type {other:?}"
+                )));
+            }
+        };
+        Ok(StateModification::Query {
+            query_id: fields.query_id,
+            outcome: Arc::new(QueryOutcome {
+                result,
+                log_lines: fields.log_lines,
+                journal: fields.journal,
+            }),
+        })
+    }
+}
+
+/// The answer to a Mutation: its value and commit timestamp, or its error
+/// (the message in `result`, a ConvexError's data in `errorData`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MutationResponse {
+    request_id: RequestId,
+    success: bool,
+    result: JsonText,
+    /// Required on success; `null` on failure.
+    ts: Option<Timestamp>,
+    log_lines: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error_data: Option<JsonText>,
+}
+
+impl MutationResponse {
+    pub fn new(
+        request_id: RequestId,
+        result: Result<(JsonText, Timestamp), FunctionFailure>,
+        log_lines: Vec<String>,
+    ) -> MutationResponse {
+        let (ts, result) = match result {
+            Ok((value, ts)) => (Some(ts), Ok(value)),
+            Err(failure) => (None, Err(failure)),
+        };
+        let (success, result, error_data) = encode(result);
+        MutationResponse {
+            request_id,
+            success,
+            result,
+            ts,
+            log_lines,
+            error_data,
+        }
+    }
+
+    pub fn request_id(&self) -> RequestId {
+        self.request_id
+    }
+
+    /// The value and its commit timestamp, or the failure.
+    pub fn result(&self) -> Result<(&JsonText, Option<Timestamp>), FunctionFailure> {
+        decode(self.success, &self.result, &self.error_data).map(|value| (value, self.ts))
+    }
+
+    pub fn log_lines(&self) -> &[String] {
+        &self.log_lines
+    }
+}
+
+/// The answer to an Action: as a MutationResponse, without a timestamp.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionResponse {
+    request_id: RequestId,
+    success: bool,
+    result: JsonText,
+    log_lines: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error_data: Option<JsonText>,
+}
+
+impl ActionResponse {
+    pub fn new(
+        request_id: RequestId,
+        result: Result<JsonText, FunctionFailure>,
+        log_lines: Vec<String>,
+    ) -> ActionResponse {
+        let (success, result, error_data) = encode(result);
+        ActionResponse {
+            request_id,
+            success,
+            result,
+            log_lines,
+            error_data,
+        }
+    }
+
+    pub fn request_id(&self) -> RequestId {
+        self.request_id
+    }
+
+    pub fn result(&self) -> Result<&JsonText, FunctionFailure> {
+        decode(self.success, &self.result, &self.error_data)
+    }
+
+    pub fn log_lines(&self) -> &[String] {
+        &self.log_lines
+    }
+}
+
+/// A call's `(success, result, errorData)`: the value, or the message as
+/// a JSON string and the error's data.
+fn encode(result: Result<JsonText, FunctionFailure>) -> (bool, JsonText, Option<JsonText>) {
+    match result {
+        Ok(value) => (true, value, None),
+        Err(failure) => (false, JsonText::string(&failure.message), failure.data),
+    }
+}
+
+fn decode<'a>(
+    success: bool,
+    result: &'a JsonText,
+    error_data: &Option<JsonText>,
+) -> Result<&'a JsonText, FunctionFailure> {
+    if success {
+        return Ok(result);
+    }
+    Err(FunctionFailure {
+        message: serde_json::from_str(result.as_str())
+            .unwrap_or_else(|_| result.as_str().to_owned()),
+        data: error_data.clone(),
+    })
+}
+
+/// The socket's credentials were refused (`auth_update_attempted`: in
+/// answer to an Authenticate) or have expired; the server closes the socket
+/// next.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthError {
+    pub error: String,
+    pub base_version: u32,
+    pub auth_update_attempted: bool,
+}
+
+/// The client can never continue: it stops for good.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FatalError {
+    pub error: String,
+}
+
+/// One consecutive piece of a Transition's text too long for one message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransitionChunk {
+    pub chunk: String,
+    /// From 0.
+    pub part_number: u32,
+    pub total_parts: u32,
+    pub transition_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn text(json: &str) -> JsonText {
+        JsonText::from_string(json.into()).expect("JSON")
+    }
+
+    #[test]
+    fn a_transition_is_written_field_for_field() {
+        let version = |query_set, ts| StateVersion {
+            query_set,
+            identity: 0,
+            ts: Timestamp::new(ts),
+        };
+        let updated = Arc::new(QueryOutcome::new(
+            Ok(text(r#"{"n":{"$integer":"AAAAAAAAAAA="}}"#)),
+            vec!["[LOG] 'reading counter'".into()],
+        ));
+        let failed = Arc::new(QueryOutcome::new(
+            Err(FunctionFailure {
+                message: "boom".into(),
+                data: Some(text(r#"{"code":"X"}"#)),
+            }),
+            Vec::new(),
+        ));
+        let message = ServerMessage::Transition(Transition {
+            start_version: version(1, 0),
+            end_version: version(2, 1_700_000_000_000_000_000),
+            modifications: vec![
+                StateModification::Query {
+                    query_id: QueryId(0),
+                    outcome: updated,
+                },
+                StateModification::Query {
+                    query_id: QueryId(1),
+                    outcome: failed,
+                },
+                StateModification::QueryRemoved {
+                    query_id: QueryId(7),
+                },
+            ],
+            client_clock_skew: Some(0.0),
+            server_ts: Some(1_795_660_686_904_000_000),
+        });
+        let written = message.to_json();
+        let expected = json!({
+            "type": "Transition",
+            "startVersion": {"querySet": 1, "identity": 0, "ts": "AAAAAAAAAAA="},
+            "endVersion": {"querySet": 2, "identity": 0, "ts": "AAAqNv6clxc="},
+            "modifications": [
+                {"type": "QueryUpdated", "queryId": 0, "value": {"n": {"$integer": "AAAAAAAAAAA="}},
+                 "logLines": ["[LOG] 'reading counter'"], "journal": null},
+                {"type": "QueryFailed", "queryId": 1, "errorMessage": "boom", "logLines": [],
+                 "journal": null, "errorData": {"code": "X"}},
+                {"type": "QueryRemoved", "queryId": 7},
+            ],
+            "clientClockSkew": 0.0,
+            "serverTs": 1_795_660_686_904_000_000_u64,
+        });
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&written).expect("JSON"),
+            expected
+        );
+        assert_eq!(ServerMessage::from_json(&written).expect(&written), message);
+        // The same through `Deserialize`.
+        let read: ServerMessage = serde_json::from_str(&written).expect("reads");
+        assert_eq!(read, message);
+    }
+
+    #[test]
+    fn responses_carry_a_value_or_a_message() {
+        let ok = ServerMessage::MutationResponse(MutationResponse::new(
+            RequestId(0),
+            Ok((text(r#"{"$integer":"AQAAAAAAAAA="}"#), Timestamp::new(9))),
+            vec!["[INFO] 'inc'".into()],
+        ));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&ok.to_json()).expect("JSON"),
+            json!({"type": "MutationResponse", "requestId": 0, "success": true,
+                   "result": {"$integer": "AQAAAAAAAAA="}, "ts": "CQAAAAAAAAA=",
+                   "logLines": ["[INFO] 'inc'"]})
+        );
+        let failure = FunctionFailure {
+            message: "bad \"input\"".into(),
+            data: Some(text(r#"{"why":"bad"}"#)),
+        };
+        let failed = MutationResponse::new(RequestId(1), Err(failure.clone()), Vec::new());
+        let written = ServerMessage::MutationResponse(failed.clone()).to_json();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&written).expect("JSON"),
+            json!({"type": "MutationResponse", "requestId": 1, "success": false,
+                   "result": "bad \"input\"", "ts": null, "logLines": [],
+                   "errorData": {"why": "bad"}})
+        );
+        let ServerMessage::MutationResponse(read) =
+            ServerMessage::from_json(&written).expect("reads")
+        else {
+            panic!("{written}");
+        };
+        assert_eq!(read.result(), Err(failure));
+        let action = ActionResponse::new(RequestId(2), Ok(text(r#""action-ok""#)), Vec::new());
+        assert_eq!(
+            ServerMessage::ActionResponse(action).to_json(),
+            r#"{"type":"ActionResponse","requestId":2,"success":true,"result":"action-ok","logLines":[]}"#
+        );
+        assert_eq!(ServerMessage::Ping.to_json(), r#"{"type":"Ping"}"#);
+        let auth = ServerMessage::AuthError(AuthError {
+            error: "Token expired".into(),
+            base_version: 3,
+            auth_update_attempted: false,
+        });
+        assert_eq!(
+            ServerMessage::from_json(&auth.to_json()).expect("reads"),
+            auth
+        );
+        assert!(ServerMessage::from_json(r#"{"type":"Nope"}"#).is_err());
+    }
+}
