@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use capstan_auth::{AuthConfig, Verifier, VerifierOptions};
-use capstan_host::{FunctionInfo, HostEngine, Module, Origin};
+use capstan_host::{FunctionInfo, FunctionPath, HostEngine, Module, Origin};
 use capstan_store::Schema;
 use serde::{Deserialize, Serialize};
 
@@ -30,9 +30,9 @@ pub struct Deployment {
     /// SHA-256 digests of the components, joined: names this deployment.
     pub id: String,
     pub modules: Vec<Arc<Module>>,
-    routes: BTreeMap<String, usize>,
+    routes: BTreeMap<FunctionPath, usize>,
     /// How long each function's recent runs took.
-    paces: HashMap<String, Pace>,
+    paces: HashMap<FunctionPath, Pace>,
     pub schema: Schema,
     pub config: AppConfig,
     /// Checks user tokens against `config.auth`.
@@ -121,12 +121,12 @@ impl Deployment {
         ))
     }
 
-    pub fn function(&self, path: &str) -> Option<(&Arc<Module>, &FunctionInfo)> {
+    pub fn function(&self, path: &FunctionPath) -> Option<(&Arc<Module>, &FunctionInfo)> {
         let module = &self.modules[*self.routes.get(path)?];
-        module.function(path).map(|info| (module, info))
+        module.function(path.as_str()).map(|info| (module, info))
     }
 
-    pub fn pace(&self, path: &str) -> Option<&Pace> {
+    pub fn pace(&self, path: &FunctionPath) -> Option<&Pace> {
         self.paces.get(path)
     }
 

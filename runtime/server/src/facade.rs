@@ -9,8 +9,8 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use capstan_host::{
-    Call, Environment, Failure, FunctionError, FunctionKind, HostEngine, NestedCalls, Origin,
-    Visibility,
+    Access, Call, Environment, Failure, FunctionError, FunctionKind, FunctionPath, HostEngine,
+    NestedCalls, Origin, Visibility,
 };
 use capstan_protocol::{Identity, Timestamp};
 use capstan_store::{ReadSet, Store};
@@ -324,7 +324,7 @@ impl App {
     pub async fn call(
         &self,
         expected: Option<FunctionKind>,
-        path: &str,
+        path: &FunctionPath,
         args: String,
         caller: Caller,
     ) -> Result<FunctionResult, ServerError> {
@@ -335,7 +335,7 @@ impl App {
     async fn run(
         &self,
         expected: Option<FunctionKind>,
-        path: &str,
+        path: &FunctionPath,
         args: String,
         caller: Caller,
     ) -> Result<FunctionResult, ServerError> {
@@ -343,29 +343,25 @@ impl App {
         let environment = self.environment();
         // A query reads a snapshot; an action has no transaction but runs
         // other functions through `Nested`. Mutations retry, below.
-        let (transaction, nested) = match info.kind {
+        let access = match info.kind {
             FunctionKind::Mutation => {
                 return self
                     .run_mutation(module, path, args, environment, caller.identity, None)
                     .await;
             }
-            FunctionKind::Query => (Some(self.inner.store.begin()), None),
-            FunctionKind::Action => {
-                let nested: Arc<dyn NestedCalls> = Arc::new(Nested {
-                    app: self.clone(),
-                    runtime: tokio::runtime::Handle::current(),
-                    caller: caller.nested(),
-                });
-                (None, Some(nested))
-            }
+            FunctionKind::Query => Access::Query(self.inner.store.begin()),
+            FunctionKind::Action => Access::Action(Arc::new(Nested {
+                app: self.clone(),
+                runtime: tokio::runtime::Handle::current(),
+                caller: caller.nested(),
+            })),
         };
         let call = Call {
-            path: path.to_owned(),
+            path: path.clone(),
             args,
-            transaction,
+            access,
             environment,
             identity: caller.identity,
-            nested,
         };
         let outcome = run_blocking(module, call).await?;
         Ok(FunctionResult {
@@ -389,7 +385,7 @@ impl App {
     fn resolve(
         &self,
         expected: Option<FunctionKind>,
-        path: &str,
+        path: &FunctionPath,
         caller: &Caller,
     ) -> Result<
         (
@@ -416,9 +412,8 @@ impl App {
             && expected != info.kind
         {
             return Err(ServerError::BadRequest(format!(
-                "{path} is a {}, not a {}",
-                kind_name(info.kind),
-                kind_name(expected)
+                "{path} is a {}, not a {expected}",
+                info.kind
             )));
         }
         Ok((deployment, module, info))
@@ -429,7 +424,7 @@ impl App {
     /// subscription to it reports the failure and waits for a deploy.
     pub async fn query_at(
         &self,
-        path: &str,
+        path: &FunctionPath,
         args: String,
         ts: Timestamp,
         caller: Caller,
@@ -455,12 +450,11 @@ impl App {
             .begin_at(ts)
             .map_err(|e| ServerError::Internal(format!("cannot read at {ts:?}: {e}")))?;
         let call = Call {
-            path: path.to_owned(),
+            path: path.clone(),
             args,
-            transaction: Some(transaction),
+            access: Access::Query(transaction),
             environment: self.environment(),
             identity: caller.identity,
-            nested: None,
         };
         let outcome = match placement {
             Placement::InPlace => {
@@ -490,7 +484,7 @@ impl App {
     /// Failed runs record nothing, so running them again is harmless.
     pub async fn call_mutation_once(
         &self,
-        path: &str,
+        path: &FunctionPath,
         args: String,
         caller: Caller,
         receipt: Vec<u8>,
@@ -545,7 +539,7 @@ impl App {
     async fn run_mutation(
         &self,
         module: Arc<capstan_host::Module>,
-        path: &str,
+        path: &FunctionPath,
         args: String,
         environment: Arc<Environment>,
         identity: Identity,
@@ -559,12 +553,11 @@ impl App {
                 queued = Some(self.inner.contended.lock().await);
             }
             let call = Call {
-                path: path.to_owned(),
+                path: path.clone(),
                 args: args.clone(),
-                transaction: Some(self.inner.store.begin()),
+                access: Access::Mutation(self.inner.store.begin()),
                 environment: environment.clone(),
                 identity: identity.clone(),
-                nested: None,
             };
             let mut outcome = run_blocking(module.clone(), call).await?;
             let transaction = outcome.transaction.take();
@@ -688,14 +681,6 @@ struct Receipt {
     log_lines: Vec<String>,
 }
 
-fn kind_name(kind: FunctionKind) -> &'static str {
-    match kind {
-        FunctionKind::Query => "query",
-        FunctionKind::Mutation => "mutation",
-        FunctionKind::Action => "action",
-    }
-}
-
 /// Where a query's guest code runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
@@ -751,12 +736,16 @@ struct Nested {
 }
 
 impl NestedCalls for Nested {
-    fn call(&self, kind: FunctionKind, path: &str, args: &str) -> Result<String, FunctionError> {
-        let path = crate::paths::canonicalize(path);
+    fn call(
+        &self,
+        kind: FunctionKind,
+        path: &FunctionPath,
+        args: &str,
+    ) -> Result<String, FunctionError> {
         // Called from the action's blocking thread, so blocking here is fine.
         let result = self.runtime.block_on(self.app.run(
             Some(kind),
-            &path,
+            path,
             args.to_owned(),
             self.caller.clone(),
         ));

@@ -9,16 +9,16 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use base64::Engine as _;
-use capstan_host::FunctionKind;
+use capstan_host::{FunctionKind, FunctionPath};
 use serde::Deserialize;
 use serde_json::json;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use crate::arguments::call_arguments;
 use crate::credentials::Credentials;
 use crate::deployment::AppConfig;
 use crate::error::ServerError;
 use crate::facade::{App, Caller, FunctionResult};
-use crate::paths::{call_arguments, canonicalize};
 use crate::sync::client_failure;
 use crate::sync::messages::FunctionFailure;
 
@@ -172,7 +172,7 @@ async fn try_function_call(
             "the request body is not valid JSON of the form {{\"path\", \"args\"}}: {e}"
         ))
     })?;
-    let path = canonicalize(&request.path);
+    let path = FunctionPath::parse(&request.path);
     let args = call_arguments(request.args).map_err(ServerError::BadRequest)?;
     let span = tracing::info_span!("call", function = %path);
     let _entered = span.enter();

@@ -8,11 +8,12 @@
 //! - [`http`]: the axum router.
 //! - [`config`]: [`ServerConfig`], from a TOML file or flags.
 //! - [`keys`]: the admin key.
-//! - [`paths`]: function path canonicalisation.
+//! - [`arguments`]: call arguments, checked and normalised.
 //! - [`sync`]: live queries over WebSocket (the Convex sync protocol), and
 //!   [`ws`], the endpoint that serves it.
 //! - [`error`]: [`ServerError`], each with a code and an HTTP status.
 
+pub mod arguments;
 pub mod config;
 pub mod credentials;
 pub mod deployment;
@@ -20,7 +21,6 @@ pub mod error;
 pub mod facade;
 pub mod http;
 pub mod keys;
-pub mod paths;
 pub mod sync;
 pub mod ws;
 

@@ -56,7 +56,7 @@ pub type QueryHandle = u64;
 /// What makes two subscriptions the same query.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct QueryKey {
-    pub path: String,
+    pub path: capstan_host::FunctionPath,
     /// Convex JSON text, normalised (sorted keys).
     pub args: String,
     pub identity: Identity,

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use capstan_host::FunctionKind;
+use capstan_host::{FunctionKind, FunctionPath};
 use capstan_protocol::Timestamp;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -19,10 +19,10 @@ use super::messages::{
 };
 use super::subscriptions::{QueryHandle, QueryKey, Subscriber};
 use super::{Identity, Subscriptions, SyncLimits, client_failure};
+use crate::arguments::call_arguments;
 use crate::credentials::Credentials;
 use crate::facade::App;
 use crate::facade::Caller;
-use crate::paths::{call_arguments, canonicalize};
 
 /// Transitions longer than this go out as TransitionChunks.
 const CHUNK_SIZE: usize = 5_000_000;
@@ -63,7 +63,7 @@ pub struct SocketContext {
 
 struct LiveQuery {
     handle: QueryHandle,
-    path: String,
+    path: FunctionPath,
     args: String,
     /// The result last sent on this socket.
     sent: Option<Arc<QueryOutcome>>,
@@ -106,7 +106,7 @@ struct MutationJob {
     /// `(sessionId, requestId)`: present when the client said Connect.
     receipt: Option<Vec<u8>>,
     request_id: u32,
-    path: String,
+    path: FunctionPath,
     args: String,
     identity: Identity,
 }
@@ -312,7 +312,7 @@ impl Worker {
                 ..
             } => {
                 self.check_expiry().await?;
-                let path = canonicalize(&udf_path);
+                let path = FunctionPath::parse(&udf_path);
                 let args = match call_arguments(Some(args)) {
                     Ok(args) => args,
                     Err(message) => {
@@ -396,7 +396,7 @@ impl Worker {
                             ),
                         ));
                     }
-                    let path = canonicalize(&udf_path);
+                    let path = FunctionPath::parse(&udf_path);
                     let args = call_arguments(Some(args)).map_err(|e| {
                         Close::new(1008, format!("InvalidMessage: query {query_id}: {e}"))
                     })?;
@@ -430,12 +430,12 @@ impl Worker {
         self.transition(true).await
     }
 
-    async fn subscribe(&self, path: &str, args: &str) -> Result<QueryHandle, Close> {
+    async fn subscribe(&self, path: &FunctionPath, args: &str) -> Result<QueryHandle, Close> {
         self.context
             .subscriptions
             .subscribe(
                 QueryKey {
-                    path: path.to_owned(),
+                    path: path.clone(),
                     args: args.to_owned(),
                     identity: self.identity.clone(),
                 },
@@ -603,7 +603,7 @@ impl Worker {
         self.actions_in_flight += 1;
         let app = self.context.app.clone();
         let completed = self.completed_sender.clone();
-        let path = canonicalize(&udf_path);
+        let path = FunctionPath::parse(&udf_path);
         let caller = Caller::new(self.identity.clone());
         // Ends when the action does.
         self.context.tasks.spawn(async move {

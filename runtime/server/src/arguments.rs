@@ -1,16 +1,5 @@
-//! Function paths and call arguments, as the Convex clients send them (over
-//! HTTP and the sync protocol alike), canonicalised.
-
-/// `"messages:send"` stays; `"messages"` is `"messages:default"`;
-/// `"messages.js:send"` is `"messages:send"`. The split is at the last `:`.
-pub fn canonicalize(path: &str) -> String {
-    let (module, function) = match path.rsplit_once(':') {
-        Some((module, function)) => (module, function),
-        None => (path, "default"),
-    };
-    let module = module.strip_suffix(".js").unwrap_or(module);
-    format!("{module}:{function}")
-}
+//! Call arguments, as the Convex clients send them (over HTTP and the sync
+//! protocol alike), checked and normalised.
 
 /// Arguments may be an object or, as the Convex client sends them, a
 /// one-element array holding the object; the result is Convex JSON text.
@@ -35,17 +24,4 @@ pub fn call_arguments(args: Option<serde_json::Value>) -> Result<String, String>
         ));
     }
     Ok(value.to_json_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::canonicalize;
-
-    #[test]
-    fn paths_are_canonicalised_like_convex() {
-        assert_eq!(canonicalize("messages:send"), "messages:send");
-        assert_eq!(canonicalize("messages.js:send"), "messages:send");
-        assert_eq!(canonicalize("dir/messages"), "dir/messages:default");
-        assert_eq!(canonicalize("a:b:c"), "a:b:c");
-    }
 }
