@@ -10,7 +10,7 @@ use capstan_host::HostLimits;
 use capstan_store::StoreConfig;
 use serde::Deserialize;
 
-use crate::error::ServerError;
+use crate::error::Error;
 use crate::sync::SyncLimits;
 
 #[derive(Clone, Debug)]
@@ -49,12 +49,14 @@ impl ServerConfig {
     }
 
     /// Reads a TOML file such as `deploy/capstan.toml`.
-    pub fn from_file(path: &Path) -> Result<Self, ServerError> {
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| ServerError::Config(format!("cannot read {}: {e}", path.display())))?;
-        Self::from_toml(&text).map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))
+            .map_err(|e| Error::config(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| Error::config(format!("{}: {e}", path.display())))
     }
 
+    /// Reads a configuration file's text; what is wrong with it, if
+    /// anything, in words for its author.
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         let listen = file

@@ -14,7 +14,8 @@ use capstan_host::{FunctionInfo, FunctionPath, HostEngine, Module, Origin};
 use capstan_store::Schema;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ServerError;
+use crate::error::Error;
+use capstan_protocol::ErrorCode;
 
 /// The app's configuration, deployed with its components. Unknown fields are
 /// errors, so a typo is caught at deploy time.
@@ -56,36 +57,43 @@ impl Deployment {
         config: AppConfig,
         cache_dir: &Path,
         auth_options: &VerifierOptions,
-    ) -> Result<(Deployment, Vec<Origin>), ServerError> {
+    ) -> Result<(Deployment, Vec<Origin>), Error> {
         if components.is_empty() {
-            return Err(ServerError::BadDeploy(
-                "a deploy needs at least one component".into(),
+            return Err(Error::new(
+                ErrorCode::BadDeploy,
+                "a deploy needs at least one component",
             ));
         }
-        let verifier = Arc::new(
-            Verifier::new(&config.auth, auth_options.clone())
-                .map_err(|e| ServerError::BadDeploy(format!("the auth config is invalid: {e}")))?,
-        );
+        let verifier = Arc::new(Verifier::new(&config.auth, auth_options.clone()).map_err(
+            |e| {
+                Error::new(
+                    ErrorCode::BadDeploy,
+                    format!("the auth config is invalid: {e}"),
+                )
+            },
+        )?);
         let mut modules = Vec::new();
         let mut origins = Vec::new();
         let mut routes = BTreeMap::new();
         let mut schema = Schema::default();
         for (index, bytes) in components.iter().enumerate() {
             let (module, origin) = Module::load(engine, bytes, Some(cache_dir))
-                .map_err(|e| ServerError::BadDeploy(format!("component {index}: {e}")))?;
+                .map_err(|e| Error::new(ErrorCode::BadDeploy, format!("component {index}: {e}")))?;
             for path in module.functions().keys() {
                 if routes.insert(path.clone(), index).is_some() {
-                    return Err(ServerError::BadDeploy(format!(
-                        "function {path:?} is defined by two components"
-                    )));
+                    return Err(Error::new(
+                        ErrorCode::BadDeploy,
+                        format!("function {path:?} is defined by two components"),
+                    ));
                 }
             }
             for (table, definition) in &module.schema().tables {
                 match schema.tables.get(table) {
                     Some(existing) if existing != definition => {
-                        return Err(ServerError::BadDeploy(format!(
-                            "components disagree about the schema of table {table:?}"
-                        )));
+                        return Err(Error::new(
+                            ErrorCode::BadDeploy,
+                            format!("components disagree about the schema of table {table:?}"),
+                        ));
                     }
                     _ => {
                         schema.tables.insert(table.clone(), definition.clone());
@@ -97,7 +105,7 @@ impl Deployment {
         }
         schema
             .validate()
-            .map_err(|e| ServerError::BadDeploy(e.to_string()))?;
+            .map_err(|e| Error::new(ErrorCode::BadDeploy, e.to_string()))?;
         let id = modules
             .iter()
             .map(|m| &m.digest()[..16])
@@ -208,7 +216,7 @@ impl DeploymentFiles {
     }
 
     /// The persisted components and config, if a deploy ever succeeded.
-    pub fn load(&self) -> Result<Option<Persisted>, ServerError> {
+    pub fn load(&self) -> Result<Option<Persisted>, Error> {
         // An interrupted switch leaves the previous deployment in `.old`.
         if !self.dir.exists() && self.previous().exists() {
             std::fs::rename(self.previous(), &self.dir).map_err(io)?;
@@ -220,7 +228,7 @@ impl DeploymentFiles {
             Err(e) => return Err(io(e)),
         };
         let manifest: Manifest = serde_json::from_slice(&manifest)
-            .map_err(|e| ServerError::Config(format!("deployment manifest: {e}")))?;
+            .map_err(|e| Error::config(format!("deployment manifest: {e}")))?;
         let components = (0..manifest.components)
             .map(|i| std::fs::read(self.dir.join(format!("component-{i}.wasm"))).map_err(io))
             .collect::<Result<_, _>>()?;
@@ -231,7 +239,7 @@ impl DeploymentFiles {
     }
 
     /// Writes a deployment beside the current one, synced.
-    pub fn stage(&self, components: &[Vec<u8>], config: &AppConfig) -> Result<(), ServerError> {
+    pub fn stage(&self, components: &[Vec<u8>], config: &AppConfig) -> Result<(), Error> {
         let staging = self.staging();
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging).map_err(io)?;
@@ -242,12 +250,12 @@ impl DeploymentFiles {
             components: components.len(),
             config: config.clone(),
         })
-        .map_err(|e| ServerError::Internal(e.to_string()))?;
+        .map_err(|e| Error::internal(e.to_string()))?;
         write_synced(&staging.join("manifest.json"), &manifest)
     }
 
     /// Makes the staged deployment the current one.
-    pub fn commit(&self) -> Result<(), ServerError> {
+    pub fn commit(&self) -> Result<(), Error> {
         let _ = std::fs::remove_dir_all(self.previous());
         if self.dir.exists() {
             std::fs::rename(&self.dir, self.previous()).map_err(io)?;
@@ -267,11 +275,11 @@ impl DeploymentFiles {
     }
 }
 
-fn io(e: std::io::Error) -> ServerError {
-    ServerError::Internal(format!("deployment files: {e}"))
+fn io(e: std::io::Error) -> Error {
+    Error::internal(format!("deployment files: {e}"))
 }
 
-pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ServerError> {
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::io::Write;
     let mut file = std::fs::File::create(path).map_err(io)?;
     file.write_all(bytes)

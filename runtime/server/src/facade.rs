@@ -12,13 +12,15 @@ use capstan_host::{
     Access, Call, Environment, Failure, FunctionError, FunctionKind, FunctionPath, HostEngine,
     NestedCalls, Origin, Visibility,
 };
-use capstan_protocol::{Identity, Timestamp};
+use capstan_protocol::{ErrorCode, FunctionFailure, Identity, JsonText, Timestamp};
 use capstan_store::{ReadSet, Store};
 use tokio::sync::{Mutex, Semaphore, watch};
 
+use capstan_protocol::http::{ComponentStats, DeploySummary};
+
 use crate::config::ServerConfig;
 use crate::deployment::{AppConfig, Deployment, DeploymentFiles, Pace, write_synced};
-use crate::error::ServerError;
+use crate::error::Error;
 
 /// How long a mutation keeps retrying on conflicts before giving up.
 const RETRY_DEADLINE: Duration = Duration::from_secs(10);
@@ -65,6 +67,14 @@ pub struct FunctionResult {
     pub ts: Option<Timestamp>,
 }
 
+/// A function's result as a client sees it: the value's text, or the
+/// failure with a fault's detail left in the log.
+pub fn public_result(result: Result<String, Failure>) -> Result<JsonText, FunctionFailure> {
+    result
+        .map(|value| JsonText::from_string(value).unwrap_or_else(|_| JsonText::null()))
+        .map_err(Failure::into_public)
+}
+
 /// A query run for a subscription: its result and what it read.
 #[derive(Debug)]
 pub struct QueryRun {
@@ -73,18 +83,6 @@ pub struct QueryRun {
     /// Empty when the query could not start (no such function): it then
     /// runs again only when the deployment changes.
     pub read_set: ReadSet,
-}
-
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploySummary {
-    pub deployment: String,
-    pub functions: usize,
-    pub compiled: usize,
-    pub loaded_from_cache: usize,
-    pub tables_added: Vec<String>,
-    pub indexes_added: Vec<String>,
-    pub indexes_removed: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -124,30 +122,21 @@ struct AppInner {
     once: std::sync::Mutex<HashMap<Vec<u8>, Weak<Mutex<()>>>>,
 }
 
-/// Counts of how deployed components were obtained since start.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ComponentStats {
-    pub compiled: usize,
-    pub loaded_from_cache: usize,
-}
-
 impl App {
     /// Opens the store and the engine, and serves the persisted deployment,
     /// if any.
-    pub async fn open(config: &ServerConfig) -> Result<App, ServerError> {
+    pub async fn open(config: &ServerConfig) -> Result<App, Error> {
         let data_dir = &config.data_dir;
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            ServerError::Config(format!("cannot create {}: {e}", data_dir.display()))
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::config(format!("cannot create {}: {e}", data_dir.display())))?;
         let store = Store::open(&data_dir.join("store"), config.store.clone())
-            .map_err(|e| ServerError::Config(format!("cannot open the store: {e}")))?;
+            .map_err(|e| Error::config(format!("cannot open the store: {e}")))?;
         let engine =
-            HostEngine::new(config.host.clone()).map_err(|e| ServerError::Config(e.to_string()))?;
+            HostEngine::new(config.host.clone()).map_err(|e| Error::config(e.to_string()))?;
         let env_file = data_dir.join("env.json");
         let environment: Environment = match std::fs::read(&env_file) {
             Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| ServerError::Config(format!("{}: {e}", env_file.display())))?,
+                .map_err(|e| Error::config(format!("{}: {e}", env_file.display())))?,
             Err(_) => Environment::new(),
         };
         let app = App {
@@ -230,7 +219,7 @@ impl App {
         &self,
         components: Vec<Vec<u8>>,
         config: AppConfig,
-    ) -> Result<(Deployment, Vec<Origin>), ServerError> {
+    ) -> Result<(Deployment, Vec<Origin>), Error> {
         let engine = self.inner.engine.clone();
         let cache_dir = self.inner.cache_dir.clone();
         let auth_options = self.inner.auth_options.clone();
@@ -238,7 +227,7 @@ impl App {
             Deployment::build(&engine, &components, config, &cache_dir, &auth_options)
         })
         .await
-        .map_err(|e| ServerError::Internal(e.to_string()))??;
+        .map_err(|e| Error::internal(e.to_string()))??;
         // The same providers keep their cached keys across deploys.
         if let Some(current) = self.deployment()
             && current.config.auth == deployment.config.auth
@@ -255,23 +244,29 @@ impl App {
 
     /// The identity a user token proves, checked against the deployed
     /// app's auth providers.
-    pub async fn verify_user_token(&self, token: &str) -> Result<Identity, String> {
+    pub async fn verify_user_token(&self, token: &str) -> Result<Identity, Error> {
+        let refuse = |reason: &dyn std::fmt::Display| {
+            Error::new(
+                ErrorCode::Unauthorized,
+                format!("Could not verify token: {reason}"),
+            )
+        };
         let Some(deployment) = self.deployment() else {
-            return Err(
-                "No auth provider found matching the given token: no app is deployed".into(),
-            );
+            return Err(refuse(
+                &"No auth provider found matching the given token: no app is deployed",
+            ));
         };
         if deployment.verifier.is_empty() {
-            return Err(
-                "No auth provider found matching the given token: the app's auth config has no providers".into(),
-            );
+            return Err(refuse(
+                &"No auth provider found matching the given token: the app's auth config has no providers",
+            ));
         }
         deployment
             .verifier
             .verify(token)
             .await
             .map(|user| Identity::User(Arc::new(user)))
-            .map_err(|e| e.to_string())
+            .map_err(|e| refuse(&e))
     }
 
     /// Compiles and checks everything, applies the schema, persists, and then
@@ -280,7 +275,7 @@ impl App {
         &self,
         components: Vec<Vec<u8>>,
         config: AppConfig,
-    ) -> Result<DeploySummary, ServerError> {
+    ) -> Result<DeploySummary, Error> {
         let _one_at_a_time = self.inner.deploying.lock().await;
         let (deployment, origins) = self.build(components.clone(), config.clone()).await?;
         self.inner.files.stage(&components, &config)?;
@@ -293,9 +288,10 @@ impl App {
             Ok(change) => change,
             Err(e) => {
                 self.inner.files.discard();
-                return Err(ServerError::BadDeploy(format!(
-                    "the schema cannot be applied: {e}"
-                )));
+                return Err(Error::new(
+                    ErrorCode::BadDeploy,
+                    format!("the schema cannot be applied: {e}"),
+                ));
             }
         };
         self.inner.files.commit()?;
@@ -327,7 +323,7 @@ impl App {
         path: &FunctionPath,
         args: String,
         caller: Caller,
-    ) -> Result<FunctionResult, ServerError> {
+    ) -> Result<FunctionResult, Error> {
         let _permit = self.permit().await?;
         self.run(expected, path, args, caller).await
     }
@@ -338,7 +334,7 @@ impl App {
         path: &FunctionPath,
         args: String,
         caller: Caller,
-    ) -> Result<FunctionResult, ServerError> {
+    ) -> Result<FunctionResult, Error> {
         let (_, module, info) = self.resolve(expected, path, &caller)?;
         let environment = self.environment();
         // A query reads a snapshot; an action has no transaction but runs
@@ -372,12 +368,12 @@ impl App {
     }
 
     /// A place among the top-level calls running at once.
-    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ServerError> {
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Error> {
         self.inner
             .calls
             .acquire()
             .await
-            .map_err(|_| ServerError::Unavailable("the server is shutting down".into()))
+            .map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))
     }
 
     /// The deployment, module and description of the function at `path`,
@@ -393,28 +389,32 @@ impl App {
             Arc<capstan_host::Module>,
             capstan_host::FunctionInfo,
         ),
-        ServerError,
+        Error,
     > {
         let deployment = self.deployment().ok_or_else(|| {
-            ServerError::NotFound("no app is deployed yet; run `capstan deploy`".into())
+            Error::new(
+                ErrorCode::NotFound,
+                "no app is deployed yet; run `capstan deploy`",
+            )
         })?;
         let (module, info) = match deployment.function(path) {
             Some((module, info)) if info.visibility == Visibility::Public || caller.internal => {
                 (module.clone(), info.clone())
             }
             _ => {
-                return Err(ServerError::NotFound(format!(
-                    "Could not find public function for '{path}'"
-                )));
+                return Err(Error::new(
+                    ErrorCode::NotFound,
+                    format!("Could not find public function for '{path}'"),
+                ));
             }
         };
         if let Some(expected) = expected
             && expected != info.kind
         {
-            return Err(ServerError::BadRequest(format!(
-                "{path} is a {}, not a {expected}",
-                info.kind
-            )));
+            return Err(Error::new(
+                ErrorCode::BadRequest,
+                format!("{path} is a {}, not a {expected}", info.kind),
+            ));
         }
         Ok((deployment, module, info))
     }
@@ -429,13 +429,13 @@ impl App {
         ts: Timestamp,
         caller: Caller,
         placement: Placement,
-    ) -> Result<QueryRun, ServerError> {
+    ) -> Result<QueryRun, Error> {
         let (deployment, module) = match self.resolve(Some(FunctionKind::Query), path, &caller) {
             Ok((deployment, module, _)) => (deployment, module),
-            Err(e @ (ServerError::NotFound(_) | ServerError::BadRequest(_))) => {
+            Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::BadRequest) => {
                 return Ok(QueryRun {
                     result: Err(Failure::Function {
-                        message: e.to_string(),
+                        message: e.public_message().to_owned(),
                         data: None,
                     }),
                     log_lines: Vec::new(),
@@ -448,7 +448,7 @@ impl App {
             .inner
             .store
             .begin_at(ts)
-            .map_err(|e| ServerError::Internal(format!("cannot read at {ts:?}: {e}")))?;
+            .map_err(|e| Error::internal(format!("cannot read at {ts:?}: {e}")))?;
         let call = Call {
             path: path.clone(),
             args,
@@ -488,7 +488,7 @@ impl App {
         args: String,
         caller: Caller,
         receipt: Vec<u8>,
-    ) -> Result<FunctionResult, ServerError> {
+    ) -> Result<FunctionResult, Error> {
         let _permit = self.permit().await?;
         let running = {
             let mut once = self
@@ -509,13 +509,14 @@ impl App {
             }
         };
         let _turn = running.lock().await;
-        let recorded =
-            self.inner.store.receipt(&receipt).map_err(|e| {
-                ServerError::Internal(format!("cannot read a mutation receipt: {e}"))
-            })?;
+        let recorded = self
+            .inner
+            .store
+            .receipt(&receipt)
+            .map_err(|e| Error::internal(format!("cannot read a mutation receipt: {e}")))?;
         if let Some((ts, payload)) = recorded {
             let receipt: Receipt = serde_json::from_slice(&payload)
-                .map_err(|e| ServerError::Internal(format!("a corrupt mutation receipt: {e}")))?;
+                .map_err(|e| Error::internal(format!("a corrupt mutation receipt: {e}")))?;
             return Ok(FunctionResult {
                 result: Ok(receipt.value),
                 log_lines: receipt.log_lines,
@@ -544,7 +545,7 @@ impl App {
         environment: Arc<Environment>,
         identity: Identity,
         receipt: Option<&[u8]>,
-    ) -> Result<FunctionResult, ServerError> {
+    ) -> Result<FunctionResult, Error> {
         let started = std::time::Instant::now();
         let mut queued = None;
         let mut attempt: u32 = 0;
@@ -569,16 +570,14 @@ impl App {
                 });
             }
             let Some(mut transaction) = transaction else {
-                return Err(ServerError::Internal(
-                    "a mutation lost its transaction".into(),
-                ));
+                return Err(Error::internal("a mutation lost its transaction"));
             };
             if let (Some(key), Ok(value)) = (receipt, &outcome.result) {
                 let payload = serde_json::to_vec(&Receipt {
                     value: value.clone(),
                     log_lines: outcome.log_lines.clone(),
                 })
-                .map_err(|e| ServerError::Internal(e.to_string()))?;
+                .map_err(|e| Error::internal(e.to_string()))?;
                 transaction.record_receipt(key, payload);
             }
             match self.inner.store.commit(transaction).await {
@@ -612,7 +611,7 @@ impl App {
                         tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
                     }
                 }
-                Err(e) => return Err(ServerError::Internal(format!("commit failed: {e}"))),
+                Err(e) => return Err(Error::internal(format!("commit failed: {e}"))),
             }
         }
     }
@@ -627,18 +626,24 @@ impl App {
         &self,
         name: &str,
         value: Option<String>,
-    ) -> Result<(), ServerError> {
+    ) -> Result<(), Error> {
         let valid = !name.is_empty()
             && name.len() <= 64
             && name.starts_with(|c: char| c.is_ascii_alphabetic())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(ServerError::BadRequest(format!(
-                "{name:?} is not a valid variable name: letters, digits and underscores, starting with a letter, at most 64"
-            )));
+            return Err(Error::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "{name:?} is not a valid variable name: letters, digits and underscores, starting with a letter, at most 64"
+                ),
+            ));
         }
         if value.as_ref().is_some_and(|v| v.len() > 8192) {
-            return Err(ServerError::BadRequest("values are at most 8 KiB".into()));
+            return Err(Error::new(
+                ErrorCode::BadRequest,
+                "values are at most 8 KiB",
+            ));
         }
         let _one_at_a_time = self.inner.deploying.lock().await;
         let mut variables = self.environment_variables();
@@ -646,12 +651,11 @@ impl App {
             Some(value) => variables.insert(name.to_owned(), value),
             None => variables.remove(name),
         };
-        let bytes =
-            serde_json::to_vec(&variables).map_err(|e| ServerError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&variables).map_err(|e| Error::internal(e.to_string()))?;
         let temporary = self.inner.env_file.with_extension("tmp");
         write_synced(&temporary, &bytes)?;
         std::fs::rename(&temporary, &self.inner.env_file)
-            .map_err(|e| ServerError::Internal(e.to_string()))?;
+            .map_err(|e| Error::internal(e.to_string()))?;
         *self
             .inner
             .environment
@@ -662,13 +666,13 @@ impl App {
     }
 
     /// Stops accepting calls and closes the store.
-    pub async fn close(&self) -> Result<(), ServerError> {
+    pub async fn close(&self) -> Result<(), Error> {
         self.inner.calls.close();
         self.inner
             .store
             .close()
             .await
-            .map_err(|e| ServerError::Internal(e.to_string()))
+            .map_err(|e| Error::internal(e.to_string()))
     }
 }
 
@@ -701,7 +705,7 @@ async fn run_in_place(
     module: Arc<capstan_host::Module>,
     call: Call,
     quick: bool,
-) -> Result<capstan_host::Outcome, ServerError> {
+) -> Result<capstan_host::Outcome, Error> {
     use tokio::runtime::{Handle, RuntimeFlavor};
     if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
         // A panic stays this call's failure, as it would on the pool, and
@@ -712,7 +716,7 @@ async fn run_in_place(
         } else {
             tokio::task::block_in_place(|| std::panic::catch_unwind(run))
         };
-        outcome.map_err(|_| ServerError::Internal("function runner failed: it panicked".into()))
+        outcome.map_err(|_| Error::internal("function runner failed: it panicked"))
     } else {
         run_blocking(module, call).await
     }
@@ -722,10 +726,10 @@ async fn run_in_place(
 async fn run_blocking(
     module: Arc<capstan_host::Module>,
     call: Call,
-) -> Result<capstan_host::Outcome, ServerError> {
+) -> Result<capstan_host::Outcome, Error> {
     tokio::task::spawn_blocking(move || module.run(call))
         .await
-        .map_err(|e| ServerError::Internal(format!("function runner failed: {e}")))
+        .map_err(|e| Error::internal(format!("function runner failed: {e}")))
 }
 
 /// How an action's `run_query` / `run_mutation` / `run_action` reach the app.

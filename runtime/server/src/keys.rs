@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use capstan_protocol::http::ServiceKeyInfo;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::error::ServerError;
+use crate::error::Error;
+use capstan_protocol::ErrorCode;
 
 const PREFIX: &str = "capstan_admin_";
 const FILE: &str = "admin_key";
@@ -26,13 +28,13 @@ impl std::fmt::Debug for AdminKey {
 
 impl AdminKey {
     /// The key in `data_dir`, created if there is none.
-    pub fn load_or_create(data_dir: &Path) -> Result<AdminKey, ServerError> {
+    pub fn load_or_create(data_dir: &Path) -> Result<AdminKey, Error> {
         let path = data_dir.join(FILE);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let key = text.trim().to_owned();
                 if !key.starts_with(PREFIX) {
-                    return Err(ServerError::Config(format!(
+                    return Err(Error::config(format!(
                         "{} does not hold an admin key",
                         path.display()
                     )));
@@ -44,7 +46,7 @@ impl AdminKey {
                 write_private(&path, &key)?;
                 Ok(AdminKey(key))
             }
-            Err(e) => Err(ServerError::Config(format!(
+            Err(e) => Err(Error::config(format!(
                 "cannot read {}: {e}",
                 path.display()
             ))),
@@ -85,10 +87,10 @@ const SERVICE_FILE: &str = "service_keys.json";
 /// the key. The key itself is shown once, when created.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServiceKeyRecord {
-    pub name: String,
+struct ServiceKeyRecord {
+    name: String,
     /// Milliseconds since the Unix epoch.
-    pub created_at: u64,
+    created_at: u64,
     #[serde(skip_serializing_if = "String::is_empty", default)]
     digest: String,
 }
@@ -102,21 +104,18 @@ pub struct ServiceKeys {
 }
 
 impl ServiceKeys {
-    pub fn load(data_dir: &Path) -> Result<ServiceKeys, ServerError> {
+    pub fn load(data_dir: &Path) -> Result<ServiceKeys, Error> {
         let path = data_dir.join(SERVICE_FILE);
         let keys = match std::fs::read(&path) {
             Ok(bytes) => {
                 let list: Vec<ServiceKeyRecord> = serde_json::from_slice(&bytes).map_err(|e| {
-                    ServerError::Config(format!(
-                        "{} is not a service key list: {e}",
-                        path.display()
-                    ))
+                    Error::config(format!("{} is not a service key list: {e}", path.display()))
                 })?;
                 list.into_iter().map(|k| (k.name.clone(), k)).collect()
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => {
-                return Err(ServerError::Config(format!(
+                return Err(Error::config(format!(
                     "cannot read {}: {e}",
                     path.display()
                 )));
@@ -130,7 +129,7 @@ impl ServiceKeys {
 
     /// Service key names are 1 to 64 letters, digits, `-` or `_`, so they
     /// are safe in a URL path.
-    pub fn check_name(name: &str) -> Result<(), String> {
+    pub fn check_name(name: &str) -> Result<(), Error> {
         let valid = !name.is_empty()
             && name.len() <= 64
             && name
@@ -139,20 +138,24 @@ impl ServiceKeys {
         if valid {
             Ok(())
         } else {
-            Err(format!(
-                "{name:?} is not a service key name: use 1 to 64 letters, digits, '-' or '_'"
+            Err(Error::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "{name:?} is not a service key name: use 1 to 64 letters, digits, '-' or '_'"
+                ),
             ))
         }
     }
 
     /// Makes a key named `name` and returns it; the name must be new.
-    pub fn create(&self, name: &str) -> Result<String, ServerError> {
-        ServiceKeys::check_name(name).map_err(ServerError::BadRequest)?;
+    pub fn create(&self, name: &str) -> Result<String, Error> {
+        ServiceKeys::check_name(name)?;
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         if keys.contains_key(name) {
-            return Err(ServerError::BadRequest(format!(
-                "a service key named {name:?} exists; revoke it first"
-            )));
+            return Err(Error::new(
+                ErrorCode::BadRequest,
+                format!("a service key named {name:?} exists; revoke it first"),
+            ));
         }
         let key = random_key(SERVICE_PREFIX);
         let created_at = std::time::SystemTime::now()
@@ -173,12 +176,13 @@ impl ServiceKeys {
     }
 
     /// Removes the key named `name`; calls with it fail from now on.
-    pub fn revoke(&self, name: &str) -> Result<(), ServerError> {
+    pub fn revoke(&self, name: &str) -> Result<(), Error> {
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         if !keys.contains_key(name) {
-            return Err(ServerError::NotFound(format!(
-                "no service key named {name:?}"
-            )));
+            return Err(Error::new(
+                ErrorCode::NotFound,
+                format!("no service key named {name:?}"),
+            ));
         }
         let mut next = keys.clone();
         next.remove(name);
@@ -188,14 +192,14 @@ impl ServiceKeys {
     }
 
     /// Names and creation times, never digests.
-    pub fn list(&self) -> Vec<ServiceKeyRecord> {
+    pub fn list(&self) -> Vec<ServiceKeyInfo> {
         self.keys
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .map(|k| ServiceKeyRecord {
-                digest: String::new(),
-                ..k.clone()
+            .map(|k| ServiceKeyInfo {
+                name: k.name.clone(),
+                created_at: k.created_at,
             })
             .collect()
     }
@@ -220,16 +224,14 @@ impl ServiceKeys {
         found
     }
 
-    fn persist(&self, keys: &BTreeMap<String, ServiceKeyRecord>) -> Result<(), ServerError> {
+    fn persist(&self, keys: &BTreeMap<String, ServiceKeyRecord>) -> Result<(), Error> {
         let list: Vec<&ServiceKeyRecord> = keys.values().collect();
-        let text =
-            serde_json::to_vec_pretty(&list).map_err(|e| ServerError::Internal(e.to_string()))?;
+        let text = serde_json::to_vec_pretty(&list).map_err(|e| Error::internal(e.to_string()))?;
         let staging = self.path.with_extension("json.new");
         let _ = std::fs::remove_file(&staging);
         write_private(&staging, &String::from_utf8_lossy(&text))?;
-        std::fs::rename(&staging, &self.path).map_err(|e| {
-            ServerError::Internal(format!("cannot write {}: {e}", self.path.display()))
-        })
+        std::fs::rename(&staging, &self.path)
+            .map_err(|e| Error::internal(format!("cannot write {}: {e}", self.path.display())))
     }
 }
 
@@ -246,7 +248,7 @@ fn hex(bytes: &[u8]) -> String {
 
 use capstan_protocol::constant_time_eq;
 
-fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
+fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -256,10 +258,10 @@ fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
     options.mode(0o600);
     let mut file = options
         .open(path)
-        .map_err(|e| ServerError::Config(format!("cannot create {}: {e}", path.display())))?;
+        .map_err(|e| Error::config(format!("cannot create {}: {e}", path.display())))?;
     file.write_all(contents.as_bytes())
         .and_then(|()| file.sync_all())
-        .map_err(|e| ServerError::Config(format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| Error::config(format!("cannot write {}: {e}", path.display())))
 }
 
 #[cfg(test)]

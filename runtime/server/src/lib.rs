@@ -11,7 +11,7 @@
 //! - [`arguments`]: call arguments, checked and normalised.
 //! - [`sync`]: live queries over WebSocket (the Convex sync protocol), and
 //!   [`ws`], the endpoint that serves it.
-//! - [`error`]: [`ServerError`], each with a code and an HTTP status.
+//! - [`error`]: [`Error`], each with a code and an HTTP status.
 
 pub mod arguments;
 pub mod config;
@@ -27,7 +27,7 @@ pub mod ws;
 use std::net::SocketAddr;
 
 pub use config::ServerConfig;
-pub use error::ServerError;
+pub use error::Error;
 pub use facade::{App, Caller};
 pub use keys::{AdminKey, ServiceKeys};
 use tokio::net::TcpListener;
@@ -42,7 +42,7 @@ pub struct Server {
     /// The live queries of every socket.
     pub subscriptions: sync::Subscriptions,
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), ServerError>>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
     /// The subscription manager's task.
     manager: tokio::task::JoinHandle<()>,
     /// Sockets and the calls they started.
@@ -52,23 +52,20 @@ pub struct Server {
 impl Server {
     /// Opens the data directory, binds `config.listen` (port 0 picks one) and
     /// serves until [`Server::stop`] or the token is cancelled.
-    pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    pub async fn start(config: ServerConfig) -> Result<Server, Error> {
         let listener = TcpListener::bind(config.listen)
             .await
-            .map_err(|e| ServerError::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+            .map_err(|e| Error::config(format!("cannot listen on {}: {e}", config.listen)))?;
         Server::start_on(config, listener).await
     }
 
-    pub async fn start_on(
-        config: ServerConfig,
-        listener: TcpListener,
-    ) -> Result<Server, ServerError> {
+    pub async fn start_on(config: ServerConfig, listener: TcpListener) -> Result<Server, Error> {
         let addr = listener
             .local_addr()
-            .map_err(|e| ServerError::Config(e.to_string()))?;
+            .map_err(|e| Error::config(e.to_string()))?;
         let admin_key = AdminKey::load_or_create(&{
             std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-                ServerError::Config(format!("cannot create {}: {e}", config.data_dir.display()))
+                Error::config(format!("cannot create {}: {e}", config.data_dir.display()))
             })?;
             config.data_dir.clone()
         })?;
@@ -105,7 +102,7 @@ impl Server {
             axum::serve(listener, router)
                 .with_graceful_shutdown(stopped.cancelled_owned())
                 .await
-                .map_err(|e| ServerError::Internal(e.to_string()))
+                .map_err(|e| Error::internal(e.to_string()))
         });
         tracing::info!(%addr, "listening");
         Ok(Server {
@@ -131,11 +128,11 @@ impl Server {
 
     /// Stops accepting requests, lets the ones in flight finish, and closes
     /// the store.
-    pub async fn stop(self) -> Result<(), ServerError> {
+    pub async fn stop(self) -> Result<(), Error> {
         self.shutdown.cancel();
         self.task
             .await
-            .map_err(|e| ServerError::Internal(e.to_string()))??;
+            .map_err(|e| Error::internal(e.to_string()))??;
         // Sockets end on the same token; their calls and the manager hold
         // the app, so they finish before the store closes.
         self.sockets.close();
@@ -146,7 +143,7 @@ impl Server {
     }
 
     /// Serves until the token is cancelled, then stops.
-    pub async fn run_until_stopped(self) -> Result<(), ServerError> {
+    pub async fn run_until_stopped(self) -> Result<(), Error> {
         let token = self.shutdown.clone();
         token.cancelled().await;
         self.stop().await

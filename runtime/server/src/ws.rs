@@ -8,11 +8,13 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use capstan_protocol::sync::ServerMessage;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::error::ServerError;
+use crate::error::Error;
 use crate::sync::{Inbound, Outbound, SocketContext, run_socket};
+use capstan_protocol::ErrorCode;
 
 /// Frames queued towards one socket before the worker waits for the send
 /// loop: a slow client slows its own worker, nobody else's.
@@ -40,10 +42,13 @@ pub async fn sync(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let Ok(permit) = state.sockets.clone().try_acquire_owned() else {
-        return ServerError::Unavailable(format!(
-            "TooManyConcurrentRequests: this server holds at most {} sockets",
-            state.context.limits.max_sockets
-        ))
+        return Error::new(
+            ErrorCode::TooManyConcurrentRequests,
+            format!(
+                "this server holds at most {} sockets",
+                state.context.limits.max_sockets
+            ),
+        )
         .into_response();
     };
     let limit = state.context.limits.max_message_size;
@@ -105,7 +110,7 @@ async fn serve(socket: WebSocket, context: SocketContext, _permit: OwnedSemaphor
                     if last_sent.elapsed() < half {
                         continue;
                     }
-                    Outbound::Text(crate::sync::messages::PING.to_owned())
+                    Outbound::Text(ServerMessage::Ping.to_json())
                 }
             };
             last_sent = tokio::time::Instant::now();

@@ -1,6 +1,5 @@
 //! Live queries over WebSocket: the Convex sync protocol.
 //!
-//! - [`messages`]: the wire messages, field for field.
 //! - [`subscriptions`]: the manager of every live query, shared across
 //!   sockets, re-run only when a commit touches what they read.
 //! - [`worker`]: one socket's protocol state machine, over channels, so it
@@ -9,19 +8,15 @@
 //! The axum glue (upgrade, receive and send loops, heartbeat) is in
 //! `crate::ws`.
 
-pub mod messages;
 pub mod subscriptions;
 pub mod worker;
 
 use std::time::Duration;
 
-use capstan_host::Failure;
-
 pub use subscriptions::Subscriptions;
 pub use worker::{Inbound, Outbound, SocketContext, run_socket};
 
 pub use capstan_protocol::Identity;
-use messages::FunctionFailure;
 
 /// Bounds on sockets, each reported to the client as a close reason, and
 /// on the results kept for queries no socket holds any more.
@@ -77,24 +72,5 @@ mod humantime_seconds {
             ));
         }
         Ok(Duration::from_secs_f64(seconds))
-    }
-}
-
-/// A function's failure as clients see it: internal detail stays in the
-/// server's log.
-pub fn client_failure(failure: Failure) -> FunctionFailure {
-    match failure {
-        Failure::Function { message, data } => FunctionFailure { message, data },
-        Failure::Internal(detail) => {
-            tracing::error!(%detail, "function failed inside the server");
-            FunctionFailure {
-                message: "Server Error".into(),
-                data: None,
-            }
-        }
-        other => FunctionFailure {
-            message: other.to_string(),
-            data: None,
-        },
     }
 }

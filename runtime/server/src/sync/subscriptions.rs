@@ -45,10 +45,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{Notify, broadcast, watch};
 
-use super::messages::QueryOutcome;
-use super::{Identity, SyncLimits, client_failure};
-use crate::facade::Caller;
-use crate::facade::{App, Placement};
+use capstan_protocol::sync::QueryOutcome;
+use capstan_protocol::{ErrorCode, FunctionFailure};
+
+use super::{Identity, SyncLimits};
+use crate::facade::{App, Caller, Placement, public_result};
 
 /// Identifies one shared query inside the manager.
 pub type QueryHandle = u64;
@@ -587,7 +588,13 @@ impl State {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .results
             .get(&handle)
-            .and_then(|outcome| outcome.result.as_ref().ok().map(String::len));
+            .and_then(|outcome| {
+                outcome
+                    .result
+                    .as_ref()
+                    .ok()
+                    .map(|value| value.as_str().len())
+            });
         let Some(size) = size else {
             self.drop_query(shared, handle);
             return;
@@ -880,7 +887,7 @@ async fn execute(
         .await
     {
         Ok(run) => (
-            QueryOutcome::new(run.result.map_err(client_failure), run.log_lines),
+            QueryOutcome::new(public_result(run.result), run.log_lines),
             Some(run.read_set),
         ),
         Err(error) => {
@@ -891,11 +898,10 @@ async fn execute(
 }
 
 fn server_error() -> QueryOutcome {
-    let failure = super::messages::FunctionFailure {
-        message: "Server Error".into(),
-        data: None,
-    };
-    QueryOutcome::new(Err(failure), Vec::new())
+    let message = ErrorCode::InternalServerError
+        .public_message()
+        .unwrap_or_default();
+    QueryOutcome::new(Err(FunctionFailure::new(message)), Vec::new())
 }
 
 /// The ranges read on one index, keyed by (lower bound, query, position in

@@ -9,20 +9,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use capstan_host::{FunctionKind, FunctionPath};
-use capstan_protocol::Timestamp;
+use capstan_protocol::sync::{
+    ActionResponse, AuthError, AuthToken, ClientMessage, MutationResponse, QueryId, QueryOutcome,
+    QuerySetModification, RequestId, ServerMessage, StateModification, StateVersion, Transition,
+    TransitionChunk,
+};
+use capstan_protocol::{ErrorCode, FunctionFailure, JsonText, SocketClose, Timestamp};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::messages::{
-    self, AuthToken, ClientMessage, FunctionFailure, QueryChange, QueryOutcome,
-    QuerySetModification, StateVersion, Transition,
-};
 use super::subscriptions::{QueryHandle, QueryKey, Subscriber};
-use super::{Identity, Subscriptions, SyncLimits, client_failure};
+use super::{Identity, Subscriptions, SyncLimits};
 use crate::arguments::call_arguments;
 use crate::credentials::Credentials;
-use crate::facade::App;
-use crate::facade::Caller;
+use crate::error::Error;
+use crate::facade::{App, Caller, FunctionResult, public_result};
 
 /// Transitions longer than this go out as TransitionChunks.
 const CHUNK_SIZE: usize = 5_000_000;
@@ -70,31 +71,34 @@ struct LiveQuery {
 }
 
 enum Completed {
-    Mutation { request_id: u32, finished: Finished },
-    Action { request_id: u32, finished: Finished },
+    Mutation {
+        request_id: RequestId,
+        finished: Finished,
+    },
+    Action {
+        request_id: RequestId,
+        finished: Finished,
+    },
 }
 
 /// A finished call as the client sees it.
 struct Finished {
-    result: Result<String, FunctionFailure>,
+    result: Result<JsonText, FunctionFailure>,
     log_lines: Vec<String>,
     /// A committed mutation's timestamp.
     ts: Option<Timestamp>,
 }
 
-impl From<Result<crate::facade::FunctionResult, crate::ServerError>> for Finished {
-    fn from(call: Result<crate::facade::FunctionResult, crate::ServerError>) -> Finished {
+impl From<Result<FunctionResult, Error>> for Finished {
+    fn from(call: Result<FunctionResult, Error>) -> Finished {
         match call {
             Ok(result) => Finished {
-                result: result.result.map_err(client_failure),
+                result: public_result(result.result),
                 log_lines: result.log_lines,
                 ts: result.ts,
             },
             Err(error) => Finished {
-                result: Err(FunctionFailure {
-                    message: error.to_string(),
-                    data: None,
-                }),
+                result: Err(error.into_failure()),
                 log_lines: Vec::new(),
                 ts: None,
             },
@@ -105,29 +109,69 @@ impl From<Result<crate::facade::FunctionResult, crate::ServerError>> for Finishe
 struct MutationJob {
     /// `(sessionId, requestId)`: present when the client said Connect.
     receipt: Option<Vec<u8>>,
-    request_id: u32,
+    request_id: RequestId,
     path: FunctionPath,
     args: String,
     identity: Identity,
 }
 
-/// Why the worker closes the socket.
+/// Why the worker closes the socket: a close frame, `code: None` for one
+/// without a code.
 struct Close {
     code: Option<u16>,
     reason: String,
 }
 
 impl Close {
-    fn new(code: u16, reason: impl Into<String>) -> Close {
+    /// After an AuthError: the client fetches a token and reconnects.
+    fn after_auth_error() -> Close {
         Close {
-            code: Some(code),
-            reason: reason.into(),
+            code: None,
+            reason: String::new(),
         }
     }
 
+    /// The client is gone: nobody reads the frame.
+    fn gone() -> Close {
+        Close {
+            code: Some(1001),
+            reason: "gone".into(),
+        }
+    }
+
+    fn refuse(code: ErrorCode, message: impl Into<std::borrow::Cow<'static, str>>) -> Close {
+        Close::from(Error::new(code, message))
+    }
+
     /// A broken protocol invariant: the client reconnects and starts over.
-    fn protocol(detail: impl std::fmt::Display) -> Close {
-        Close::new(1011, format!("InternalServerError: {detail}"))
+    fn out_of_sync(detail: impl std::fmt::Display) -> Close {
+        Close::refuse(ErrorCode::OutOfSync, detail.to_string())
+    }
+
+    fn shutdown() -> Close {
+        Close::refuse(ErrorCode::Unavailable, "")
+    }
+}
+
+/// The close frame of the error's kind, its reason the kind's code and,
+/// unless the kind hides it, the public message.
+impl From<Error> for Close {
+    fn from(error: Error) -> Close {
+        match error.code().socket_close() {
+            SocketClose::AuthError => Close::after_auth_error(),
+            SocketClose::Frame { code, reason } => {
+                let message = error.public_message();
+                let reason = if message.is_empty() || error.code().public_message().is_some() {
+                    reason.to_owned()
+                } else {
+                    format!("{reason}: {message}")
+                };
+                Close {
+                    code: Some(code),
+                    reason,
+                }
+            }
+        }
     }
 }
 
@@ -139,8 +183,8 @@ struct Worker {
     query_set_version: u32,
     identity_version: u32,
     identity: Identity,
-    queries: BTreeMap<u32, LiveQuery>,
-    removed: Vec<u32>,
+    queries: BTreeMap<QueryId, LiveQuery>,
+    removed: Vec<QueryId>,
     sent: StateVersion,
     /// The newest commit of a mutation answered on this socket that no
     /// Transition has covered yet.
@@ -203,9 +247,9 @@ pub async fn run_socket(
             // Only while a mutation's commit waits to be covered.
             changed = updates.changed(), if worker.uncovered.is_some() => match changed {
                 Ok(()) => worker.transition(false).await,
-                Err(_) => break Some(Close::new(1001, "ServerShutdown")),
+                Err(_) => break Some(Close::shutdown()),
             },
-            () = &mut cancelled => break Some(Close::new(1001, "ServerShutdown")),
+            () = &mut cancelled => break Some(Close::shutdown()),
         };
         if let Err(close) = step {
             break Some(close);
@@ -235,34 +279,42 @@ pub async fn run_socket(
 }
 
 impl Worker {
-    async fn send(&self, text: String) -> Result<(), Close> {
+    async fn send(&self, message: ServerMessage) -> Result<(), Close> {
+        self.send_text(message.to_json()).await
+    }
+
+    async fn send_text(&self, text: String) -> Result<(), Close> {
         self.outbound
             .send(Outbound::Text(text))
             .await
-            .map_err(|_| Close::new(1001, "gone"))
+            .map_err(|_| Close::gone())
     }
 
     async fn receive(&mut self, frame: Inbound) -> Result<(), Close> {
         let text = match frame {
             Inbound::Text(text) => text,
             Inbound::Binary => {
-                return Err(Close::new(
-                    1003,
-                    "InvalidMessage: binary frames are not part of the protocol",
+                return Err(Close::refuse(
+                    ErrorCode::BinaryFrame,
+                    "binary frames are not part of the protocol",
                 ));
             }
             Inbound::TooLarge => {
-                return Err(Close::new(
-                    1009,
+                return Err(Close::refuse(
+                    ErrorCode::MessageTooLarge,
                     format!(
-                        "MessageTooLarge: messages are at most {} bytes",
+                        "messages are at most {} bytes",
                         self.context.limits.max_message_size
                     ),
                 ));
             }
         };
-        let message = ClientMessage::parse(&text)
-            .map_err(|e| Close::new(1008, format!("InvalidMessage: {e}")))?;
+        let message = ClientMessage::from_json(&text).map_err(|e| {
+            Close::refuse(
+                ErrorCode::InvalidMessage,
+                format!("not a valid client message: {e}"),
+            )
+        })?;
         match message {
             ClientMessage::Connect {
                 session_id,
@@ -270,15 +322,12 @@ impl Worker {
                 max_observed_timestamp,
                 ..
             } => {
-                if let Some(observed) = max_observed_timestamp {
-                    let observed = Timestamp::from_wire(&observed).map_err(|e| {
-                        Close::new(1008, format!("InvalidMessage: maxObservedTimestamp: {e}"))
-                    })?;
-                    if observed > self.context.app.store().latest_ts() {
-                        return Err(Close::protocol(
-                            "the client has seen a timestamp newer than this server's",
-                        ));
-                    }
+                if let Some(observed) = max_observed_timestamp
+                    && observed > self.context.app.store().latest_ts()
+                {
+                    return Err(Close::out_of_sync(
+                        "the client has seen a timestamp newer than this server's",
+                    ));
                 }
                 let now_ms = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -291,7 +340,10 @@ impl Worker {
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '-');
                 if !valid {
-                    return Err(Close::new(1008, "InvalidMessage: sessionId must be a UUID"));
+                    return Err(Close::refuse(
+                        ErrorCode::InvalidMessage,
+                        "sessionId must be a UUID",
+                    ));
                 }
                 self.session_id = Some(session_id);
                 Ok(())
@@ -312,17 +364,15 @@ impl Worker {
                 ..
             } => {
                 self.check_expiry().await?;
-                let path = FunctionPath::parse(&udf_path);
                 let args = match call_arguments(Some(args)) {
                     Ok(args) => args,
-                    Err(message) => {
-                        let failure = Err(FunctionFailure {
-                            message,
-                            data: None,
-                        });
-                        return self
-                            .send(messages::mutation_response(request_id, &failure, None, &[]))
-                            .await;
+                    Err(error) => {
+                        let response = MutationResponse::new(
+                            request_id,
+                            Err(error.into_failure()),
+                            Vec::new(),
+                        );
+                        return self.send(ServerMessage::MutationResponse(response)).await;
                     }
                 };
                 let identity = self.identity.clone();
@@ -334,11 +384,11 @@ impl Worker {
                     .send(MutationJob {
                         receipt,
                         request_id,
-                        path,
+                        path: udf_path,
                         args,
                         identity,
                     })
-                    .map_err(|_| Close::new(1011, "InternalServerError: mutation runner stopped"))
+                    .map_err(|_| Close::from(Error::internal("the mutation runner stopped")))
             }
             ClientMessage::Action {
                 request_id,
@@ -364,13 +414,13 @@ impl Worker {
         modifications: Vec<QuerySetModification>,
     ) -> Result<(), Close> {
         if base_version != self.query_set_version {
-            return Err(Close::protocol(format!(
+            return Err(Close::out_of_sync(format!(
                 "BaseVersionMismatch: query set version {base_version} does not follow {}",
                 self.query_set_version
             )));
         }
         if new_version <= base_version {
-            return Err(Close::protocol(format!(
+            return Err(Close::out_of_sync(format!(
                 "query set version {new_version} does not advance {base_version}"
             )));
         }
@@ -383,22 +433,25 @@ impl Worker {
                     ..
                 } => {
                     if self.queries.contains_key(&query_id) {
-                        return Err(Close::protocol(format!(
+                        return Err(Close::out_of_sync(format!(
                             "query {query_id} is already subscribed"
                         )));
                     }
                     if self.queries.len() >= self.context.limits.max_queries_per_socket {
-                        return Err(Close::new(
-                            1008,
+                        return Err(Close::refuse(
+                            ErrorCode::TooManyQueries,
                             format!(
-                                "TooManyQueries: a socket holds at most {} queries",
+                                "a socket holds at most {} queries",
                                 self.context.limits.max_queries_per_socket
                             ),
                         ));
                     }
-                    let path = FunctionPath::parse(&udf_path);
+                    let path = udf_path;
                     let args = call_arguments(Some(args)).map_err(|e| {
-                        Close::new(1008, format!("InvalidMessage: query {query_id}: {e}"))
+                        Close::refuse(
+                            ErrorCode::InvalidMessage,
+                            format!("query {query_id}: {}", e.public_message()),
+                        )
                     })?;
                     let handle = self.subscribe(&path, &args).await?;
                     self.queries.insert(
@@ -414,7 +467,7 @@ impl Worker {
                 }
                 QuerySetModification::Remove { query_id } => {
                     let Some(query) = self.queries.remove(&query_id) else {
-                        return Err(Close::protocol(format!(
+                        return Err(Close::out_of_sync(format!(
                             "query {query_id} is not subscribed"
                         )));
                     };
@@ -442,12 +495,12 @@ impl Worker {
                 &self.subscriber,
             )
             .await
-            .ok_or_else(|| Close::new(1001, "ServerShutdown"))
+            .ok_or_else(Close::shutdown)
     }
 
     async fn authenticate(&mut self, base_version: u32, token: AuthToken) -> Result<(), Close> {
         if base_version != self.identity_version {
-            return Err(Close::protocol(format!(
+            return Err(Close::out_of_sync(format!(
                 "identity version {base_version} does not follow {}",
                 self.identity_version
             )));
@@ -468,11 +521,7 @@ impl Worker {
             AuthToken::User { value } => {
                 match self.context.credentials.app.verify_user_token(&value).await {
                     Ok(identity) => identity,
-                    Err(error) => {
-                        return self
-                            .auth_error(base_version, &format!("Could not verify token: {error}"))
-                            .await;
-                    }
+                    Err(error) => return self.auth_error(base_version, &error).await,
                 }
             }
         };
@@ -483,7 +532,7 @@ impl Worker {
         self.identity = identity;
         if changed {
             // Every query runs again under the new identity.
-            let ids: Vec<u32> = self.queries.keys().copied().collect();
+            let ids: Vec<QueryId> = self.queries.keys().copied().collect();
             for id in ids {
                 let (path, args) = {
                     let query = &self.queries[&id];
@@ -503,13 +552,14 @@ impl Worker {
 
     /// AuthError, then close without a code: the client fetches a new
     /// token and reconnects.
-    async fn auth_error(&self, base_version: u32, error: &str) -> Result<(), Close> {
-        self.send(messages::auth_error(error, base_version, true))
-            .await?;
-        Err(Close {
-            code: None,
-            reason: String::new(),
-        })
+    async fn auth_error(&self, base_version: u32, error: &Error) -> Result<(), Close> {
+        self.send(ServerMessage::AuthError(AuthError {
+            error: error.public_message().to_owned(),
+            base_version,
+            auth_update_attempted: true,
+        }))
+        .await?;
+        Err(Close::after_auth_error())
     }
 
     /// Before running anything for the client: a user token that has
@@ -520,16 +570,13 @@ impl Worker {
         let Some(seconds) = expired(&self.identity, leeway) else {
             return Ok(());
         };
-        self.send(messages::auth_error(
-            &format!("Token expired {seconds} seconds ago"),
-            self.identity_version,
-            false,
-        ))
+        self.send(ServerMessage::AuthError(AuthError {
+            error: format!("Token expired {seconds} seconds ago"),
+            base_version: self.identity_version,
+            auth_update_attempted: false,
+        }))
         .await?;
-        Err(Close {
-            code: None,
-            reason: String::new(),
-        })
+        Err(Close::after_auth_error())
     }
 
     fn mutation_queue(&mut self) -> &mpsc::UnboundedSender<MutationJob> {
@@ -575,35 +622,30 @@ impl Worker {
 
     async fn action(
         &mut self,
-        request_id: u32,
-        udf_path: String,
+        request_id: RequestId,
+        path: FunctionPath,
         args: serde_json::Value,
     ) -> Result<(), Close> {
         if self.actions_in_flight >= self.context.limits.max_actions_in_flight {
-            return Err(Close::new(
-                1013,
+            return Err(Close::refuse(
+                ErrorCode::TooManyConcurrentRequests,
                 format!(
-                    "TooManyConcurrentRequests: at most {} actions run at once per socket",
+                    "at most {} actions run at once per socket",
                     self.context.limits.max_actions_in_flight
                 ),
             ));
         }
         let args = match call_arguments(Some(args)) {
             Ok(args) => args,
-            Err(message) => {
-                let failure = Err(FunctionFailure {
-                    message,
-                    data: None,
-                });
-                return self
-                    .send(messages::action_response(request_id, &failure, &[]))
-                    .await;
+            Err(error) => {
+                let response =
+                    ActionResponse::new(request_id, Err(error.into_failure()), Vec::new());
+                return self.send(ServerMessage::ActionResponse(response)).await;
             }
         };
         self.actions_in_flight += 1;
         let app = self.context.app.clone();
         let completed = self.completed_sender.clone();
-        let path = FunctionPath::parse(&udf_path);
         let caller = Caller::new(self.identity.clone());
         // Ends when the action does.
         self.context.tasks.spawn(async move {
@@ -630,10 +672,15 @@ impl Worker {
                         ts,
                     },
             } => {
-                self.send(messages::mutation_response(
-                    request_id, &result, ts, &log_lines,
-                ))
-                .await?;
+                let result = match (result, ts) {
+                    (Ok(value), Some(ts)) => Ok((value, ts)),
+                    (Ok(_), None) => {
+                        Err(Error::internal("a mutation succeeded without a commit").into_failure())
+                    }
+                    (Err(failure), _) => Err(failure),
+                };
+                let response = MutationResponse::new(request_id, result, log_lines);
+                self.send(ServerMessage::MutationResponse(response)).await?;
                 if let Some(ts) = ts {
                     self.uncovered = Some(self.uncovered.map_or(ts, |t| t.max(ts)));
                 }
@@ -646,8 +693,8 @@ impl Worker {
                 },
             } => {
                 self.actions_in_flight -= 1;
-                self.send(messages::action_response(request_id, &result, &log_lines))
-                    .await
+                let response = ActionResponse::new(request_id, result, log_lines);
+                self.send(ServerMessage::ActionResponse(response)).await
             }
         }
     }
@@ -667,7 +714,7 @@ impl Worker {
                     .as_ref()
                     .is_some_and(|sent| Arc::ptr_eq(sent, outcome) || **sent == **outcome);
                 if !same {
-                    changes.push(QueryChange::Updated {
+                    changes.push(StateModification::Query {
                         query_id: *query_id,
                         outcome: outcome.clone(),
                     });
@@ -683,10 +730,10 @@ impl Worker {
         changes.extend(
             self.removed
                 .drain(..)
-                .map(|query_id| QueryChange::Removed { query_id }),
+                .map(|query_id| StateModification::QueryRemoved { query_id }),
         );
         for change in &changes {
-            if let QueryChange::Updated { query_id, outcome } = change
+            if let StateModification::Query { query_id, outcome } = change
                 && let Some(query) = self.queries.get_mut(query_id)
             {
                 query.sent = Some(outcome.clone());
@@ -701,13 +748,13 @@ impl Worker {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos() as u64;
-        let text = Transition {
-            start: self.sent,
-            end,
-            changes: &changes,
-            client_clock_skew: self.client_clock_skew,
-            server_ts,
-        }
+        let text = ServerMessage::Transition(Transition {
+            start_version: self.sent,
+            end_version: end,
+            modifications: changes,
+            client_clock_skew: Some(self.client_clock_skew),
+            server_ts: Some(server_ts),
+        })
         .to_json();
         self.sent = end;
         if covers {
@@ -715,22 +762,18 @@ impl Worker {
         }
         self.transitions_sent += 1;
         if text.len() <= CHUNK_SIZE {
-            return self.send(text).await;
+            return self.send_text(text).await;
         }
         // Contiguous chunks: nothing else is sent until the last one.
         let parts = chunks(&text, CHUNK_SIZE);
-        let total = parts.len();
-        for (number, part) in parts.into_iter().enumerate() {
-            self.send(
-                serde_json::json!({
-                    "type": "TransitionChunk",
-                    "chunk": part,
-                    "partNumber": number,
-                    "totalParts": total,
-                    "transitionId": self.transitions_sent.to_string(),
-                })
-                .to_string(),
-            )
+        let total_parts = u32::try_from(parts.len()).unwrap_or(u32::MAX);
+        for (part_number, part) in (0..).zip(parts) {
+            self.send(ServerMessage::TransitionChunk(TransitionChunk {
+                chunk: part.to_owned(),
+                part_number,
+                total_parts,
+                transition_id: self.transitions_sent.to_string(),
+            }))
             .await?;
         }
         Ok(())
