@@ -1,8 +1,10 @@
 //! From credentials to an [`Identity`]: the admin key (optionally acting as
 //! a user), service keys, and user tokens checked against the app's auth
-//! providers. HTTP and WebSocket callers go through the same rules.
+//! providers, and when a token's identity expires. HTTP and WebSocket
+//! callers go through the same rules.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use capstan_protocol::{Identity, UserIdentity};
@@ -10,15 +12,19 @@ use serde_json::Value;
 
 use capstan_protocol::ErrorCode;
 
+use crate::app::App;
 use crate::error::Error;
-use crate::facade::App;
 use crate::keys::{AdminKey, ServiceKeys};
 
 #[derive(Clone, Debug)]
 pub struct Credentials {
+    /// Its deployment's auth config says which tokens are users'.
     pub app: App,
     pub admin_key: AdminKey,
     pub service_keys: ServiceKeys,
+    /// The clock difference allowed around a token's `exp`, as its
+    /// verification allowed.
+    pub leeway: Duration,
 }
 
 impl Credentials {
@@ -80,7 +86,44 @@ impl Credentials {
         if AdminKey::looks_like(token) {
             return self.admin(token, None);
         }
-        self.app.verify_user_token(token).await
+        self.verify_user_token(token).await
+    }
+
+    /// The identity a user token proves, checked against the deployed
+    /// app's auth providers.
+    pub async fn verify_user_token(&self, token: &str) -> Result<Identity, Error> {
+        let refuse = |reason: &dyn std::fmt::Display| {
+            Error::new(
+                ErrorCode::Unauthorized,
+                format!("Could not verify token: {reason}"),
+            )
+        };
+        let Some(deployment) = self.app.deployment() else {
+            return Err(refuse(
+                &"No auth provider found matching the given token: no app is deployed",
+            ));
+        };
+        if deployment.verifier.is_empty() {
+            return Err(refuse(
+                &"No auth provider found matching the given token: the app's auth config has no providers",
+            ));
+        }
+        deployment
+            .verifier
+            .verify(token)
+            .await
+            .map(|user| Identity::User(Arc::new(user)))
+            .map_err(|e| refuse(&e))
+    }
+
+    /// How long ago the token behind `identity` expired, if it has, allowing
+    /// the leeway its verification allowed.
+    pub fn expired(&self, identity: &Identity) -> Option<u64> {
+        let expires_at = identity.expires_at()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        (now > expires_at.saturating_add(self.leeway.as_secs())).then(|| now - expires_at)
     }
 
     /// For admin endpoints: the admin key itself, checked without verifying

@@ -15,11 +15,11 @@ use capstan_protocol::http::{
 };
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use crate::app::{App, Caller, FunctionResult, public_result};
 use crate::arguments::call_arguments;
 use crate::credentials::Credentials;
 use crate::deployment::AppConfig;
 use crate::error::Error;
-use crate::facade::{App, Caller, FunctionResult, public_result};
 use capstan_protocol::ErrorCode;
 
 #[derive(Clone, Debug)]

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use capstan_protocol::http::ServiceKeyInfo;
+use capstan_protocol::{ErrorCode, constant_time_eq};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::data_dir::{Readers, replace, write_private};
 use crate::error::Error;
-use capstan_protocol::ErrorCode;
 
 const PREFIX: &str = "capstan_admin_";
 const FILE: &str = "admin_key";
@@ -43,7 +44,7 @@ impl AdminKey {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = random_key(PREFIX);
-                write_private(&path, &key)?;
+                write_private(&path, key.as_bytes())?;
                 Ok(AdminKey(key))
             }
             Err(e) => Err(Error::config(format!(
@@ -227,11 +228,7 @@ impl ServiceKeys {
     fn persist(&self, keys: &BTreeMap<String, ServiceKeyRecord>) -> Result<(), Error> {
         let list: Vec<&ServiceKeyRecord> = keys.values().collect();
         let text = serde_json::to_vec_pretty(&list).map_err(|e| Error::internal(e.to_string()))?;
-        let staging = self.path.with_extension("json.new");
-        let _ = std::fs::remove_file(&staging);
-        write_private(&staging, &String::from_utf8_lossy(&text))?;
-        std::fs::rename(&staging, &self.path)
-            .map_err(|e| Error::internal(format!("cannot write {}: {e}", self.path.display())))
+        replace(&self.path, &text, Readers::Owner)
     }
 }
 
@@ -244,24 +241,6 @@ fn random_key(prefix: &str) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-use capstan_protocol::constant_time_eq;
-
-fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| Error::config(format!("cannot create {}: {e}", path.display())))?;
-    file.write_all(contents.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::config(format!("cannot write {}: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -2,9 +2,15 @@
 //! and the admin API.
 //!
 //! # Layout
-//! - [`facade`]: [`App`]: runs functions (the OCC retry loop lives here),
-//!   deploys, keeps environment variables.
-//! - [`deployment`]: a deployment's components and config, on disk and live.
+//! - [`app`]: [`App`], the facade: finds the function a caller may call
+//!   and runs it.
+//! - [`executor`]: where every guest call runs (admission, placement);
+//!   [`pace`]: how long a function's recent runs took.
+//! - [`mutations`]: the OCC retry loop and exactly-once runs.
+//! - [`deployments`]: the deployment served and its environment variables;
+//!   [`deployment`]: one deployment's components and config.
+//! - [`data_dir`]: what lives where in the data directory.
+//! - [`credentials`]: from credentials to an identity; token checks.
 //! - [`http`]: the axum router.
 //! - [`config`]: [`ServerConfig`], from a TOML file or flags.
 //! - [`keys`]: the admin key.
@@ -13,22 +19,27 @@
 //!   [`ws`], the endpoint that serves it.
 //! - [`error`]: [`Error`], each with a code and an HTTP status.
 
+pub mod app;
 pub mod arguments;
 pub mod config;
 pub mod credentials;
+pub mod data_dir;
 pub mod deployment;
+pub mod deployments;
 pub mod error;
-pub mod facade;
+pub mod executor;
 pub mod http;
 pub mod keys;
+pub mod mutations;
+pub mod pace;
 pub mod sync;
 pub mod ws;
 
 use std::net::SocketAddr;
 
+pub use app::{App, Caller};
 pub use config::ServerConfig;
 pub use error::Error;
-pub use facade::{App, Caller};
 pub use keys::{AdminKey, ServiceKeys};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +86,7 @@ impl Server {
             app: app.clone(),
             admin_key: admin_key.clone(),
             service_keys,
+            leeway: config.auth.leeway,
         };
         let shutdown = CancellationToken::new();
         let (subscriptions, manager) =

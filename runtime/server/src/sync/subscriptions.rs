@@ -49,7 +49,8 @@ use capstan_protocol::sync::QueryOutcome;
 use capstan_protocol::{ErrorCode, FunctionFailure};
 
 use super::{Identity, SyncLimits};
-use crate::facade::{App, Caller, Placement, public_result};
+use crate::app::{App, Caller, public_result};
+use crate::executor::Placement;
 
 /// Identifies one shared query inside the manager.
 pub type QueryHandle = u64;

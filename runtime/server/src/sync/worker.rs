@@ -20,10 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::subscriptions::{QueryHandle, QueryKey, Subscriber};
 use super::{Identity, Subscriptions, SyncLimits};
+use crate::app::{App, Caller, FunctionResult, public_result};
 use crate::arguments::call_arguments;
 use crate::credentials::Credentials;
 use crate::error::Error;
-use crate::facade::{App, Caller, FunctionResult, public_result};
 
 /// Transitions longer than this go out as TransitionChunks.
 const CHUNK_SIZE: usize = 5_000_000;
@@ -519,7 +519,7 @@ impl Worker {
                 Err(error) => return self.auth_error(base_version, &error).await,
             },
             AuthToken::User { value } => {
-                match self.context.credentials.app.verify_user_token(&value).await {
+                match self.context.credentials.verify_user_token(&value).await {
                     Ok(identity) => identity,
                     Err(error) => return self.auth_error(base_version, &error).await,
                 }
@@ -566,8 +566,7 @@ impl Worker {
     /// expired on this socket ends it with AuthError (not an answer to an
     /// Authenticate), so the client refreshes and reconnects.
     async fn check_expiry(&self) -> Result<(), Close> {
-        let leeway = self.context.credentials.app.token_leeway();
-        let Some(seconds) = expired(&self.identity, leeway) else {
+        let Some(seconds) = self.context.credentials.expired(&self.identity) else {
             return Ok(());
         };
         self.send(ServerMessage::AuthError(AuthError {
@@ -794,16 +793,6 @@ fn chunks(text: &str, size: usize) -> Vec<&str> {
         rest = tail;
     }
     parts
-}
-
-/// How long ago a user identity's token expired, if it has, allowing the
-/// clock leeway its verification allowed.
-fn expired(identity: &Identity, leeway: std::time::Duration) -> Option<u64> {
-    let expires_at = identity.expires_at()?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    (now > expires_at.saturating_add(leeway.as_secs())).then(|| now - expires_at)
 }
 
 #[cfg(test)]
