@@ -105,13 +105,14 @@ impl App {
         let store = Store::open(&data_dir.store(), config.store.clone())
             .map_err(|e| Error::config(format!("cannot open the store: {e}")))?;
         let engine = HostEngine::new(config.host.clone()).map_err(Error::config)?;
-        let deployments = Deployments::open(engine, config.auth.clone(), data_dir).await?;
+        let limits = &config.limits;
+        let deployments = Deployments::open(engine, config.auth.clone(), data_dir, limits).await?;
         Ok(App {
             inner: Arc::new(AppInner {
-                mutations: Mutations::new(store.clone()),
+                mutations: Mutations::new(store.clone(), limits),
                 store,
                 deployments,
-                executor: Executor::new(config.max_concurrent_calls),
+                executor: Executor::new(limits),
             }),
         })
     }

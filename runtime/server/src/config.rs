@@ -11,21 +11,18 @@ use capstan_store::StoreConfig;
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::sync::SyncLimits;
+use crate::limits::{ServerLimits, SyncLimits};
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// Bounds on each guest call.
     pub host: HostLimits,
     pub store: StoreConfig,
-    /// Top-level function calls running at once; more wait.
-    pub max_concurrent_calls: usize,
-    /// Largest request body of a function call.
-    pub max_request_body: usize,
-    /// Largest deploy.
-    pub max_deploy_body: usize,
-    /// Bounds on WebSocket clients.
+    /// Bounds on calls, requests and mutations.
+    pub limits: ServerLimits,
+    /// Bounds on WebSocket clients and live queries.
     pub sync: SyncLimits,
     /// How user tokens are checked: size limit, clock leeway, how long
     /// provider keys are cached and how often an issuer may be asked.
@@ -34,14 +31,11 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
-        let host = HostLimits::default();
         ServerConfig {
             data_dir: data_dir.into(),
             listen,
-            max_concurrent_calls: 64,
-            max_request_body: host.max_args + (64 << 10),
-            max_deploy_body: 256 << 20,
-            host,
+            host: HostLimits::default(),
+            limits: ServerLimits::default(),
             store: StoreConfig::default(),
             sync: SyncLimits::default(),
             auth: capstan_auth::VerifierOptions::default(),
@@ -86,7 +80,7 @@ impl ServerConfig {
                 if calls == 0 {
                     return Err("limits.max_concurrent_calls must be at least 1".into());
                 }
-                config.max_concurrent_calls = calls;
+                config.limits.max_concurrent_calls = calls;
             }
         }
         if let Some(sync) = file.sync {

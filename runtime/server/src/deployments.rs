@@ -16,6 +16,7 @@ use tokio::sync::{Mutex, watch};
 use crate::data_dir::{DataDir, Readers, replace};
 use crate::deployment::{AppConfig, Deployment};
 use crate::error::Error;
+use crate::limits::ServerLimits;
 
 /// The current deployment and environment, and how they change.
 #[derive(Debug)]
@@ -25,6 +26,9 @@ pub struct Deployments {
     data_dir: DataDir,
     current: RwLock<Option<Arc<Deployment>>>,
     environment: RwLock<Arc<Environment>>,
+    /// The longest variable name, the largest value.
+    max_variable_name: usize,
+    max_variable_value: usize,
     /// One deploy or variable change at a time.
     changing: Mutex<()>,
     compiled: AtomicUsize,
@@ -40,6 +44,7 @@ impl Deployments {
         engine: HostEngine,
         auth_options: VerifierOptions,
         data_dir: DataDir,
+        limits: &ServerLimits,
     ) -> Result<Deployments, Error> {
         let env_file = data_dir.environment();
         let environment: Environment = match std::fs::read(&env_file) {
@@ -53,6 +58,8 @@ impl Deployments {
             data_dir,
             current: RwLock::new(None),
             environment: RwLock::new(Arc::new(environment)),
+            max_variable_name: limits.max_variable_name,
+            max_variable_value: limits.max_variable_value,
             changing: Mutex::new(()),
             compiled: AtomicUsize::new(0),
             loaded_from_cache: AtomicUsize::new(0),
@@ -185,21 +192,25 @@ impl Deployments {
         value: Option<String>,
     ) -> Result<(), Error> {
         let valid = !name.is_empty()
-            && name.len() <= 64
+            && name.len() <= self.max_variable_name
             && name.starts_with(|c: char| c.is_ascii_alphabetic())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             return Err(Error::new(
                 ErrorCode::BadRequest,
                 format!(
-                    "{name:?} is not a valid variable name: letters, digits and underscores, starting with a letter, at most 64"
+                    "{name:?} is not a valid variable name: letters, digits and underscores, starting with a letter, at most {}",
+                    self.max_variable_name
                 ),
             ));
         }
-        if value.as_ref().is_some_and(|v| v.len() > 8192) {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.len() > self.max_variable_value)
+        {
             return Err(Error::new(
                 ErrorCode::BadRequest,
-                "values are at most 8 KiB",
+                format!("values are at most {} KiB", self.max_variable_value >> 10),
             ));
         }
         let _one_at_a_time = self.changing.lock().await;

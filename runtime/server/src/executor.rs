@@ -9,6 +9,7 @@ use capstan_protocol::ErrorCode;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::Error;
+use crate::limits::ServerLimits;
 use crate::pace::Pace;
 
 /// Runs guest code. Guest code is synchronous and CPU-bound: it never runs
@@ -18,6 +19,8 @@ pub struct Executor {
     /// Bounds concurrent top-level calls; nested calls run under their
     /// action's permit, so actions cannot starve their own children.
     calls: Semaphore,
+    /// Runs that average less are quick ([`Pace::quick`]).
+    quick_run: std::time::Duration,
 }
 
 /// Where a call's guest code runs.
@@ -34,9 +37,10 @@ pub enum Placement {
 }
 
 impl Executor {
-    pub fn new(max_concurrent_calls: usize) -> Executor {
+    pub fn new(limits: &ServerLimits) -> Executor {
         Executor {
-            calls: Semaphore::new(max_concurrent_calls.max(1)),
+            calls: Semaphore::new(limits.max_concurrent_calls.max(1)),
+            quick_run: limits.quick_run,
         }
     }
 
@@ -66,7 +70,8 @@ impl Executor {
         match placement {
             Placement::InPlace => {
                 let began = std::time::Instant::now();
-                let outcome = run_in_place(module, call, pace.is_some_and(Pace::quick)).await?;
+                let quick = pace.is_some_and(|pace| pace.quick(self.quick_run));
+                let outcome = run_in_place(module, call, quick).await?;
                 if let Some(pace) = pace {
                     pace.record(began.elapsed());
                 }

@@ -20,14 +20,14 @@ use crate::arguments::call_arguments;
 use crate::credentials::Credentials;
 use crate::deployment::AppConfig;
 use crate::error::Error;
+use crate::limits::ServerLimits;
 use capstan_protocol::ErrorCode;
 
 #[derive(Clone, Debug)]
 pub struct HttpState {
     pub app: App,
     pub credentials: Credentials,
-    pub max_request_body: usize,
-    pub max_deploy_body: usize,
+    pub limits: ServerLimits,
 }
 
 pub fn router(state: HttpState, sync: crate::ws::SyncState) -> Router {
@@ -71,12 +71,9 @@ pub fn router(state: HttpState, sync: crate::ws::SyncState) -> Router {
         .merge(sockets)
 }
 
-/// How much more of a too large body is read and dropped before the 413
-/// goes out: a client still sending then receives the answer, where closing
-/// on unread data would reset the connection under it.
-const DRAIN: usize = 16 << 20;
-
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
+/// Reads at most `limit` bytes of `body`; a larger one is read on (at most
+/// `drain` bytes more) and dropped, and refused.
+async fn read_body(body: Body, limit: usize, drain: usize) -> Result<Bytes, Error> {
     use futures_util::StreamExt as _;
     let unreadable = |e: axum::Error| {
         Error::new(
@@ -90,7 +87,7 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
         let chunk = chunk.map_err(unreadable)?;
         if read.len() + chunk.len() > limit {
             let mut drained = read.len() + chunk.len();
-            while drained <= limit.saturating_add(DRAIN) {
+            while drained <= limit.saturating_add(drain) {
                 match stream.next().await {
                     Some(Ok(chunk)) => drained += chunk.len(),
                     _ => break,
@@ -167,7 +164,7 @@ async fn try_function_call(
     kind: FunctionKind,
 ) -> Result<Response, Error> {
     let caller = caller(state, headers).await?;
-    let bytes = read_body(body, state.max_request_body).await?;
+    let bytes = read_body(body, state.limits.max_request_body, state.limits.body_drain).await?;
     let request: FunctionRequest = serde_json::from_slice(&bytes).map_err(|e| {
         Error::new(
             ErrorCode::BadRequest,
@@ -207,7 +204,7 @@ async fn deploy(
     body: Body,
 ) -> Result<Response, Error> {
     require_admin(&state, &headers).await?;
-    let bytes = read_body(body, state.max_deploy_body).await?;
+    let bytes = read_body(body, state.limits.max_deploy_body, state.limits.body_drain).await?;
     let request: DeployRequest<AppConfig> = serde_json::from_slice(&bytes).map_err(|e| {
         Error::new(
             ErrorCode::BadDeploy,
@@ -255,7 +252,7 @@ async fn set_env(
     body: Body,
 ) -> Result<Response, Error> {
     require_admin(&state, &headers).await?;
-    let bytes = read_body(body, 64 << 10).await?;
+    let bytes = read_body(body, state.limits.max_admin_body, state.limits.body_drain).await?;
     let request: SetEnvironmentVariable = serde_json::from_slice(&bytes).map_err(|e| {
         Error::new(
             ErrorCode::BadRequest,

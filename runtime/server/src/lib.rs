@@ -12,7 +12,8 @@
 //! - [`data_dir`]: what lives where in the data directory.
 //! - [`credentials`]: from credentials to an identity; token checks.
 //! - [`http`]: the axum router.
-//! - [`config`]: [`ServerConfig`], from a TOML file or flags.
+//! - [`config`]: [`ServerConfig`], from a TOML file or flags; [`limits`]:
+//!   every tunable, with its reason.
 //! - [`keys`]: the admin key.
 //! - [`arguments`]: call arguments, checked and normalised.
 //! - [`sync`]: live queries over WebSocket (the Convex sync protocol), and
@@ -30,6 +31,7 @@ pub mod error;
 pub mod executor;
 pub mod http;
 pub mod keys;
+pub mod limits;
 pub mod mutations;
 pub mod pace;
 pub mod sync;
@@ -96,8 +98,7 @@ impl Server {
             http::HttpState {
                 app: app.clone(),
                 credentials: credentials.clone(),
-                max_request_body: config.max_request_body,
-                max_deploy_body: config.max_deploy_body,
+                limits: config.limits.clone(),
             },
             ws::SyncState::new(sync::SocketContext {
                 app: app.clone(),

@@ -15,22 +15,14 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use crate::app::FunctionResult;
 use crate::error::Error;
 use crate::executor::{Executor, Placement};
-
-/// How long a mutation keeps retrying on conflicts before giving up.
-const RETRY_DEADLINE: Duration = Duration::from_secs(10);
-/// Conflicts after which a mutation queues for its next attempts, so that a
-/// hot document serves its writers in turn instead of starving some.
-const CONFLICTS_BEFORE_QUEUEING: u32 = 3;
-/// The longest pause between two attempts; pauses grow exponentially up to it.
-const MAX_BACKOFF: Duration = Duration::from_millis(20);
-/// Receipt keys remembered before those no mutation runs under any more
-/// are swept.
-const RUNNING_SWEEP: usize = 4096;
+use crate::limits::ServerLimits;
 
 /// Runs mutations against the store.
 #[derive(Debug)]
 pub struct Mutations {
     store: Store,
+    /// The retry deadline and backoff, and how many runs are remembered.
+    limits: ServerLimits,
     /// Mutations that conflicted repeatedly take turns here (FIFO).
     contended: Mutex<()>,
     /// Receipt keys of exactly-once mutations running now: a resent copy
@@ -59,9 +51,10 @@ struct Receipt {
 }
 
 impl Mutations {
-    pub fn new(store: Store) -> Mutations {
+    pub fn new(store: Store, limits: &ServerLimits) -> Mutations {
         Mutations {
             store,
+            limits: limits.clone(),
             contended: Mutex::new(()),
             running: std::sync::Mutex::new(HashMap::new()),
         }
@@ -75,7 +68,7 @@ impl Mutations {
                 .running
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if running.len() > RUNNING_SWEEP {
+            if running.len() > self.limits.running_receipts {
                 running.retain(|_, run| run.strong_count() > 0);
             }
             match running.get(receipt).and_then(Weak::upgrade) {
@@ -131,7 +124,7 @@ impl Mutations {
         let mut queued = None;
         let mut attempt: u32 = 0;
         loop {
-            if attempt == CONFLICTS_BEFORE_QUEUEING && queued.is_none() {
+            if attempt == self.limits.conflicts_before_queueing && queued.is_none() {
                 queued = Some(self.contended.lock().await);
             }
             let call = Call {
@@ -174,7 +167,7 @@ impl Mutations {
                 Ok(Err(conflict)) => {
                     tracing::debug!(%path, attempt, %conflict, "mutation conflicted; retrying");
                     attempt += 1;
-                    if started.elapsed() > RETRY_DEADLINE {
+                    if started.elapsed() > self.limits.mutation_retry_deadline {
                         return Ok(FunctionResult {
                             result: Err(Failure::Function {
                                 message: format!(
@@ -189,8 +182,8 @@ impl Mutations {
                     if queued.is_none() {
                         // Exponential backoff with full jitter spreads
                         // contending writers out.
-                        let ceiling =
-                            Duration::from_micros(100 << attempt.min(16)).min(MAX_BACKOFF);
+                        let ceiling = Duration::from_micros(100 << attempt.min(16))
+                            .min(self.limits.max_mutation_backoff);
                         tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
                     }
                 }

@@ -4,9 +4,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// A function whose runs average less than this is quick.
-const QUICK_RUN: Duration = Duration::from_millis(1);
-
 /// How long a function's recent runs took. A query whose runs are quick on
 /// average may run on the thread that asks for it, with no hand-off; any
 /// other runs where a long run holds up no other task.
@@ -20,10 +17,11 @@ pub struct Pace {
 }
 
 impl Pace {
-    /// Whether the function has run, and quickly on average.
-    pub fn quick(&self) -> bool {
+    /// Whether the function has run, and on average in less than `quick`
+    /// ([`crate::limits::ServerLimits::quick_run`]).
+    pub fn quick(&self, quick: Duration) -> bool {
         self.runs.load(Ordering::Relaxed) > 0
-            && self.average.load(Ordering::Relaxed) < QUICK_RUN.as_micros() as u64
+            && self.average.load(Ordering::Relaxed) < quick.as_micros() as u64
     }
 
     pub fn record(&self, took: Duration) {
@@ -45,30 +43,32 @@ impl Pace {
 mod tests {
     use super::*;
 
+    const QUICK: Duration = Duration::from_millis(1);
+
     #[test]
     fn a_function_is_quick_once_its_runs_average_under_the_limit() {
         let pace = Pace::default();
         // Nothing known yet.
-        assert!(!pace.quick());
+        assert!(!pace.quick(QUICK));
         pace.record(Duration::from_micros(200));
-        assert!(pace.quick());
+        assert!(pace.quick(QUICK));
         // One run slowed down by the machine does not change the verdict.
         pace.record(Duration::from_millis(3));
-        assert!(pace.quick());
+        assert!(pace.quick(QUICK));
         // A run of slow ones does, and quick runs bring it back.
         for _ in 0..8 {
             pace.record(Duration::from_millis(5));
         }
-        assert!(!pace.quick());
+        assert!(!pace.quick(QUICK));
         for _ in 0..40 {
             pace.record(Duration::from_micros(200));
         }
-        assert!(pace.quick());
+        assert!(pace.quick(QUICK));
         // A function that hangs is not quick again for a long while.
         pace.record(Duration::from_secs(1));
         for _ in 0..20 {
             pace.record(Duration::from_micros(200));
         }
-        assert!(!pace.quick());
+        assert!(!pace.quick(QUICK));
     }
 }

@@ -16,11 +16,6 @@ use crate::error::Error;
 use crate::sync::{Inbound, Outbound, SocketContext, run_socket};
 use capstan_protocol::ErrorCode;
 
-/// Frames queued towards one socket before the worker waits for the send
-/// loop: a slow client slows its own worker, nobody else's.
-const OUTBOUND_QUEUE: usize = 64;
-const INBOUND_QUEUE: usize = 16;
-
 #[derive(Clone, Debug)]
 pub struct SyncState {
     pub context: SocketContext,
@@ -67,8 +62,9 @@ pub async fn sync(
 async fn serve(socket: WebSocket, context: SocketContext, _permit: OwnedSemaphorePermit) {
     let ping_interval = context.limits.ping_interval;
     let (mut sink, mut stream) = socket.split();
-    let (inbound, inbound_receiver) = mpsc::channel(INBOUND_QUEUE);
-    let (outbound_sender, mut outbound) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
+    let (inbound, inbound_receiver) = mpsc::channel(context.limits.inbound_queue.max(1));
+    let (outbound_sender, mut outbound) =
+        mpsc::channel::<Outbound>(context.limits.outbound_queue.max(1));
 
     let receive = async move {
         while let Some(frame) = stream.next().await {

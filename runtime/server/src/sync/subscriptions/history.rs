@@ -8,27 +8,33 @@ use capstan_protocol::Timestamp;
 use capstan_store::ReadSet;
 use capstan_store::read_set::CommitEntry;
 
-/// Commits the manager remembers for checking results computed on sockets.
-pub(super) const HISTORY_COMMITS: usize = 1024;
-/// The most document writes those commits may hold together.
-pub(super) const HISTORY_WRITES: usize = 64 * 1024;
-
 /// The commits the manager processed since `floor`, for checking results
-/// computed on sockets; bounded by [`HISTORY_COMMITS`] and
-/// [`HISTORY_WRITES`].
-#[derive(Default)]
+/// computed on sockets; bounded by `max_commits` and `max_writes`
+/// ([`crate::limits::SyncLimits::history_commits`] and `history_writes`).
 pub(super) struct History {
     pub(super) commits: VecDeque<Arc<CommitEntry>>,
     pub(super) writes: usize,
+    pub(super) max_commits: usize,
+    pub(super) max_writes: usize,
     /// Every processed commit after this is in `commits`.
     pub(super) floor: Timestamp,
 }
 
 impl History {
+    pub(super) fn new(max_commits: usize, max_writes: usize) -> History {
+        History {
+            commits: VecDeque::new(),
+            writes: 0,
+            max_commits,
+            max_writes,
+            floor: Timestamp::default(),
+        }
+    }
+
     pub(super) fn push(&mut self, entry: Arc<CommitEntry>) {
         self.writes += entry.writes.len();
         self.commits.push_back(entry);
-        while self.commits.len() > HISTORY_COMMITS || self.writes > HISTORY_WRITES {
+        while self.commits.len() > self.max_commits || self.writes > self.max_writes {
             let Some(oldest) = self.commits.pop_front() else {
                 break;
             };
@@ -61,6 +67,9 @@ impl History {
 
 #[cfg(test)]
 mod tests {
+    const HISTORY_COMMITS: usize = 1024;
+    const HISTORY_WRITES: usize = 64 * 1024;
+
     use capstan_store::DocumentId;
     use capstan_store::read_set::DocumentWrite;
 
@@ -90,7 +99,7 @@ mod tests {
         );
         let mut read_set = ReadSet::default();
         read_set.record_document(read);
-        let mut history = History::default();
+        let mut history = History::new(HISTORY_COMMITS, HISTORY_WRITES);
         history.push(commit(10, &[read]));
         history.push(commit(20, &[other]));
         // Computed after the commit that wrote it, or before one that did
@@ -116,7 +125,7 @@ mod tests {
     #[test]
     fn the_history_forgets_its_oldest_commits_and_what_they_covered() {
         let id = DocumentId::new(capstan_store::TableNumber(1), [1; 16]);
-        let mut history = History::default();
+        let mut history = History::new(HISTORY_COMMITS, HISTORY_WRITES);
         for ts in 1..=HISTORY_COMMITS as u64 + 10 {
             history.push(commit(ts, &[]));
         }

@@ -31,9 +31,10 @@ use capstan_protocol::Timestamp;
 use capstan_protocol::sync::QueryOutcome;
 use tokio::sync::{Notify, watch};
 
-use super::{Identity, SyncLimits};
+use super::Identity;
 use crate::app::App;
 use crate::executor::Placement;
+use crate::limits::SyncLimits;
 use history::History;
 use idle::IdleQueries;
 use manager::{Manager, execute};
@@ -194,7 +195,7 @@ impl Subscriptions {
                     ..IdleQueries::default()
                 },
                 epoch: 0,
-                history: History::default(),
+                history: History::new(limits.history_commits, limits.history_writes),
                 restarting: false,
                 pending: Vec::new(),
             }),

@@ -10,9 +10,6 @@ use capstan_protocol::sync::{
 use super::Worker;
 use super::close::Close;
 
-/// Transitions longer than this go out as TransitionChunks.
-const CHUNK_SIZE: usize = 5_000_000;
-
 impl Worker {
     /// Sends a Transition to the published timestamp if anything the client
     /// should learn changed: a query's result, the query set or identity
@@ -76,11 +73,13 @@ impl Worker {
             self.uncovered = None;
         }
         self.transitions_sent += 1;
-        if text.len() <= CHUNK_SIZE {
+        // A piece holds at least one character (up to 4 bytes).
+        let chunk = self.context.limits.transition_chunk.max(4);
+        if text.len() <= chunk {
             return self.send_text(text).await;
         }
         // Contiguous chunks: nothing else is sent until the last one.
-        let parts = chunks(&text, CHUNK_SIZE);
+        let parts = chunks(&text, chunk);
         let total_parts = u32::try_from(parts.len()).unwrap_or(u32::MAX);
         for (part_number, part) in (0..).zip(parts) {
             self.send(ServerMessage::TransitionChunk(TransitionChunk {
