@@ -2,10 +2,10 @@
 //! then claims, each failure its own [`AuthError`].
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
-use capstan_protocol::UserIdentity;
+use capstan_protocol::{Clock, UserIdentity};
 use serde_json::{Map, Value};
 
 use crate::config::{Algorithm, AuthConfig, JwksSource, Provider};
@@ -59,6 +59,9 @@ pub struct Verifier {
     providers: Vec<(Provider, Keys)>,
     http: reqwest::Client,
     options: VerifierOptions,
+    /// What `exp`, `nbf` and `iat` are judged by, and how long cached
+    /// keys have been kept.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -77,7 +80,11 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    pub fn new(config: &AuthConfig, options: VerifierOptions) -> Result<Verifier, String> {
+    pub fn new(
+        config: &AuthConfig,
+        options: VerifierOptions,
+        clock: Clock,
+    ) -> Result<Verifier, String> {
         let mut providers = Vec::new();
         for provider in config.providers()? {
             let keys = match &provider {
@@ -118,6 +125,7 @@ impl Verifier {
             providers,
             http,
             options,
+            clock,
         })
     }
 
@@ -126,12 +134,9 @@ impl Verifier {
         self.providers.is_empty()
     }
 
-    /// Verifies `token` now.
+    /// Verifies `token` now, by the verifier's clock.
     pub async fn verify(&self, token: &str) -> Result<UserIdentity, AuthError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.verify_at(token, now).await
+        self.verify_at(token, self.clock.unix_seconds()).await
     }
 
     /// Verifies `token` as of `now` (seconds since the Unix epoch).
@@ -192,7 +197,9 @@ impl Verifier {
             Keys::Inline(set) => set.clone(),
             Keys::Remote(remote) => {
                 let want = kid.map_or(Want::Any, Want::Kid);
-                remote.get(&self.http, want, &self.options).await?
+                remote
+                    .get(&self.http, want, &self.options, &self.clock)
+                    .await?
             }
         };
         let mut candidates = set

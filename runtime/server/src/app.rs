@@ -106,7 +106,14 @@ impl App {
             .map_err(|e| Error::config(format!("cannot open the store: {e}")))?;
         let engine = HostEngine::new(config.host.clone()).map_err(Error::config)?;
         let limits = &config.limits;
-        let deployments = Deployments::open(engine, config.auth.clone(), data_dir, limits).await?;
+        let deployments = Deployments::open(
+            engine,
+            config.auth.clone(),
+            config.clock.clone(),
+            data_dir,
+            limits,
+        )
+        .await?;
         Ok(App {
             inner: Arc::new(AppInner {
                 mutations: Mutations::new(store.clone(), limits),

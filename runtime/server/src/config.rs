@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use capstan_host::HostLimits;
+use capstan_protocol::Clock;
 use capstan_store::StoreConfig;
 use serde::Deserialize;
 
@@ -27,6 +28,9 @@ pub struct ServerConfig {
     /// How user tokens are checked: size limit, clock leeway, how long
     /// provider keys are cached and how often an issuer may be asked.
     pub auth: capstan_auth::VerifierOptions,
+    /// The time token expiry, key caching and the sync protocol's clock
+    /// fields are judged by: the system's, or a test's.
+    pub clock: Clock,
 }
 
 impl ServerConfig {
@@ -39,6 +43,7 @@ impl ServerConfig {
             store: StoreConfig::default(),
             sync: SyncLimits::default(),
             auth: capstan_auth::VerifierOptions::default(),
+            clock: Clock::system(),
         }
     }
 

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use capstan_protocol::{Identity, UserIdentity};
 use serde_json::Value;
 
-use capstan_protocol::ErrorCode;
+use capstan_protocol::{Clock, ErrorCode};
 
 use crate::app::App;
 use crate::error::Error;
@@ -25,6 +25,8 @@ pub struct Credentials {
     /// The clock difference allowed around a token's `exp`, as its
     /// verification allowed.
     pub leeway: Duration,
+    /// What a token's expiry is judged by.
+    pub clock: Clock,
 }
 
 impl Credentials {
@@ -120,9 +122,7 @@ impl Credentials {
     /// the leeway its verification allowed.
     pub fn expired(&self, identity: &Identity) -> Option<u64> {
         let expires_at = identity.expires_at()?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = self.clock.unix_seconds();
         (now > expires_at.saturating_add(self.leeway.as_secs())).then(|| now - expires_at)
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use capstan_auth::{AuthConfig, Verifier, VerifierOptions};
 use capstan_host::{FunctionInfo, FunctionPath, HostEngine, Module, Origin};
+use capstan_protocol::Clock;
 use capstan_store::Schema;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +58,7 @@ impl Deployment {
         config: AppConfig,
         cache_dir: &Path,
         auth_options: &VerifierOptions,
+        clock: &Clock,
     ) -> Result<(Deployment, Vec<Origin>), Error> {
         if components.is_empty() {
             return Err(Error::new(
@@ -64,14 +66,14 @@ impl Deployment {
                 "a deploy needs at least one component",
             ));
         }
-        let verifier = Arc::new(Verifier::new(&config.auth, auth_options.clone()).map_err(
-            |e| {
+        let verifier = Arc::new(
+            Verifier::new(&config.auth, auth_options.clone(), clock.clone()).map_err(|e| {
                 Error::new(
                     ErrorCode::BadDeploy,
                     format!("the auth config is invalid: {e}"),
                 )
-            },
-        )?);
+            })?,
+        );
         let mut modules = Vec::new();
         let mut origins = Vec::new();
         let mut routes = BTreeMap::new();

@@ -8,8 +8,8 @@ use std::sync::{Arc, RwLock};
 
 use capstan_auth::VerifierOptions;
 use capstan_host::{Environment, HostEngine, Origin};
-use capstan_protocol::ErrorCode;
 use capstan_protocol::http::{ComponentStats, DeploySummary};
+use capstan_protocol::{Clock, ErrorCode};
 use capstan_store::Store;
 use tokio::sync::{Mutex, watch};
 
@@ -23,6 +23,8 @@ use crate::limits::ServerLimits;
 pub struct Deployments {
     engine: HostEngine,
     auth_options: VerifierOptions,
+    /// Judges the expiry of user tokens and of cached provider keys.
+    clock: Clock,
     data_dir: DataDir,
     current: RwLock<Option<Arc<Deployment>>>,
     environment: RwLock<Arc<Environment>>,
@@ -43,6 +45,7 @@ impl Deployments {
     pub async fn open(
         engine: HostEngine,
         auth_options: VerifierOptions,
+        clock: Clock,
         data_dir: DataDir,
         limits: &ServerLimits,
     ) -> Result<Deployments, Error> {
@@ -55,6 +58,7 @@ impl Deployments {
         let deployments = Deployments {
             engine,
             auth_options,
+            clock,
             data_dir,
             current: RwLock::new(None),
             environment: RwLock::new(Arc::new(environment)),
@@ -126,8 +130,16 @@ impl Deployments {
         let engine = self.engine.clone();
         let cache_dir = self.data_dir.compiled();
         let auth_options = self.auth_options.clone();
+        let clock = self.clock.clone();
         let (mut deployment, origins) = tokio::task::spawn_blocking(move || {
-            Deployment::build(&engine, &components, config, &cache_dir, &auth_options)
+            Deployment::build(
+                &engine,
+                &components,
+                config,
+                &cache_dir,
+                &auth_options,
+                &clock,
+            )
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))??;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use capstan_protocol::http::ServiceKeyInfo;
-use capstan_protocol::{ErrorCode, constant_time_eq};
+use capstan_protocol::{Clock, ErrorCode, constant_time_eq};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -102,10 +102,12 @@ struct ServiceKeyRecord {
 pub struct ServiceKeys {
     path: PathBuf,
     keys: Arc<RwLock<BTreeMap<String, ServiceKeyRecord>>>,
+    /// When a key was made.
+    clock: Clock,
 }
 
 impl ServiceKeys {
-    pub fn load(data_dir: &Path) -> Result<ServiceKeys, Error> {
+    pub fn load(data_dir: &Path, clock: Clock) -> Result<ServiceKeys, Error> {
         let path = data_dir.join(SERVICE_FILE);
         let keys = match std::fs::read(&path) {
             Ok(bytes) => {
@@ -125,6 +127,7 @@ impl ServiceKeys {
         Ok(ServiceKeys {
             path,
             keys: Arc::new(RwLock::new(keys)),
+            clock,
         })
     }
 
@@ -159,9 +162,7 @@ impl ServiceKeys {
             ));
         }
         let key = random_key(SERVICE_PREFIX);
-        let created_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let created_at = u64::try_from(self.clock.since_epoch().as_millis()).unwrap_or(u64::MAX);
         let mut next = keys.clone();
         next.insert(
             name.to_owned(),
@@ -250,7 +251,7 @@ mod tests {
     #[test]
     fn service_keys_are_kept_hashed_and_revocable() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = ServiceKeys::load(dir.path()).unwrap();
+        let keys = ServiceKeys::load(dir.path(), Clock::system()).unwrap();
         let key = keys.create("billing").unwrap();
         assert!(ServiceKeys::is_service_key(&key));
         assert_eq!(keys.name_of(&key).as_deref(), Some("billing"));
@@ -264,11 +265,16 @@ mod tests {
             "the key is stored in clear"
         );
         // A restart reads them back; revoked keys stop working.
-        let again = ServiceKeys::load(dir.path()).unwrap();
+        let again = ServiceKeys::load(dir.path(), Clock::system()).unwrap();
         assert_eq!(again.name_of(&key).as_deref(), Some("billing"));
         again.revoke("billing").unwrap();
         assert_eq!(again.name_of(&key), None);
-        assert!(ServiceKeys::load(dir.path()).unwrap().list().is_empty());
+        assert!(
+            ServiceKeys::load(dir.path(), Clock::system())
+                .unwrap()
+                .list()
+                .is_empty()
+        );
         assert!(again.revoke("billing").is_err());
     }
 

@@ -82,13 +82,14 @@ impl Server {
             })?;
             config.data_dir.clone()
         })?;
-        let service_keys = ServiceKeys::load(&config.data_dir)?;
+        let service_keys = ServiceKeys::load(&config.data_dir, config.clock.clone())?;
         let app = App::open(&config).await?;
         let credentials = credentials::Credentials {
             app: app.clone(),
             admin_key: admin_key.clone(),
             service_keys,
             leeway: config.auth.leeway,
+            clock: config.clock.clone(),
         };
         let shutdown = CancellationToken::new();
         let (subscriptions, manager) =

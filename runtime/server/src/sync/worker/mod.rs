@@ -225,10 +225,7 @@ impl Worker {
                         "the client has seen a timestamp newer than this server's",
                     ));
                 }
-                let now_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_millis() as f64;
+                let now_ms = self.context.credentials.clock.since_epoch().as_millis() as f64;
                 self.client_clock_skew = client_ts.map_or(0.0, |ts| ts - now_ms);
                 let valid = !session_id.is_empty()
                     && session_id.len() <= 64

@@ -56,10 +56,8 @@ impl Worker {
             identity: self.identity_version,
             ts,
         };
-        let server_ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64;
+        let server_ts = u64::try_from(self.context.credentials.clock.since_epoch().as_nanos())
+            .unwrap_or(u64::MAX);
         let text = ServerMessage::Transition(Transition {
             start_version: self.sent,
             end_version: end,
