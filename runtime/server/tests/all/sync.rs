@@ -763,3 +763,29 @@ async fn socket_limits_close_with_a_reason_and_idle_sockets_get_pings() -> anyho
     drop(idle);
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutation_the_server_cannot_run_is_left_for_the_next_socket() -> anyhow::Result<()> {
+    let dir = temp_dir();
+    let server = TestServer::with_guest(dir.path()).await?;
+    let mut client = Client::connect(&server).await?;
+    client.subscribe(0, 0, "api:count_all", json!({})).await?;
+    client.value_of(0).await?;
+    // The app stops taking calls, as it does while the server shuts down.
+    server.server.app.close().await?;
+    client
+        .mutation(0, "api:send", json!({"channel": "c", "body": "x"}))
+        .await?;
+    // No failure the client would hand to the app: the socket closes, and
+    // the client sends the mutation again on its next socket.
+    let close = loop {
+        match tokio::time::timeout(WAIT, client.socket.next()).await? {
+            Some(Ok(Message::Text(text))) if text.contains(r#""type":"Ping""#) => continue,
+            Some(Ok(Message::Close(Some(close)))) => break close,
+            other => anyhow::bail!("expected the socket to close, got {other:?}"),
+        }
+    };
+    assert_eq!(close.code, CloseCode::Away);
+    assert_eq!(close.reason.as_str(), "ServerShutdown");
+    server.stop().await
+}

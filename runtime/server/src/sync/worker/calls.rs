@@ -2,7 +2,7 @@
 //! at a time in the order they came (exactly once, with a session), actions
 //! side by side up to a bound; each answered when it finishes.
 
-use capstan_host::{FunctionKind, FunctionPath};
+use capstan_host::{Failure, FunctionKind, FunctionPath};
 use capstan_protocol::sync::{ActionResponse, MutationResponse, RequestId, ServerMessage};
 use capstan_protocol::{ErrorCode, FunctionFailure, Identity, JsonText, Timestamp};
 use tokio::sync::mpsc;
@@ -30,17 +30,27 @@ pub(super) struct Finished {
     log_lines: Vec<String>,
     /// A committed mutation's timestamp.
     ts: Option<Timestamp>,
+    /// Set when the server, not the function, failed: the same call may
+    /// succeed later.
+    fault: Option<ErrorCode>,
 }
 
 impl From<Result<FunctionResult, Error>> for Finished {
     fn from(call: Result<FunctionResult, Error>) -> Finished {
         match call {
             Ok(result) => Finished {
+                fault: result
+                    .result
+                    .as_ref()
+                    .err()
+                    .map(Failure::code)
+                    .filter(|code| code.is_server_fault()),
                 result: public_result(result.result),
                 log_lines: result.log_lines,
                 ts: result.ts,
             },
             Err(error) => Finished {
+                fault: Some(error.code()).filter(|code| code.is_server_fault()),
                 result: Err(error.into_failure()),
                 log_lines: Vec::new(),
                 ts: None,
@@ -182,8 +192,15 @@ impl Worker {
                         result,
                         log_lines,
                         ts,
+                        fault,
                     },
             } => {
+                // A mutation the server failed to run is not answered: the
+                // socket closes, and the client sends it again on its next
+                // one, where its receipt keeps it from running twice.
+                if let Some(fault) = fault {
+                    return Err(Close::refuse(fault, ""));
+                }
                 let result = match (result, ts) {
                     (Ok(value), Some(ts)) => Ok((value, ts)),
                     (Ok(_), None) => {
