@@ -11,7 +11,7 @@ use ring::signature::{self, KeyPair};
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::sync::Client;
+use crate::socket::Client;
 
 const ISSUER: &str = "https://auth.example.com";
 
