@@ -84,9 +84,10 @@ impl Verifier {
         config: &AuthConfig,
         options: VerifierOptions,
         clock: Clock,
-    ) -> Result<Verifier, String> {
+    ) -> Result<Verifier, AuthError> {
+        let invalid = AuthError::InvalidConfig;
         let mut providers = Vec::new();
-        for provider in config.providers()? {
+        for provider in config.providers().map_err(invalid)? {
             let keys = match &provider {
                 Provider::Oidc {
                     issuer, algorithms, ..
@@ -99,14 +100,14 @@ impl Verifier {
                 Provider::CustomJwt {
                     jwks, algorithm, ..
                 } => match jwks {
-                    JwksSource::Inline(value) => {
-                        Keys::Inline(Arc::new(KeySet::parse(value, &[*algorithm])?))
-                    }
+                    JwksSource::Inline(value) => Keys::Inline(Arc::new(
+                        KeySet::parse(value, &[*algorithm]).map_err(invalid)?,
+                    )),
                     JwksSource::Url(url) => match url.strip_prefix("data:") {
-                        Some(data) => Keys::Inline(Arc::new(KeySet::parse(
-                            &decode_data_url(data)?,
-                            &[*algorithm],
-                        )?)),
+                        Some(data) => Keys::Inline(Arc::new(
+                            KeySet::parse(&decode_data_url(data).map_err(invalid)?, &[*algorithm])
+                                .map_err(invalid)?,
+                        )),
                         None => Keys::Remote(RemoteKeys::new(
                             Location::Jwks { url: url.clone() },
                             vec![*algorithm],
@@ -120,7 +121,11 @@ impl Verifier {
             .connect_timeout(options.fetch_timeout)
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client for auth providers: {e}"))?;
+            .map_err(|e| {
+                AuthError::InvalidConfig(format!(
+                    "cannot build the HTTP client for auth providers: {e}"
+                ))
+            })?;
         Ok(Verifier {
             providers,
             http,

@@ -1,5 +1,6 @@
 //! Runs Capstan app components in wasmtime: one engine, one linked module per
-//! deployed component, a fresh bounded `Store` per call.
+//! deployed component, a fresh bounded `Store` per call. `README.md` beside
+//! this crate follows one call through it.
 //!
 //! # Layout
 //! - [`engine`]: [`HostEngine`]: the engine configuration (pooling

@@ -67,12 +67,8 @@ impl Deployment {
             ));
         }
         let verifier = Arc::new(
-            Verifier::new(&config.auth, auth_options.clone(), clock.clone()).map_err(|e| {
-                Error::new(
-                    ErrorCode::BadDeploy,
-                    format!("the auth config is invalid: {e}"),
-                )
-            })?,
+            Verifier::new(&config.auth, auth_options.clone(), clock.clone())
+                .map_err(|e| Error::new(ErrorCode::BadDeploy, e.to_string()))?,
         );
         let mut modules = Vec::new();
         let mut origins = Vec::new();

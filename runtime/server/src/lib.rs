@@ -1,5 +1,6 @@
-//! The Capstan server: the app facade, the Convex-compatible HTTP API, deploys
-//! and the admin API.
+//! The Capstan server: the app facade, the Convex-compatible HTTP API and
+//! sync protocol, deploys and the admin API. `README.md` beside this crate
+//! follows one call through it.
 //!
 //! # Layout
 //! - [`app`]: [`App`], the facade: finds the function a caller may call
@@ -11,14 +12,15 @@
 //!   [`deployment`]: one deployment's components and config.
 //! - [`data_dir`]: what lives where in the data directory.
 //! - [`credentials`]: from credentials to an identity; token checks.
-//! - [`http`]: the axum router.
+//!   [`keys`]: the admin key and service keys.
+//! - [`http`]: the axum router: function calls, health, the admin API.
+//! - [`sync`]: live queries over WebSocket (the Convex sync protocol): the
+//!   socket [`sync::worker`] and the shared [`sync::subscriptions`]; [`ws`],
+//!   the endpoint that serves them.
 //! - [`config`]: [`ServerConfig`], from a TOML file or flags; [`limits`]:
 //!   every tunable, with its reason.
-//! - [`keys`]: the admin key.
 //! - [`arguments`]: call arguments, checked and normalised.
-//! - [`sync`]: live queries over WebSocket (the Convex sync protocol), and
-//!   [`ws`], the endpoint that serves it.
-//! - [`error`]: [`Error`], each with a code and an HTTP status.
+//! - [`error`]: [`Error`], classified by an [`capstan_protocol::ErrorCode`].
 
 pub mod app;
 pub mod arguments;

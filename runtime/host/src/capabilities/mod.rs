@@ -1,6 +1,6 @@
 //! The host capabilities a guest imports, one module each: [`db`], [`auth`],
-//! [`env`], [`log`] and [`actions`]. Each implements its interface of the
-//! bindings on [`CallState`](crate::state::CallState).
+//! [`mod@env`], [`mod@log`] and [`actions`]. Each implements its interface of
+//! the bindings on [`CallState`].
 //!
 //! What a call may reach is typed by its kind ([`Access`]): a query holds a
 //! transaction it reads, a mutation one it writes, an action the way to

@@ -9,12 +9,12 @@
 //! - this file: [`Subscriptions`], the sockets' handle: subscribe (running
 //!   a new query on the caller's task), unsubscribe, read what is
 //!   published.
-//! - [`manager`]: the manager's task, re-running what commits invalidate.
-//! - [`state`]: every query held, live or idle, under the state lock.
-//! - [`history`]: the commits processed lately, which results computed on
+//! - `manager.rs`: the manager's task, re-running what commits invalidate.
+//! - `state.rs`: every query held, live or idle, under the state lock.
+//! - `history.rs`: the commits processed lately, which results computed on
 //!   sockets are checked against.
-//! - [`idle`]: the results kept for queries nobody holds.
-//! - [`read_set_index`]: read sets indexed by what they read.
+//! - `idle.rs`: the results kept for queries nobody holds.
+//! - `read_set_index.rs`: read sets indexed by what they read.
 
 mod history;
 mod idle;

@@ -9,11 +9,11 @@
 //! - this file: [`run_socket`], the loop over the socket's frames, its
 //!   finished calls and the manager's wake-ups, and what it reads from a
 //!   frame.
-//! - [`query_set`]: ModifyQuerySet: subscribing and unsubscribing.
-//! - [`authentication`]: Authenticate, and a token that expires on the socket.
-//! - [`calls`]: mutations (queued, exactly once) and actions (side by side).
-//! - [`transition`]: what the client should learn, as one Transition.
-//! - [`close`]: why and how the worker ends the socket.
+//! - `query_set.rs`: ModifyQuerySet: subscribing and unsubscribing.
+//! - `authentication.rs`: Authenticate, and a token that expires on the socket.
+//! - `calls.rs`: mutations (queued, exactly once) and actions (side by side).
+//! - `transition.rs`: what the client should learn, as one Transition.
+//! - `close.rs`: why and how the worker ends the socket.
 
 mod authentication;
 mod calls;
