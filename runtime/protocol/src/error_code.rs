@@ -143,58 +143,14 @@ impl ErrorCode {
     /// request may succeed later: callers retry these (the sync client by
     /// reconnecting and resending), and nothing else.
     pub fn is_server_fault(self) -> bool {
-        match self {
-            ErrorCode::TooManyConcurrentRequests
-            | ErrorCode::Unavailable
-            | ErrorCode::InternalServerError => true,
-            ErrorCode::BadRequest
-            | ErrorCode::InvalidMessage
-            | ErrorCode::BinaryFrame
-            | ErrorCode::MessageTooLarge
-            | ErrorCode::PayloadTooLarge
-            | ErrorCode::NotFound
-            | ErrorCode::BadDeploy
-            | ErrorCode::OutOfSync
-            | ErrorCode::Unauthorized
-            | ErrorCode::Forbidden
-            | ErrorCode::TooManyQueries
-            | ErrorCode::FunctionError
-            | ErrorCode::FunctionTimedOut
-            | ErrorCode::OutOfMemory
-            | ErrorCode::StackOverflow
-            | ErrorCode::GuestPanicked
-            | ErrorCode::ArgumentsTooLarge
-            | ErrorCode::ResultTooLarge
-            | ErrorCode::InvalidResult => false,
-        }
+        self.mapping().server_fault
     }
 
     /// The HTTP status of a request that failed this way. A function's own
     /// failure is a successful exchange (200) whose body says
     /// `"status": "error"`, as Convex clients expect.
     pub fn http_status(self) -> u16 {
-        match self {
-            ErrorCode::BadRequest
-            | ErrorCode::InvalidMessage
-            | ErrorCode::BinaryFrame
-            | ErrorCode::BadDeploy
-            | ErrorCode::OutOfSync
-            | ErrorCode::TooManyQueries => 400,
-            ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden => 403,
-            ErrorCode::NotFound => 404,
-            ErrorCode::MessageTooLarge | ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::FunctionError
-            | ErrorCode::FunctionTimedOut
-            | ErrorCode::OutOfMemory
-            | ErrorCode::StackOverflow
-            | ErrorCode::GuestPanicked
-            | ErrorCode::ArgumentsTooLarge
-            | ErrorCode::ResultTooLarge
-            | ErrorCode::InvalidResult => 200,
-            ErrorCode::InternalServerError => 500,
-            ErrorCode::TooManyConcurrentRequests | ErrorCode::Unavailable => 503,
-        }
+        self.mapping().http_status
     }
 
     /// How a socket ends when an error of this kind ends it. Close reasons
@@ -203,30 +159,72 @@ impl ErrorCode {
     /// `InternalServerError` to it, which reconnects and starts afresh.
     /// A failed call does not end its socket: it is answered.
     pub fn socket_close(self) -> SocketClose {
-        let frame = |code, reason| SocketClose::Frame { code, reason };
+        self.mapping().socket_close
+    }
+
+    /// The message a client sees in place of the error's own, for kinds
+    /// whose text is the server's business: a fault's detail is logged,
+    /// never sent. `None`: the error's message is meant for the caller.
+    pub fn public_message(self) -> Option<&'static str> {
+        self.mapping().public_message
+    }
+
+    /// How each kind reaches a client: one row a kind, so that a new kind
+    /// cannot be added without deciding every part of it.
+    fn mapping(self) -> Mapping {
+        // The caller's mistakes and limits: its own message, not retried.
+        let refused = |http_status, code, reason| Mapping {
+            server_fault: false,
+            http_status,
+            socket_close: SocketClose::Frame { code, reason },
+            public_message: None,
+        };
+        // The function's own failures: answered, never the end of a socket.
+        let answered = Mapping {
+            server_fault: false,
+            http_status: 200,
+            socket_close: SocketClose::Frame {
+                code: 1011,
+                reason: "InternalServerError",
+            },
+            public_message: None,
+        };
+        let fault = |http_status, code, reason| Mapping {
+            server_fault: true,
+            ..refused(http_status, code, reason)
+        };
         match self {
-            ErrorCode::Unauthorized | ErrorCode::Forbidden => SocketClose::AuthError,
-            ErrorCode::BadRequest
-            | ErrorCode::InvalidMessage
-            | ErrorCode::NotFound
-            | ErrorCode::BadDeploy => frame(1008, "InvalidMessage"),
-            ErrorCode::TooManyQueries => frame(1008, "TooManyQueries"),
-            ErrorCode::BinaryFrame => frame(1003, "InvalidMessage"),
-            ErrorCode::MessageTooLarge | ErrorCode::PayloadTooLarge => {
-                frame(1009, "MessageTooLarge")
-            }
-            ErrorCode::TooManyConcurrentRequests => frame(1013, "TooManyConcurrentRequests"),
-            ErrorCode::Unavailable => frame(1001, "ServerShutdown"),
-            ErrorCode::OutOfSync
-            | ErrorCode::FunctionError
+            ErrorCode::BadRequest => refused(400, 1008, "InvalidMessage"),
+            ErrorCode::InvalidMessage => refused(400, 1008, "InvalidMessage"),
+            ErrorCode::BinaryFrame => refused(400, 1003, "InvalidMessage"),
+            ErrorCode::MessageTooLarge => refused(413, 1009, "MessageTooLarge"),
+            ErrorCode::PayloadTooLarge => refused(413, 1009, "MessageTooLarge"),
+            ErrorCode::NotFound => refused(404, 1008, "InvalidMessage"),
+            ErrorCode::BadDeploy => refused(400, 1008, "InvalidMessage"),
+            ErrorCode::OutOfSync => refused(400, 1011, "InternalServerError"),
+            ErrorCode::Unauthorized => Mapping {
+                socket_close: SocketClose::AuthError,
+                ..refused(401, 0, "")
+            },
+            ErrorCode::Forbidden => Mapping {
+                socket_close: SocketClose::AuthError,
+                ..refused(403, 0, "")
+            },
+            ErrorCode::TooManyQueries => refused(400, 1008, "TooManyQueries"),
+            ErrorCode::TooManyConcurrentRequests => fault(503, 1013, "TooManyConcurrentRequests"),
+            ErrorCode::FunctionError
             | ErrorCode::FunctionTimedOut
             | ErrorCode::OutOfMemory
             | ErrorCode::StackOverflow
             | ErrorCode::GuestPanicked
             | ErrorCode::ArgumentsTooLarge
             | ErrorCode::ResultTooLarge
-            | ErrorCode::InvalidResult
-            | ErrorCode::InternalServerError => frame(1011, "InternalServerError"),
+            | ErrorCode::InvalidResult => answered,
+            ErrorCode::Unavailable => fault(503, 1001, "ServerShutdown"),
+            ErrorCode::InternalServerError => Mapping {
+                public_message: Some("Server Error"),
+                ..fault(500, 1011, "InternalServerError")
+            },
         }
     }
 
@@ -239,36 +237,14 @@ impl ErrorCode {
             name => ErrorCode::from_code(name),
         }
     }
+}
 
-    /// The message a client sees in place of the error's own, for kinds
-    /// whose text is the server's business: a fault's detail is logged,
-    /// never sent. `None`: the error's message is meant for the caller.
-    pub fn public_message(self) -> Option<&'static str> {
-        match self {
-            ErrorCode::InternalServerError => Some("Server Error"),
-            ErrorCode::BadRequest
-            | ErrorCode::InvalidMessage
-            | ErrorCode::BinaryFrame
-            | ErrorCode::MessageTooLarge
-            | ErrorCode::PayloadTooLarge
-            | ErrorCode::NotFound
-            | ErrorCode::BadDeploy
-            | ErrorCode::OutOfSync
-            | ErrorCode::Unauthorized
-            | ErrorCode::Forbidden
-            | ErrorCode::TooManyQueries
-            | ErrorCode::TooManyConcurrentRequests
-            | ErrorCode::FunctionError
-            | ErrorCode::FunctionTimedOut
-            | ErrorCode::OutOfMemory
-            | ErrorCode::StackOverflow
-            | ErrorCode::GuestPanicked
-            | ErrorCode::ArgumentsTooLarge
-            | ErrorCode::ResultTooLarge
-            | ErrorCode::InvalidResult
-            | ErrorCode::Unavailable => None,
-        }
-    }
+/// How one kind reaches a client.
+struct Mapping {
+    server_fault: bool,
+    http_status: u16,
+    socket_close: SocketClose,
+    public_message: Option<&'static str>,
 }
 
 impl fmt::Display for ErrorCode {

@@ -4,10 +4,12 @@
 
 use std::fmt;
 
+use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::json_text::JsonText;
 use crate::path::FunctionPath;
+use crate::sync::QueryId;
 
 /// What a function does, which decides how it runs: a query reads a
 /// snapshot, a mutation reads and writes in a transaction that retries on
@@ -72,6 +74,67 @@ impl FunctionFailure {
             message: message.into(),
             data: None,
         }
+    }
+}
+
+/// Writes a call's result into a message as Convex clients read it: the
+/// tag `field` set to `tags.0` and `value`, or to `tags.1` with
+/// `errorMessage` and, for a ConvexError, `errorData`.
+pub(crate) fn serialize_result<M: SerializeMap>(
+    map: &mut M,
+    field: &'static str,
+    tags: (&'static str, &'static str),
+    result: &Result<JsonText, FunctionFailure>,
+) -> Result<(), M::Error> {
+    match result {
+        Ok(value) => {
+            map.serialize_entry(field, tags.0)?;
+            map.serialize_entry("value", value)
+        }
+        Err(failure) => {
+            map.serialize_entry(field, tags.1)?;
+            map.serialize_entry("errorMessage", &failure.message)?;
+            match &failure.data {
+                Some(data) => map.serialize_entry("errorData", data),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// The fields of a message that carries a call's result (an HTTP function
+/// response, a Transition's query update), read straight from its text.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ResultFields {
+    /// `type` in the sync protocol, `status` over HTTP.
+    #[serde(rename = "type", alias = "status")]
+    pub tag: String,
+    #[serde(default)]
+    pub query_id: Option<QueryId>,
+    /// Missing is `null`, as the client reads it.
+    #[serde(default)]
+    value: Option<JsonText>,
+    #[serde(default)]
+    error_message: Option<String>,
+    #[serde(default)]
+    error_data: Option<JsonText>,
+    #[serde(default)]
+    pub log_lines: Vec<String>,
+    #[serde(default)]
+    pub journal: Option<String>,
+}
+
+impl ResultFields {
+    /// The value if the message says `success`, else the failure.
+    pub fn result(&mut self, success: bool) -> Result<JsonText, FunctionFailure> {
+        if success {
+            return Ok(self.value.take().unwrap_or_else(JsonText::null));
+        }
+        Err(FunctionFailure {
+            message: self.error_message.take().unwrap_or_default(),
+            data: self.error_data.take(),
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error_code::ErrorCode;
-use crate::function::FunctionFailure;
+use crate::function::{FunctionFailure, ResultFields, serialize_result};
 use crate::json_text::JsonText;
 use crate::path::FunctionPath;
 
@@ -38,19 +38,7 @@ pub struct FunctionResponse {
 impl Serialize for FunctionResponse {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        match &self.result {
-            Ok(value) => {
-                map.serialize_entry("status", "success")?;
-                map.serialize_entry("value", value)?;
-            }
-            Err(failure) => {
-                map.serialize_entry("status", "error")?;
-                map.serialize_entry("errorMessage", &failure.message)?;
-                if let Some(data) = &failure.data {
-                    map.serialize_entry("errorData", data)?;
-                }
-            }
-        }
+        serialize_result(&mut map, "status", ("success", "error"), &self.result)?;
         map.serialize_entry("logLines", &self.log_lines)?;
         map.end()
     }
@@ -59,26 +47,10 @@ impl Serialize for FunctionResponse {
 /// Reads straight from JSON text (see [`JsonText`]).
 impl<'de> Deserialize<'de> for FunctionResponse {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Fields {
-            status: String,
-            #[serde(default)]
-            value: Option<JsonText>,
-            #[serde(default)]
-            error_message: Option<String>,
-            #[serde(default)]
-            error_data: Option<JsonText>,
-            #[serde(default)]
-            log_lines: Vec<String>,
-        }
-        let fields = Fields::deserialize(deserializer)?;
-        let result = match fields.status.as_str() {
-            "success" => Ok(fields.value.unwrap_or_else(JsonText::null)),
-            "error" => Err(FunctionFailure {
-                message: fields.error_message.unwrap_or_default(),
-                data: fields.error_data,
-            }),
+        let mut fields = ResultFields::deserialize(deserializer)?;
+        let result = match fields.tag.as_str() {
+            "success" => fields.result(true),
+            "error" => fields.result(false),
             other => return Err(D::Error::custom(format!("unknown status {other:?}"))),
         };
         Ok(FunctionResponse {

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use capstan_protocol::sync::{
-    AuthToken, ClientMessage, QueryId, QuerySetModification, RequestId, ServerMessage,
-    StateModification, StateVersion, Transition,
+    AuthToken, ClientMessage, FunctionCall, QueryId, QuerySetModification, RequestId,
+    ServerMessage, StateModification, StateVersion, Transition,
 };
 use capstan_protocol::{FunctionFailure, FunctionPath, JsonText, Timestamp, Value};
 
@@ -262,12 +262,12 @@ impl ClientState {
         let id = self.next_request_id;
         self.next_request_id += 1;
         self.actions.insert(id, ());
-        let message = ClientMessage::Action {
+        let message = ClientMessage::Action(FunctionCall {
             request_id: RequestId(id),
             udf_path: FunctionPath::parse(path),
             args: arguments(&args),
             component_path: None,
-        };
+        });
         Ok((id, message.to_json()))
     }
 
@@ -424,12 +424,12 @@ fn add(id: u32, query: &Query) -> QuerySetModification {
 }
 
 fn mutation_message(id: u32, mutation: &Mutation) -> String {
-    ClientMessage::Mutation {
+    ClientMessage::Mutation(FunctionCall {
         request_id: RequestId(id),
         udf_path: mutation.path.clone(),
         args: arguments(&mutation.args),
         component_path: None,
-    }
+    })
     .to_json()
 }
 

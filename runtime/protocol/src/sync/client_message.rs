@@ -36,22 +36,8 @@ pub enum ClientMessage {
         new_version: u32,
         modifications: Vec<QuerySetModification>,
     },
-    #[serde(rename_all = "camelCase")]
-    Mutation {
-        request_id: RequestId,
-        udf_path: FunctionPath,
-        args: serde_json::Value,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        component_path: Option<String>,
-    },
-    #[serde(rename_all = "camelCase")]
-    Action {
-        request_id: RequestId,
-        udf_path: FunctionPath,
-        args: serde_json::Value,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        component_path: Option<String>,
-    },
+    Mutation(FunctionCall),
+    Action(FunctionCall),
     #[serde(rename_all = "camelCase")]
     Authenticate {
         base_version: u32,
@@ -78,6 +64,19 @@ impl ClientMessage {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a client message always serialises")
     }
+}
+
+/// A Mutation or an Action: which function, with what.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionCall {
+    pub request_id: RequestId,
+    /// Canonicalised when read: clients send mutation and action paths as
+    /// the app wrote them.
+    pub udf_path: FunctionPath,
+    pub args: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_path: Option<String>,
 }
 
 /// The credentials of an Authenticate message. `Debug` names the kind only:
@@ -170,10 +169,10 @@ mod tests {
             r#"{"type":"Mutation","requestId":3,"udfPath":"dir/mod.js","args":[{}]}"#,
         )
         .expect("Mutation");
-        let ClientMessage::Mutation { udf_path, .. } = &mutation else {
+        let ClientMessage::Mutation(call) = &mutation else {
             panic!("{mutation:?}");
         };
-        assert_eq!(udf_path.as_str(), "dir/mod:default");
+        assert_eq!(call.udf_path.as_str(), "dir/mod:default");
         let event =
             r#"{"type":"Event","eventType":"NetworkRecoveryReconnect","event":{"timeSavedMs":1}}"#;
         assert!(ClientMessage::from_json(event).is_ok());
@@ -201,12 +200,12 @@ mod tests {
                 base_version: 2,
                 token: AuthToken::None,
             },
-            ClientMessage::Action {
+            ClientMessage::Action(FunctionCall {
                 request_id: RequestId(4),
                 udf_path: FunctionPath::parse("a:b"),
                 args: json!([{"x": 1}]),
                 component_path: None,
-            },
+            }),
         ];
         for message in messages {
             let text = message.to_json();

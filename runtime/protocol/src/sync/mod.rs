@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::timestamp::Timestamp;
 
-pub use client_message::{AuthToken, ClientMessage, QuerySetModification};
+pub use client_message::{AuthToken, ClientMessage, FunctionCall, QuerySetModification};
 pub use server_message::{
     ActionResponse, AuthError, FatalError, MutationResponse, QueryOutcome, ServerMessage,
     StateModification, Transition, TransitionChunk,

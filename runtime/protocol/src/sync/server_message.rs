@@ -8,7 +8,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{QueryId, RequestId, StateVersion};
-use crate::function::FunctionFailure;
+use crate::function::{FunctionFailure, ResultFields, serialize_result};
 use crate::json_text::JsonText;
 use crate::timestamp::Timestamp;
 
@@ -162,24 +162,10 @@ impl Serialize for StateModification {
             }
             StateModification::Query { query_id, outcome } => {
                 map.serialize_entry("queryId", query_id)?;
-                match &outcome.result {
-                    Ok(value) => {
-                        map.serialize_entry("type", "QueryUpdated")?;
-                        map.serialize_entry("value", value)?;
-                    }
-                    Err(failure) => {
-                        map.serialize_entry("type", "QueryFailed")?;
-                        map.serialize_entry("errorMessage", &failure.message)?;
-                    }
-                }
+                let tags = ("QueryUpdated", "QueryFailed");
+                serialize_result(&mut map, "type", tags, &outcome.result)?;
                 map.serialize_entry("logLines", &outcome.log_lines)?;
                 map.serialize_entry("journal", &outcome.journal)?;
-                if let Err(FunctionFailure {
-                    data: Some(data), ..
-                }) = &outcome.result
-                {
-                    map.serialize_entry("errorData", data)?;
-                }
             }
         }
         map.end()
@@ -188,36 +174,14 @@ impl Serialize for StateModification {
 
 impl<'de> Deserialize<'de> for StateModification {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Fields {
-            #[serde(rename = "type")]
-            kind: String,
-            query_id: QueryId,
-            /// Missing is `null`, as the client reads it.
-            #[serde(default)]
-            value: Option<JsonText>,
-            #[serde(default)]
-            error_message: Option<String>,
-            #[serde(default)]
-            error_data: Option<JsonText>,
-            #[serde(default)]
-            log_lines: Vec<String>,
-            #[serde(default)]
-            journal: Option<String>,
-        }
-        let fields = Fields::deserialize(deserializer)?;
-        let result = match fields.kind.as_str() {
-            "QueryRemoved" => {
-                return Ok(StateModification::QueryRemoved {
-                    query_id: fields.query_id,
-                });
-            }
-            "QueryUpdated" => Ok(fields.value.unwrap_or_else(JsonText::null)),
-            "QueryFailed" => Err(FunctionFailure {
-                message: fields.error_message.unwrap_or_default(),
-                data: fields.error_data,
-            }),
+        let mut fields = ResultFields::deserialize(deserializer)?;
+        let query_id = fields
+            .query_id
+            .ok_or_else(|| D::Error::missing_field("queryId"))?;
+        let result = match fields.tag.as_str() {
+            "QueryRemoved" => return Ok(StateModification::QueryRemoved { query_id }),
+            "QueryUpdated" => fields.result(true),
+            "QueryFailed" => fields.result(false),
             other => {
                 return Err(D::Error::custom(format!(
                     "unknown modification type {other:?}"
@@ -225,7 +189,7 @@ impl<'de> Deserialize<'de> for StateModification {
             }
         };
         Ok(StateModification::Query {
-            query_id: fields.query_id,
+            query_id,
             outcome: Arc::new(QueryOutcome {
                 result,
                 log_lines: fields.log_lines,

@@ -3,7 +3,9 @@
 //! side by side up to a bound; each answered when it finishes.
 
 use capstan_host::{Failure, FunctionKind, FunctionPath};
-use capstan_protocol::sync::{ActionResponse, MutationResponse, RequestId, ServerMessage};
+use capstan_protocol::sync::{
+    ActionResponse, FunctionCall, MutationResponse, RequestId, ServerMessage,
+};
 use capstan_protocol::{ErrorCode, FunctionFailure, Identity, JsonText, Timestamp};
 use tokio::sync::mpsc;
 
@@ -71,13 +73,9 @@ pub(super) struct MutationJob {
 impl Worker {
     /// Queues a mutation behind the socket's others: they run one at a
     /// time, in the order they came.
-    pub(super) async fn mutation(
-        &mut self,
-        request_id: RequestId,
-        path: FunctionPath,
-        args: serde_json::Value,
-    ) -> Result<(), Close> {
-        let args = match call_arguments(Some(args)) {
+    pub(super) async fn mutation(&mut self, call: FunctionCall) -> Result<(), Close> {
+        let request_id = call.request_id;
+        let args = match call_arguments(Some(call.args)) {
             Ok(args) => args,
             Err(error) => {
                 let response =
@@ -94,7 +92,7 @@ impl Worker {
             .send(MutationJob {
                 receipt,
                 request_id,
-                path,
+                path: call.udf_path,
                 args,
                 identity,
             })
@@ -142,12 +140,8 @@ impl Worker {
         })
     }
 
-    pub(super) async fn action(
-        &mut self,
-        request_id: RequestId,
-        path: FunctionPath,
-        args: serde_json::Value,
-    ) -> Result<(), Close> {
+    pub(super) async fn action(&mut self, call: FunctionCall) -> Result<(), Close> {
+        let (request_id, path) = (call.request_id, call.udf_path);
         if self.actions_in_flight >= self.context.limits.max_actions_in_flight {
             return Err(Close::refuse(
                 ErrorCode::TooManyConcurrentRequests,
@@ -157,7 +151,7 @@ impl Worker {
                 ),
             ));
         }
-        let args = match call_arguments(Some(args)) {
+        let args = match call_arguments(Some(call.args)) {
             Ok(args) => args,
             Err(error) => {
                 let response =

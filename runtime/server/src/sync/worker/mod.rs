@@ -250,23 +250,13 @@ impl Worker {
                 self.modify_query_set(base_version, new_version, modifications)
                     .await
             }
-            ClientMessage::Mutation {
-                request_id,
-                udf_path,
-                args,
-                ..
-            } => {
+            ClientMessage::Mutation(call) => {
                 self.check_expiry().await?;
-                self.mutation(request_id, udf_path, args).await
+                self.mutation(call).await
             }
-            ClientMessage::Action {
-                request_id,
-                udf_path,
-                args,
-                ..
-            } => {
+            ClientMessage::Action(call) => {
                 self.check_expiry().await?;
-                self.action(request_id, udf_path, args).await
+                self.action(call).await
             }
             ClientMessage::Authenticate {
                 base_version,
