@@ -370,7 +370,7 @@ impl ClientState {
             let StateModification::Query { query_id, outcome } = modification else {
                 continue;
             };
-            let result = match &outcome.result {
+            let result = match outcome.result() {
                 Ok(value) => Ok(decode(value)?),
                 Err(failure) => Err(function_error(failure.clone())),
             };

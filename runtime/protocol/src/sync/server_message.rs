@@ -1,7 +1,8 @@
 //! What the server sends (`specs/sync-protocol.md` §3). Results are
 //! [`JsonText`]: written into each message as the function wrote them.
 
-use std::sync::Arc;
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::Error as _;
 use serde::ser::SerializeMap;
@@ -32,15 +33,13 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
-    /// The text of the frame.
+    /// The text of the frame: the JSON of its `Serialize`, a Transition
+    /// written by hand (see [`Transition`]).
     pub fn to_json(&self) -> String {
-        let capacity = match self {
-            ServerMessage::Transition(transition) => transition.estimated_len(),
-            _ => 128,
-        };
-        let mut out = Vec::with_capacity(capacity);
-        serde_json::to_writer(&mut out, self).expect("a server message always serialises");
-        String::from_utf8(out).expect("JSON is UTF-8")
+        match self {
+            ServerMessage::Transition(transition) => transition.to_json(),
+            other => serde_json::to_string(other).expect("a server message always serialises"),
+        }
     }
 
     /// Reads one text frame.
@@ -78,6 +77,12 @@ impl<'de> Deserialize<'de> for ServerMessage {
 /// The socket's state moved from `start_version` to `end_version`: these
 /// queries have new results (all computed at `end_version.ts`), or were
 /// removed.
+///
+/// Every socket holding a query builds its own Transition each time the
+/// query's result changes, so [`ServerMessage::to_json`] writes one by
+/// hand: each outcome's fields are written once, on the first
+/// Transition that carries them, and copied into the others. A test holds
+/// that text to the JSON of `Serialize`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Transition {
@@ -94,18 +99,58 @@ pub struct Transition {
 }
 
 impl Transition {
-    /// About the length of its text, to write it without growing.
-    fn estimated_len(&self) -> usize {
+    fn to_json(&self) -> String {
         let modifications: usize = self
             .modifications
             .iter()
             .map(|modification| match modification {
                 StateModification::QueryRemoved { .. } => 48,
-                StateModification::Query { outcome, .. } => outcome.estimated_len() + 24,
+                StateModification::Query { outcome, .. } => outcome.fields().len() + 24,
             })
             .sum();
-        modifications + 256
+        let mut out = String::with_capacity(modifications + 256);
+        out.push_str(r#"{"type":"Transition","startVersion":"#);
+        write_version(&mut out, &self.start_version);
+        out.push_str(r#","endVersion":"#);
+        write_version(&mut out, &self.end_version);
+        out.push_str(r#","modifications":["#);
+        for (n, modification) in self.modifications.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            match modification {
+                StateModification::QueryRemoved { query_id } => {
+                    let _ = write!(out, r#"{{"type":"QueryRemoved","queryId":{query_id}}}"#);
+                }
+                StateModification::Query { query_id, outcome } => {
+                    let _ = write!(out, r#"{{"queryId":{query_id},"#);
+                    out.push_str(outcome.fields());
+                    out.push('}');
+                }
+            }
+        }
+        out.push(']');
+        if let Some(skew) = self.client_clock_skew {
+            out.push_str(r#","clientClockSkew":"#);
+            out.push_str(&serde_json::to_string(&skew).unwrap_or_else(|_| "null".into()));
+        }
+        if let Some(server_ts) = self.server_ts {
+            let _ = write!(out, r#","serverTs":{server_ts}"#);
+        }
+        out.push('}');
+        out
     }
+}
+
+/// `{"querySet":…,"identity":…,"ts":"…"}`, as `StateVersion` serialises.
+fn write_version(out: &mut String, version: &StateVersion) {
+    let _ = write!(
+        out,
+        r#"{{"querySet":{},"identity":{},"ts":"{}"}}"#,
+        version.query_set,
+        version.identity,
+        version.ts.to_wire()
+    );
 }
 
 /// One entry of a Transition's `modifications`.
@@ -122,33 +167,79 @@ pub enum StateModification {
 }
 
 /// What a query produced, as sent: its value or its failure, with the log
-/// lines of the run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// lines of the run. Shared by every socket holding the query.
+#[derive(Clone, Debug)]
 pub struct QueryOutcome {
-    pub result: Result<JsonText, FunctionFailure>,
-    pub log_lines: Vec<String>,
+    result: Result<JsonText, FunctionFailure>,
+    log_lines: Vec<String>,
     /// Opaque to clients, which send it back when they subscribe again.
-    pub journal: Option<String>,
+    journal: Option<String>,
+    /// The outcome's fields in a modification (all but `queryId`), as JSON
+    /// without the braces: written once, copied into every Transition.
+    fields: OnceLock<String>,
 }
+
+impl PartialEq for QueryOutcome {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.result, &self.log_lines, &self.journal)
+            == (&other.result, &other.log_lines, &other.journal)
+    }
+}
+
+impl Eq for QueryOutcome {}
 
 impl QueryOutcome {
     pub fn new(result: Result<JsonText, FunctionFailure>, log_lines: Vec<String>) -> QueryOutcome {
+        QueryOutcome::with_journal(result, log_lines, None)
+    }
+
+    pub fn with_journal(
+        result: Result<JsonText, FunctionFailure>,
+        log_lines: Vec<String>,
+        journal: Option<String>,
+    ) -> QueryOutcome {
         QueryOutcome {
             result,
             log_lines,
-            journal: None,
+            journal,
+            fields: OnceLock::new(),
         }
     }
 
-    fn estimated_len(&self) -> usize {
-        let result = match &self.result {
-            Ok(value) => value.as_str().len(),
-            Err(failure) => {
-                failure.message.len() + failure.data.as_ref().map_or(0, |d| d.as_str().len())
+    pub fn result(&self) -> &Result<JsonText, FunctionFailure> {
+        &self.result
+    }
+
+    pub fn log_lines(&self) -> &[String] {
+        &self.log_lines
+    }
+
+    pub fn journal(&self) -> Option<&str> {
+        self.journal.as_deref()
+    }
+
+    /// Writes the outcome's fields into a modification's map.
+    fn serialize_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        let tags = ("QueryUpdated", "QueryFailed");
+        serialize_result(map, "type", tags, &self.result)?;
+        map.serialize_entry("logLines", &self.log_lines)?;
+        map.serialize_entry("journal", &self.journal)
+    }
+
+    /// The fields' JSON, without the braces around them.
+    fn fields(&self) -> &str {
+        self.fields.get_or_init(|| {
+            struct Fields<'a>(&'a QueryOutcome);
+            impl Serialize for Fields<'_> {
+                fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                    let mut map = serializer.serialize_map(None)?;
+                    self.0.serialize_fields(&mut map)?;
+                    map.end()
+                }
             }
-        };
-        let logs: usize = self.log_lines.iter().map(|line| line.len() + 3).sum();
-        result + logs + 96
+            let object = serde_json::to_string(&Fields(self)).expect("an outcome serialises");
+            object[1..object.len() - 1].to_owned()
+        })
     }
 }
 
@@ -162,10 +253,7 @@ impl Serialize for StateModification {
             }
             StateModification::Query { query_id, outcome } => {
                 map.serialize_entry("queryId", query_id)?;
-                let tags = ("QueryUpdated", "QueryFailed");
-                serialize_result(&mut map, "type", tags, &outcome.result)?;
-                map.serialize_entry("logLines", &outcome.log_lines)?;
-                map.serialize_entry("journal", &outcome.journal)?;
+                outcome.serialize_fields(&mut map)?;
             }
         }
         map.end()
@@ -190,11 +278,11 @@ impl<'de> Deserialize<'de> for StateModification {
         };
         Ok(StateModification::Query {
             query_id,
-            outcome: Arc::new(QueryOutcome {
+            outcome: Arc::new(QueryOutcome::with_journal(
                 result,
-                log_lines: fields.log_lines,
-                journal: fields.journal,
-            }),
+                fields.log_lines,
+                fields.journal,
+            )),
         })
     }
 }
@@ -390,6 +478,11 @@ mod tests {
             server_ts: Some(1_795_660_686_904_000_000),
         });
         let written = message.to_json();
+        // The hand-written text is the JSON of `Serialize`.
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&written).expect("JSON"),
+            serde_json::to_value(&message).expect("serialises")
+        );
         let expected = json!({
             "type": "Transition",
             "startVersion": {"querySet": 1, "identity": 0, "ts": "AAAAAAAAAAA="},

@@ -123,13 +123,7 @@ impl State {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .results
             .get(&handle)
-            .and_then(|outcome| {
-                outcome
-                    .result
-                    .as_ref()
-                    .ok()
-                    .map(|value| value.as_str().len())
-            });
+            .and_then(|outcome| outcome.result().as_ref().ok().map(|v| v.as_str().len()));
         let Some(size) = size else {
             self.drop_query(shared, handle);
             return;
