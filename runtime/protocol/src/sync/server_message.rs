@@ -131,8 +131,12 @@ impl Transition {
         }
         out.push(']');
         if let Some(skew) = self.client_clock_skew {
-            out.push_str(r#","clientClockSkew":"#);
-            out.push_str(&serde_json::to_string(&skew).unwrap_or_else(|_| "null".into()));
+            // As serde_json writes an f64: shortest form, `null` if not finite.
+            match serde_json::Number::from_f64(skew) {
+                Some(skew) => write!(out, r#","clientClockSkew":{skew}"#),
+                None => write!(out, r#","clientClockSkew":null"#),
+            }
+            .unwrap_or_default();
         }
         if let Some(server_ts) = self.server_ts {
             let _ = write!(out, r#","serverTs":{server_ts}"#);
@@ -193,7 +197,21 @@ impl QueryOutcome {
         QueryOutcome::with_journal(result, log_lines, None)
     }
 
+    /// An outcome whose text is written now, where it is made (for the
+    /// server, by the subscription manager, off every socket's path).
     pub fn with_journal(
+        result: Result<JsonText, FunctionFailure>,
+        log_lines: Vec<String>,
+        journal: Option<String>,
+    ) -> QueryOutcome {
+        let outcome = QueryOutcome::read(result, log_lines, journal);
+        outcome.fields();
+        outcome
+    }
+
+    /// An outcome read from a message: its text is written only if it is
+    /// sent on.
+    fn read(
         result: Result<JsonText, FunctionFailure>,
         log_lines: Vec<String>,
         journal: Option<String>,
@@ -278,11 +296,7 @@ impl<'de> Deserialize<'de> for StateModification {
         };
         Ok(StateModification::Query {
             query_id,
-            outcome: Arc::new(QueryOutcome::with_journal(
-                result,
-                fields.log_lines,
-                fields.journal,
-            )),
+            outcome: Arc::new(QueryOutcome::read(result, fields.log_lines, fields.journal)),
         })
     }
 }
