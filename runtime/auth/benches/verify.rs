@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use capstan_auth::{AuthConfig, Verifier, VerifierOptions};
+use capstan_protocol::Clock;
 use jsonwebtoken::{EncodingKey, Header};
 use ring::rand::SystemRandom;
 use ring::signature::{self, KeyPair};
@@ -76,7 +77,8 @@ async fn main() {
             "algorithm": name, "jwks": {"keys": [jwk]},
         }]}))
         .expect("config");
-        let verifier = Verifier::new(&config, VerifierOptions::default()).expect("verifier");
+        let verifier =
+            Verifier::new(&config, VerifierOptions::default(), Clock::system()).expect("verifier");
         let header = Header {
             kid: jwk["kid"].as_str().map(str::to_owned),
             ..Header::new(algorithm)

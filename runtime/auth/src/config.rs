@@ -17,6 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::AuthError;
+
 /// The providers, in the order tokens are matched against them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,8 +153,10 @@ pub(crate) enum JwksSource {
 
 impl AuthConfig {
     /// Checks every provider; the error names the provider and the problem.
-    pub fn validate(&self) -> Result<(), String> {
-        self.providers().map(|_| ())
+    pub fn validate(&self) -> Result<(), AuthError> {
+        self.providers()
+            .map(|_| ())
+            .map_err(AuthError::InvalidConfig)
     }
 
     pub(crate) fn providers(&self) -> Result<Vec<Provider>, String> {
@@ -306,6 +310,10 @@ mod tests {
         serde_json::from_value::<AuthConfig>(json)
             .map_err(|e| e.to_string())?
             .validate()
+            .map_err(|e| match e {
+                AuthError::InvalidConfig(reason) => reason,
+                other => other.to_string(),
+            })
     }
 
     #[test]

@@ -1,7 +1,11 @@
-/// Why a token was refused. Messages name the failed check and never
-/// contain the token.
+/// Why a token was refused, or an auth config cannot be used. Messages
+/// name the failed check and never contain the token.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
+    /// The app's auth config names a provider that cannot be used; the
+    /// reason names the provider and the problem.
+    #[error("the auth config is invalid: {0}")]
+    InvalidConfig(String),
     #[error("Token is too large: {size} bytes, at most {limit}")]
     TooLarge { size: usize, limit: usize },
     #[error("Could not parse the token as a JWT: {0}")]

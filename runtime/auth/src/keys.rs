@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use capstan_protocol::Clock;
 use jsonwebtoken::DecodingKey;
 
 use crate::config::Algorithm;
@@ -159,10 +160,14 @@ impl RemoteKeys {
 
     /// The cached keys if they serve: fresh, and holding `want`'s kid or
     /// too recently fetched to ask again.
-    fn cached(&self, want: &Want<'_>, options: &VerifierOptions) -> Option<Arc<KeySet>> {
+    fn cached(
+        &self,
+        want: &Want<'_>,
+        now: Instant,
+        options: &VerifierOptions,
+    ) -> Option<Arc<KeySet>> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let keys = state.keys.as_ref()?;
-        let now = Instant::now();
         let fresh = state.fresh_until.is_some_and(|t| now < t);
         let holds = match want {
             Want::Any => true,
@@ -179,9 +184,9 @@ impl RemoteKeys {
     }
 
     /// The keys if they are still within their stale-if-error time.
-    fn stale(&self) -> Option<Arc<KeySet>> {
+    fn stale(&self, now: Instant) -> Option<Arc<KeySet>> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let usable = state.stale_until.is_some_and(|t| Instant::now() < t);
+        let usable = state.stale_until.is_some_and(|t| now < t);
         state.keys.clone().filter(|_| usable)
     }
 
@@ -190,8 +195,9 @@ impl RemoteKeys {
         http: &reqwest::Client,
         want: Want<'_>,
         options: &VerifierOptions,
+        clock: &Clock,
     ) -> Result<Arc<KeySet>, AuthError> {
-        if let Some(keys) = self.cached(&want, options) {
+        if let Some(keys) = self.cached(&want, clock.instant(), options) {
             return Ok(keys);
         }
         // Someone is already asking the issuer: keys within their
@@ -199,14 +205,14 @@ impl RemoteKeys {
         let _turn = match self.fetching.try_lock() {
             Ok(turn) => turn,
             Err(_) => {
-                if let Some(keys) = self.stale() {
+                if let Some(keys) = self.stale(clock.instant()) {
                     return Ok(keys);
                 }
                 self.fetching.lock().await
             }
         };
         // Another caller may have fetched while this one waited.
-        if let Some(keys) = self.cached(&want, options) {
+        if let Some(keys) = self.cached(&want, clock.instant(), options) {
             return Ok(keys);
         }
         {
@@ -214,9 +220,10 @@ impl RemoteKeys {
             // a flood of unknown kids, or of tokens while the issuer is
             // down, costs the issuer nothing.
             let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let now = clock.instant();
             let recently_asked = state
                 .last_attempt
-                .is_some_and(|t| t.elapsed() < options.refetch_interval);
+                .is_some_and(|t| now.saturating_duration_since(t) < options.refetch_interval);
             if recently_asked {
                 return Err(AuthError::KeysUnavailable {
                     issuer: self.issuer_label(),
@@ -229,7 +236,7 @@ impl RemoteKeys {
         }
         let fetched = self.fetch(http, options).await;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
+        let now = clock.instant();
         state.last_attempt = Some(now);
         match fetched {
             Ok((keys, policy)) => {

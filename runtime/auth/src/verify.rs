@@ -2,10 +2,10 @@
 //! then claims, each failure its own [`AuthError`].
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
-use capstan_protocol::UserIdentity;
+use capstan_protocol::{Clock, UserIdentity};
 use serde_json::{Map, Value};
 
 use crate::config::{Algorithm, AuthConfig, JwksSource, Provider};
@@ -59,6 +59,9 @@ pub struct Verifier {
     providers: Vec<(Provider, Keys)>,
     http: reqwest::Client,
     options: VerifierOptions,
+    /// What `exp`, `nbf` and `iat` are judged by, and how long cached
+    /// keys have been kept.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -77,9 +80,14 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    pub fn new(config: &AuthConfig, options: VerifierOptions) -> Result<Verifier, String> {
+    pub fn new(
+        config: &AuthConfig,
+        options: VerifierOptions,
+        clock: Clock,
+    ) -> Result<Verifier, AuthError> {
+        let invalid = AuthError::InvalidConfig;
         let mut providers = Vec::new();
-        for provider in config.providers()? {
+        for provider in config.providers().map_err(invalid)? {
             let keys = match &provider {
                 Provider::Oidc {
                     issuer, algorithms, ..
@@ -92,14 +100,14 @@ impl Verifier {
                 Provider::CustomJwt {
                     jwks, algorithm, ..
                 } => match jwks {
-                    JwksSource::Inline(value) => {
-                        Keys::Inline(Arc::new(KeySet::parse(value, &[*algorithm])?))
-                    }
+                    JwksSource::Inline(value) => Keys::Inline(Arc::new(
+                        KeySet::parse(value, &[*algorithm]).map_err(invalid)?,
+                    )),
                     JwksSource::Url(url) => match url.strip_prefix("data:") {
-                        Some(data) => Keys::Inline(Arc::new(KeySet::parse(
-                            &decode_data_url(data)?,
-                            &[*algorithm],
-                        )?)),
+                        Some(data) => Keys::Inline(Arc::new(
+                            KeySet::parse(&decode_data_url(data).map_err(invalid)?, &[*algorithm])
+                                .map_err(invalid)?,
+                        )),
                         None => Keys::Remote(RemoteKeys::new(
                             Location::Jwks { url: url.clone() },
                             vec![*algorithm],
@@ -113,11 +121,16 @@ impl Verifier {
             .connect_timeout(options.fetch_timeout)
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client for auth providers: {e}"))?;
+            .map_err(|e| {
+                AuthError::InvalidConfig(format!(
+                    "cannot build the HTTP client for auth providers: {e}"
+                ))
+            })?;
         Ok(Verifier {
             providers,
             http,
             options,
+            clock,
         })
     }
 
@@ -126,12 +139,9 @@ impl Verifier {
         self.providers.is_empty()
     }
 
-    /// Verifies `token` now.
+    /// Verifies `token` now, by the verifier's clock.
     pub async fn verify(&self, token: &str) -> Result<UserIdentity, AuthError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.verify_at(token, now).await
+        self.verify_at(token, self.clock.unix_seconds()).await
     }
 
     /// Verifies `token` as of `now` (seconds since the Unix epoch).
@@ -192,7 +202,9 @@ impl Verifier {
             Keys::Inline(set) => set.clone(),
             Keys::Remote(remote) => {
                 let want = kid.map_or(Want::Any, Want::Kid);
-                remote.get(&self.http, want, &self.options).await?
+                remote
+                    .get(&self.http, want, &self.options, &self.clock)
+                    .await?
             }
         };
         let mut candidates = set

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::get;
 use base64::Engine;
 use capstan_auth::{AuthConfig, AuthError, Verifier, VerifierOptions};
+use capstan_protocol::{Clock, ManualClock};
 use jsonwebtoken::{EncodingKey, Header};
 use ring::rand::SystemRandom;
 use ring::signature::{self, KeyPair};
@@ -186,8 +187,13 @@ fn claims(iss: &str, aud: &str) -> Value {
 }
 
 fn verifier(config: Value, options: VerifierOptions) -> Verifier {
+    verifier_with(config, options, Clock::system())
+}
+
+/// A verifier whose time is `clock`'s.
+fn verifier_with(config: Value, options: VerifierOptions, clock: Clock) -> Verifier {
     let config: AuthConfig = serde_json::from_value(config).unwrap();
-    Verifier::new(&config, options).unwrap()
+    Verifier::new(&config, options, clock).unwrap()
 }
 
 #[tokio::test]
@@ -428,12 +434,14 @@ async fn unknown_kids_refetch_at_the_rate_limit_and_rotation_is_picked_up() {
     let old = Signer::rsa(Some("old"));
     let new = Signer::ec(Some("new"));
     *issuer.keys.lock().unwrap() = vec![old.jwk.clone()];
-    let verifier = verifier(
+    let hand = ManualClock::new();
+    let verifier = verifier_with(
         json!({"providers": [{"domain": issuer.url, "applicationID": "app"}]}),
         VerifierOptions {
             refetch_interval: Duration::from_millis(500),
             ..VerifierOptions::default()
         },
+        hand.clock(),
     );
     let token = |s: &Signer| s.sign(&claims(&issuer.url, "app"));
     verifier.verify(&token(&old)).await.unwrap();
@@ -451,7 +459,7 @@ async fn unknown_kids_refetch_at_the_rate_limit_and_rotation_is_picked_up() {
 
     // The issuer rotates: after the interval the new kid triggers one refetch.
     *issuer.keys.lock().unwrap() = vec![new.jwk.clone()];
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    hand.advance(Duration::from_millis(600));
     for _ in 0..20 {
         verifier.verify(&token(&new)).await.unwrap();
     }
@@ -463,15 +471,15 @@ async fn unknown_kids_refetch_at_the_rate_limit_and_rotation_is_picked_up() {
         "{error:?}"
     );
 
-    // A flood of unknown kids over two seconds: at most one request per interval.
+    // A flood of unknown kids over two seconds, one every 5 ms: one
+    // request per interval (at 0.5, 1, 1.5 and 2 s).
     let before = issuer.jwks_requests.load(Ordering::SeqCst);
-    let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_secs(2) {
+    for _ in 0..400 {
+        hand.advance(Duration::from_millis(5));
         verifier.verify(&token(&forged)).await.unwrap_err();
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let asked = issuer.jwks_requests.load(Ordering::SeqCst) - before;
-    assert!((1..=5).contains(&asked), "{asked} requests in 2 s");
+    assert_eq!(asked, 4, "{asked} requests in 2 s");
 }
 
 #[tokio::test]
@@ -479,18 +487,20 @@ async fn known_keys_serve_while_the_issuer_is_down() {
     let up = issuer("max-age=1").await;
     let signer = Signer::rsa(Some("k"));
     *up.keys.lock().unwrap() = vec![signer.jwk.clone()];
-    let cached = verifier(
+    let hand = ManualClock::new();
+    let cached = verifier_with(
         json!({"providers": [{"domain": up.url, "applicationID": "app"}]}),
         VerifierOptions {
             min_cache: Duration::from_millis(100),
             refetch_interval: Duration::from_millis(50),
             ..VerifierOptions::default()
         },
+        hand.clock(),
     );
     let token = signer.sign(&claims(&up.url, "app"));
     cached.verify(&token).await.unwrap();
     up.down.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    hand.advance(Duration::from_millis(1200));
     // Past max-age: the refresh fails, the known keys still serve.
     cached.verify(&token).await.unwrap();
     assert!(up.jwks_requests.load(Ordering::SeqCst) >= 1);

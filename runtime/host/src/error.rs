@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use capstan_protocol::{ErrorCode, FunctionFailure, JsonText};
+
 /// Loading or validating a component failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -57,19 +59,39 @@ pub enum Failure {
     Internal(String),
 }
 
-/// A stable code for each kind of failure, for clients and logs.
 impl Failure {
-    pub fn code(&self) -> &'static str {
+    /// The kind of failure, for clients and logs.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Failure::Function { .. } => "FunctionError",
-            Failure::TimedOut { .. } => "FunctionTimedOut",
-            Failure::OutOfMemory { .. } => "OutOfMemory",
-            Failure::StackOverflow => "StackOverflow",
-            Failure::Panicked { .. } => "GuestPanicked",
-            Failure::ArgumentsTooLarge { .. } => "ArgumentsTooLarge",
-            Failure::ResultTooLarge { .. } => "ResultTooLarge",
-            Failure::InvalidResult(_) => "InvalidResult",
-            Failure::Internal(_) => "InternalError",
+            Failure::Function { .. } => ErrorCode::FunctionError,
+            Failure::TimedOut { .. } => ErrorCode::FunctionTimedOut,
+            Failure::OutOfMemory { .. } => ErrorCode::OutOfMemory,
+            Failure::StackOverflow => ErrorCode::StackOverflow,
+            Failure::Panicked { .. } => ErrorCode::GuestPanicked,
+            Failure::ArgumentsTooLarge { .. } => ErrorCode::ArgumentsTooLarge,
+            Failure::ResultTooLarge { .. } => ErrorCode::ResultTooLarge,
+            Failure::InvalidResult(_) => ErrorCode::InvalidResult,
+            Failure::Internal(_) => ErrorCode::InternalServerError,
+        }
+    }
+
+    /// The failure as the client sees it: a fault's detail is logged here
+    /// and replaced by the public message of its kind.
+    pub fn into_public(self) -> FunctionFailure {
+        match self {
+            Failure::Function { message, data } => FunctionFailure {
+                message,
+                // Data that is not JSON is passed on as `null`.
+                data: data
+                    .map(|data| JsonText::from_string(data).unwrap_or_else(|_| JsonText::null())),
+            },
+            other => match other.code().public_message() {
+                Some(public) => {
+                    tracing::error!(detail = %other, code = %other.code(), "function failed inside the server");
+                    FunctionFailure::new(public)
+                }
+                None => FunctionFailure::new(other.to_string()),
+            },
         }
     }
 }

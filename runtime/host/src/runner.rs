@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use capstan_protocol::{Identity, Value};
+use capstan_protocol::{FunctionInfo, FunctionKind, FunctionPath, Identity, Value, Visibility};
 use capstan_store::Transaction;
 use rand_wasi::SeedableRng;
 use wasmtime::component::Component;
@@ -14,57 +14,28 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
 use crate::bindings::AppPre;
-use crate::bindings::capstan::runtime::types::{self, FunctionError};
+use crate::bindings::capstan::runtime::types;
 use crate::cache::{self, Origin};
+use crate::capabilities::Access;
+use crate::capabilities::db::InternalFault;
+use crate::capabilities::log::LogLines;
 use crate::engine::HostEngine;
 use crate::error::{Error, Failure, Result};
+use crate::limiter::{MemoryLimitExceeded, MemoryLimiter};
 use crate::limits::EPOCH_TICK;
-use crate::state::{
-    CallState, Environment, InternalFault, LogLines, MemoryLimitExceeded, MemoryLimiter,
-};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum FunctionKind {
-    Query,
-    Mutation,
-    Action,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Visibility {
-    Public,
-    Internal,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FunctionInfo {
-    pub path: String,
-    pub kind: FunctionKind,
-    pub visibility: Visibility,
-}
-
-/// How an action runs other functions: implemented by the server, which
-/// gives each its own transaction (and retries mutations).
-pub trait NestedCalls: Send + Sync {
-    /// Runs `path` with `args` (Convex JSON) and returns its result (Convex
-    /// JSON) or its error.
-    fn call(&self, kind: FunctionKind, path: &str, args: &str) -> Result<String, FunctionError>;
-}
+use crate::state::{CallState, Environment, Reach};
 
 /// One call to make.
 pub struct Call {
-    pub path: String,
+    pub path: FunctionPath,
     /// The arguments object, as Convex JSON text.
     pub args: String,
-    /// The transaction of a query or mutation; `None` for an action.
-    pub transaction: Option<Transaction>,
+    /// What the call may reach, by the kind of the function: it must be
+    /// the kind the function is.
+    pub access: Access,
     pub environment: Arc<Environment>,
     /// Who is calling.
     pub identity: Identity,
-    /// For actions: how they run other functions.
-    pub nested: Option<Arc<dyn NestedCalls>>,
 }
 
 impl std::fmt::Debug for Call {
@@ -98,7 +69,7 @@ impl std::fmt::Debug for Outcome {
 pub struct Module {
     engine: HostEngine,
     pre: AppPre<CallState>,
-    functions: BTreeMap<String, FunctionInfo>,
+    functions: BTreeMap<FunctionPath, FunctionInfo>,
     schema: capstan_store::Schema,
     digest: String,
 }
@@ -170,11 +141,10 @@ impl Module {
     /// Asks the component for its functions and schema, and checks them.
     fn inspect(&mut self) -> Result<()> {
         let mut store = self.store(
-            FunctionKind::Query,
-            None,
+            Reach::Nothing,
+            Duration::from_secs(60),
             Arc::default(),
             Identity::Anonymous,
-            None,
             None,
         );
         let app = self
@@ -189,15 +159,16 @@ impl Module {
             .call_schema(&mut store)
             .map_err(|e| Error::Inspect(format!("{e:#}")))?;
         for spec in specs {
-            let (module, name) = spec.path.rsplit_once(':').unwrap_or(("", ""));
-            if module.is_empty() || name.is_empty() {
+            let path = FunctionPath::parse(&spec.path);
+            if path.module().is_empty() || path.function().is_empty() || path != spec.path.as_str()
+            {
                 return Err(Error::InvalidFunctions(format!(
                     "{:?} is not a `module:function` path; define functions inside a module of the app crate",
                     spec.path
                 )));
             }
             let info = FunctionInfo {
-                path: spec.path.clone(),
+                path: path.clone(),
                 kind: match spec.kind {
                     types::FunctionKind::Query => FunctionKind::Query,
                     types::FunctionKind::Mutation => FunctionKind::Mutation,
@@ -208,7 +179,7 @@ impl Module {
                     types::Visibility::Internal => Visibility::Internal,
                 },
             };
-            if self.functions.insert(spec.path.clone(), info).is_some() {
+            if self.functions.insert(path, info).is_some() {
                 return Err(Error::InvalidFunctions(format!(
                     "{:?} is defined twice",
                     spec.path
@@ -224,7 +195,7 @@ impl Module {
         Ok(())
     }
 
-    pub fn functions(&self) -> &BTreeMap<String, FunctionInfo> {
+    pub fn functions(&self) -> &BTreeMap<FunctionPath, FunctionInfo> {
         &self.functions
     }
 
@@ -243,11 +214,10 @@ impl Module {
 
     fn store(
         &self,
-        kind: FunctionKind,
-        transaction: Option<Transaction>,
+        reach: Reach,
+        timeout: Duration,
         environment: Arc<Environment>,
         identity: Identity,
-        nested: Option<Arc<dyn NestedCalls>>,
         determinism: Option<(Duration, u64)>,
     ) -> Store<CallState> {
         let limits = self.engine.limits();
@@ -268,23 +238,16 @@ impl Module {
                 .insecure_random_seed(u128::from(seed));
         }
         let logs = LogLines::new(stdout, stderr, limits.max_log_lines, limits.max_log_line);
-        let mut state = CallState::new(
+        let state = CallState::new(
             wasi.build(),
             MemoryLimiter::new(limits.memory),
-            kind,
-            transaction,
+            reach,
             environment,
+            identity,
             logs,
-            nested,
         );
-        state.identity = identity;
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|state| &mut state.limiter);
-        let timeout = match kind {
-            FunctionKind::Query => limits.query_timeout,
-            FunctionKind::Mutation => limits.mutation_timeout,
-            FunctionKind::Action => limits.action_timeout,
-        };
         store.set_epoch_deadline(ticks(timeout));
         store.epoch_deadline_trap();
         store
@@ -296,32 +259,42 @@ impl Module {
     /// snapshot, so the same call at the same snapshot returns the same
     /// result.
     pub fn run(&self, call: Call) -> Outcome {
-        let limits = self.engine.limits().clone();
+        let limits = self.engine.limits();
+        let refuse = |call: Call, failure| Outcome {
+            result: Err(failure),
+            log_lines: Vec::new(),
+            transaction: call.access.into_transaction(),
+        };
         let Some(info) = self.functions.get(&call.path) else {
-            return Outcome {
-                result: Err(Failure::Function {
-                    message: format!("could not find function {:?}", call.path),
+            let message = format!("could not find function {:?}", call.path.as_str());
+            return refuse(
+                call,
+                Failure::Function {
+                    message,
                     data: None,
-                }),
-                log_lines: Vec::new(),
-                transaction: call.transaction,
-            };
+                },
+            );
         };
         let kind = info.kind;
-        if call.args.len() > limits.max_args {
-            return Outcome {
-                result: Err(Failure::ArgumentsTooLarge {
-                    size: call.args.len(),
-                    limit: limits.max_args,
-                }),
-                log_lines: Vec::new(),
-                transaction: call.transaction,
-            };
+        if call.access.kind() != kind {
+            let reason = format!(
+                "{} is a {kind}, called as a {}",
+                call.path,
+                call.access.kind()
+            );
+            return refuse(call, Failure::Internal(reason));
         }
-        let determinism = match (&kind, &call.transaction) {
-            (FunctionKind::Query | FunctionKind::Mutation, Some(transaction)) => {
+        if call.args.len() > limits.max_args {
+            let failure = Failure::ArgumentsTooLarge {
+                size: call.args.len(),
+                limit: limits.max_args,
+            };
+            return refuse(call, failure);
+        }
+        let determinism = match &call.access {
+            Access::Query(transaction) | Access::Mutation(transaction) => {
                 let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                (&call.path, &call.args, transaction.snapshot_ts()).hash(&mut hasher);
+                (call.path.as_str(), &call.args, transaction.snapshot_ts()).hash(&mut hasher);
                 // A query's clock is its snapshot's time, so re-running it at
                 // the same snapshot (as subscriptions do) gives the same
                 // result; a mutation's is its transaction's time, which is
@@ -332,38 +305,42 @@ impl Module {
                 };
                 Some((now, hasher.finish()))
             }
-            _ => None,
+            Access::Action(_) => None,
         };
         let timeout = match kind {
             FunctionKind::Query => limits.query_timeout,
             FunctionKind::Mutation => limits.mutation_timeout,
             FunctionKind::Action => limits.action_timeout,
         };
+        let (max_result, memory) = (limits.max_result, limits.memory);
         let mut store = self.store(
-            kind,
-            call.transaction,
+            Reach::Call(call.access),
+            timeout,
             call.environment,
             call.identity,
-            call.nested,
             determinism,
         );
         let result = self.pre.instantiate(&mut store).and_then(|app| {
             app.capstan_runtime_guest()
-                .call_invoke(&mut store, &call.path, &call.args)
+                .call_invoke(&mut store, call.path.as_str(), &call.args)
         });
         let state = store.into_data();
         let result = match result {
-            Ok(Ok(json)) => check_result(json, limits.max_result),
+            Ok(Ok(json)) => check_result(json, max_result),
             Ok(Err(error)) => Err(Failure::Function {
                 message: error.message,
                 data: error.data,
             }),
-            Err(trap) => Err(classify(&trap, &state, timeout, limits.memory)),
+            Err(trap) => Err(classify(&trap, &state, timeout, memory)),
+        };
+        let transaction = match state.reach {
+            Reach::Call(access) => access.into_transaction(),
+            Reach::Nothing => None,
         };
         Outcome {
             result,
             log_lines: state.logs.finish(),
-            transaction: state.transaction,
+            transaction,
         }
     }
 }
@@ -378,11 +355,10 @@ impl Module {
         let state = CallState::new(
             WasiCtxBuilder::new().build(),
             MemoryLimiter::new(usize::MAX),
-            FunctionKind::Query,
-            None,
+            Reach::Nothing,
             Arc::default(),
+            Identity::Anonymous,
             logs,
-            None,
         );
         let mut store = Store::new(self.engine.engine(), state);
         store.set_epoch_deadline(u64::MAX / 2);

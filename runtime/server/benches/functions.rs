@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use capstan_host::{Call, HostEngine, HostLimits, Module};
+use capstan_host::{Access, Call, HostEngine, HostLimits, Module};
 use capstan_server::{Server, ServerConfig};
 use capstan_store::{Store, StoreConfig};
 use serde_json::json;
@@ -113,10 +113,9 @@ async fn main() -> anyhow::Result<()> {
         let outcome = module.run(Call {
             path: "api:echo".into(),
             args: "{}".into(),
-            transaction: Some(store.begin()),
+            access: Access::Query(store.begin()),
             environment: Arc::default(),
             identity: Default::default(),
-            nested: None,
         });
         outcome.result.expect("host call");
     });
@@ -173,10 +172,9 @@ async fn main() -> anyhow::Result<()> {
         let outcome = module.run(Call {
             path: "api:list".into(),
             args: r#"{"channel":"ten"}"#.into(),
-            transaction: Some(store.begin()),
+            access: Access::Query(store.begin()),
             environment: Arc::default(),
             identity: Default::default(),
-            nested: None,
         });
         let list = outcome.result.expect("host call");
         assert!(list.matches("\"body\"").count() == 10, "{list}");

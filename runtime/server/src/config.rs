@@ -7,54 +7,55 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use capstan_host::HostLimits;
+use capstan_protocol::Clock;
 use capstan_store::StoreConfig;
 use serde::Deserialize;
 
-use crate::error::ServerError;
-use crate::sync::SyncLimits;
+use crate::error::Error;
+use crate::limits::{ServerLimits, SyncLimits};
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// Bounds on each guest call.
     pub host: HostLimits,
     pub store: StoreConfig,
-    /// Top-level function calls running at once; more wait.
-    pub max_concurrent_calls: usize,
-    /// Largest request body of a function call.
-    pub max_request_body: usize,
-    /// Largest deploy.
-    pub max_deploy_body: usize,
-    /// Bounds on WebSocket clients.
+    /// Bounds on calls, requests and mutations.
+    pub limits: ServerLimits,
+    /// Bounds on WebSocket clients and live queries.
     pub sync: SyncLimits,
     /// How user tokens are checked: size limit, clock leeway, how long
     /// provider keys are cached and how often an issuer may be asked.
     pub auth: capstan_auth::VerifierOptions,
+    /// The time token expiry, key caching and the sync protocol's clock
+    /// fields are judged by: the system's, or a test's.
+    pub clock: Clock,
 }
 
 impl ServerConfig {
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
-        let host = HostLimits::default();
         ServerConfig {
             data_dir: data_dir.into(),
             listen,
-            max_concurrent_calls: 64,
-            max_request_body: host.max_args + (64 << 10),
-            max_deploy_body: 256 << 20,
-            host,
+            host: HostLimits::default(),
+            limits: ServerLimits::default(),
             store: StoreConfig::default(),
             sync: SyncLimits::default(),
             auth: capstan_auth::VerifierOptions::default(),
+            clock: Clock::system(),
         }
     }
 
     /// Reads a TOML file such as `deploy/capstan.toml`.
-    pub fn from_file(path: &Path) -> Result<Self, ServerError> {
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| ServerError::Config(format!("cannot read {}: {e}", path.display())))?;
-        Self::from_toml(&text).map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))
+            .map_err(|e| Error::config(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| Error::config(format!("{}: {e}", path.display())))
     }
 
+    /// Reads a configuration file's text; what is wrong with it, if
+    /// anything, in words for its author.
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         let listen = file
@@ -84,7 +85,7 @@ impl ServerConfig {
                 if calls == 0 {
                     return Err("limits.max_concurrent_calls must be at least 1".into());
                 }
-                config.max_concurrent_calls = calls;
+                config.limits.max_concurrent_calls = calls;
             }
         }
         if let Some(sync) = file.sync {

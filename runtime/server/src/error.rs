@@ -1,71 +1,110 @@
-//! Errors that reach HTTP callers: each has a stable code and a status.
+//! The server's one error: a kind ([`ErrorCode`]), which decides how it
+//! reaches a client, the message a client may see, and, for faults of the
+//! server, detail that only the server's log sees.
+
+use std::borrow::Cow;
+use std::fmt;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use capstan_protocol::http::ErrorBody;
+use capstan_protocol::{ErrorCode, FunctionFailure};
 
 /// A failure outside the function itself (a function's own error is a
-/// successful HTTP exchange with `status: "error"`).
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Unauthorized(String),
-    /// Known credentials without the right to this.
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    PayloadTooLarge(String),
-    #[error("{0}")]
-    BadDeploy(String),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("{0}")]
-    Internal(String),
+/// [`capstan_host::Failure`], answered as a failed call).
+#[derive(Debug)]
+pub struct Error {
+    code: ErrorCode,
+    /// What the caller may read: what it did wrong, or which limit it met.
+    message: Cow<'static, str>,
+    /// A fault's detail: logged, never sent.
+    detail: Option<String>,
 }
 
-impl ServerError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            ServerError::BadRequest(_) => "BadRequest",
-            ServerError::Unauthorized(_) => "Unauthorized",
-            ServerError::Forbidden(_) => "Forbidden",
-            ServerError::NotFound(_) => "NotFound",
-            ServerError::PayloadTooLarge(_) => "PayloadTooLarge",
-            ServerError::BadDeploy(_) => "BadDeploy",
-            ServerError::Unavailable(_) => "Unavailable",
-            ServerError::Config(_) | ServerError::Internal(_) => "InternalServerError",
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error whose `message` is meant for the caller.
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Error {
+        Error {
+            code,
+            message: message.into(),
+            detail: None,
         }
     }
 
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ServerError::BadRequest(_) | ServerError::BadDeploy(_) => StatusCode::BAD_REQUEST,
-            ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ServerError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ServerError::NotFound(_) => StatusCode::NOT_FOUND,
-            ServerError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ServerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ServerError::Config(_) | ServerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    /// A fault of the server: callers see the public message of
+    /// [`ErrorCode::InternalServerError`]; `detail` goes to the log.
+    pub fn internal(detail: impl Into<String>) -> Error {
+        Error {
+            code: ErrorCode::InternalServerError,
+            message: Cow::Borrowed(""),
+            detail: Some(detail.into()),
+        }
+    }
+
+    /// A server that cannot start as configured: for its operator.
+    pub fn config(detail: impl fmt::Display) -> Error {
+        Error::internal(format!("configuration: {detail}"))
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// What a client may see. A fault's detail is logged here, where it
+    /// leaves the server.
+    pub fn public_message(&self) -> &str {
+        if let Some(detail) = &self.detail {
+            tracing::error!(code = %self.code, %detail, "server fault");
+        }
+        self.code.public_message().unwrap_or(&self.message)
+    }
+
+    /// The error as a failed call's answer.
+    pub fn into_failure(self) -> FunctionFailure {
+        FunctionFailure::new(self.public_message())
+    }
+}
+
+/// The whole story, for the operator (logs, the command line); clients get
+/// [`Error::public_message`].
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.detail {
+            Some(detail) => f.write_str(detail),
+            None => f.write_str(&self.message),
         }
     }
 }
 
-impl IntoResponse for ServerError {
+impl std::error::Error for Error {}
+
+/// `{"code", "message"}` with the status of the code.
+impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let message = match &self {
-            // Internal detail is logged, not sent.
-            ServerError::Config(detail) | ServerError::Internal(detail) => {
-                tracing::error!(%detail, "internal server error");
-                "internal server error".to_owned()
-            }
-            other => other.to_string(),
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody {
+            code: self.code,
+            message: self.public_message().to_owned(),
         };
-        let body = serde_json::json!({ "code": self.code(), "message": message });
-        (self.status(), axum::Json(body)).into_response()
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_keeps_its_detail_for_the_log() {
+        let fault = Error::internal("disk on fire at /var/lib/capstan");
+        assert_eq!(fault.public_message(), "Server Error");
+        assert!(fault.to_string().contains("disk on fire"));
+        assert_eq!(fault.into_failure(), FunctionFailure::new("Server Error"));
+        let mistake = Error::new(ErrorCode::NotFound, "no such function");
+        assert_eq!(mistake.public_message(), "no such function");
+        assert_eq!(mistake.into_response().status(), StatusCode::NOT_FOUND);
     }
 }

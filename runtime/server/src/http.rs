@@ -10,24 +10,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use base64::Engine as _;
 use capstan_host::FunctionKind;
-use serde::Deserialize;
-use serde_json::json;
+use capstan_protocol::http::{
+    DeployRequest, FunctionRequest, FunctionResponse, Health, NewServiceKey, SetEnvironmentVariable,
+};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use crate::app::{App, Caller, FunctionResult, public_result};
+use crate::arguments::call_arguments;
 use crate::credentials::Credentials;
 use crate::deployment::AppConfig;
-use crate::error::ServerError;
-use crate::facade::{App, Caller, FunctionResult};
-use crate::paths::{call_arguments, canonicalize};
-use crate::sync::client_failure;
-use crate::sync::messages::FunctionFailure;
+use crate::error::Error;
+use crate::limits::ServerLimits;
+use capstan_protocol::ErrorCode;
 
 #[derive(Clone, Debug)]
 pub struct HttpState {
     pub app: App,
     pub credentials: Credentials,
-    pub max_request_body: usize,
-    pub max_deploy_body: usize,
+    pub limits: ServerLimits,
 }
 
 pub fn router(state: HttpState, sync: crate::ws::SyncState) -> Router {
@@ -71,30 +71,32 @@ pub fn router(state: HttpState, sync: crate::ws::SyncState) -> Router {
         .merge(sockets)
 }
 
-/// How much more of a too large body is read and dropped before the 413
-/// goes out: a client still sending then receives the answer, where closing
-/// on unread data would reset the connection under it.
-const DRAIN: usize = 16 << 20;
-
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServerError> {
+/// Reads at most `limit` bytes of `body`; a larger one is read on (at most
+/// `drain` bytes more) and dropped, and refused.
+async fn read_body(body: Body, limit: usize, drain: usize) -> Result<Bytes, Error> {
     use futures_util::StreamExt as _;
-    let unreadable =
-        |e: axum::Error| ServerError::BadRequest(format!("cannot read the request body: {e}"));
+    let unreadable = |e: axum::Error| {
+        Error::new(
+            ErrorCode::BadRequest,
+            format!("cannot read the request body: {e}"),
+        )
+    };
     let mut stream = body.into_data_stream();
     let mut read = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(unreadable)?;
         if read.len() + chunk.len() > limit {
             let mut drained = read.len() + chunk.len();
-            while drained <= limit.saturating_add(DRAIN) {
+            while drained <= limit.saturating_add(drain) {
                 match stream.next().await {
                     Some(Ok(chunk)) => drained += chunk.len(),
                     _ => break,
                 }
             }
-            return Err(ServerError::PayloadTooLarge(format!(
-                "the request body is larger than {limit} bytes"
-            )));
+            return Err(Error::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the request body is larger than {limit} bytes"),
+            ));
         }
         read.extend_from_slice(&chunk);
     }
@@ -102,19 +104,22 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServerError> {
 }
 
 /// The `Authorization` header, if any.
-fn authorization(headers: &HeaderMap) -> Result<Option<&str>, ServerError> {
+fn authorization(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     headers
         .get(header::AUTHORIZATION)
         .map(|value| {
             value.to_str().map_err(|_| {
-                ServerError::Unauthorized("the Authorization header is not valid text".into())
+                Error::new(
+                    ErrorCode::Unauthorized,
+                    "the Authorization header is not valid text",
+                )
             })
         })
         .transpose()
 }
 
 /// Who the request is from (see [`Credentials::from_authorization`]).
-async fn caller(state: &HttpState, headers: &HeaderMap) -> Result<Caller, ServerError> {
+async fn caller(state: &HttpState, headers: &HeaderMap) -> Result<Caller, Error> {
     let identity = state
         .credentials
         .from_authorization(authorization(headers)?)
@@ -124,15 +129,8 @@ async fn caller(state: &HttpState, headers: &HeaderMap) -> Result<Caller, Server
 
 /// Admin endpoints take the admin key itself (see
 /// [`Credentials::require_admin`]).
-async fn require_admin(state: &HttpState, headers: &HeaderMap) -> Result<(), ServerError> {
+async fn require_admin(state: &HttpState, headers: &HeaderMap) -> Result<(), Error> {
     state.credentials.require_admin(authorization(headers)?)
-}
-
-#[derive(Deserialize)]
-struct FunctionRequest {
-    path: String,
-    #[serde(default)]
-    args: Option<serde_json::Value>,
 }
 
 async fn query(state: State<HttpState>, headers: HeaderMap, body: Body) -> Response {
@@ -164,75 +162,55 @@ async fn try_function_call(
     headers: &HeaderMap,
     body: Body,
     kind: FunctionKind,
-) -> Result<Response, ServerError> {
+) -> Result<Response, Error> {
     let caller = caller(state, headers).await?;
-    let bytes = read_body(body, state.max_request_body).await?;
+    let bytes = read_body(body, state.limits.max_request_body, state.limits.body_drain).await?;
     let request: FunctionRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        ServerError::BadRequest(format!(
-            "the request body is not valid JSON of the form {{\"path\", \"args\"}}: {e}"
-        ))
+        Error::new(
+            ErrorCode::BadRequest,
+            format!("the request body is not valid JSON of the form {{\"path\", \"args\"}}: {e}"),
+        )
     })?;
-    let path = canonicalize(&request.path);
-    let args = call_arguments(request.args).map_err(ServerError::BadRequest)?;
-    let span = tracing::info_span!("call", function = %path);
+    let args = call_arguments(request.args)?;
+    let span = tracing::info_span!("call", function = %request.path);
     let _entered = span.enter();
-    let result = state.app.call(Some(kind), &path, args, caller).await?;
+    let result = state
+        .app
+        .call(Some(kind), &request.path, args, caller)
+        .await?;
     Ok(function_response(result))
 }
 
 fn function_response(result: FunctionResult) -> Response {
-    let body = match result.result {
-        Ok(value) => json!({
-            "status": "success",
-            "value": serde_json::from_str::<serde_json::Value>(&value).unwrap_or(serde_json::Value::Null),
-            "logLines": result.log_lines,
-        }),
-        Err(failure) => {
-            let FunctionFailure { message, data } = client_failure(failure);
-            let mut body = json!({
-                "status": "error",
-                "errorMessage": message,
-                "logLines": result.log_lines,
-            });
-            if let Some(data) =
-                data.and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
-            {
-                body["errorData"] = data;
-            }
-            body
-        }
+    let body = FunctionResponse {
+        result: public_result(result.result),
+        log_lines: result.log_lines,
     };
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 async fn health(State(state): State<HttpState>) -> Response {
-    let deployment = state.app.deployment().map(|d| d.id.clone());
-    axum::Json(json!({
-        "status": "ok",
-        "deployment": deployment,
-        "components": state.app.component_stats(),
-    }))
+    axum::Json(Health {
+        status: "ok".into(),
+        deployment: state.app.deployment().map(|d| d.id.clone()),
+        components: state.app.component_stats(),
+    })
     .into_response()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeployRequest {
-    /// Base64 of each component's bytes.
-    components: Vec<String>,
-    #[serde(default)]
-    config: AppConfig,
 }
 
 async fn deploy(
     State(state): State<HttpState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ServerError> {
+) -> Result<Response, Error> {
     require_admin(&state, &headers).await?;
-    let bytes = read_body(body, state.max_deploy_body).await?;
-    let request: DeployRequest = serde_json::from_slice(&bytes)
-        .map_err(|e| ServerError::BadDeploy(format!("the deploy request is invalid: {e}")))?;
+    let bytes = read_body(body, state.limits.max_deploy_body, state.limits.body_drain).await?;
+    let request: DeployRequest<AppConfig> = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::new(
+            ErrorCode::BadDeploy,
+            format!("the deploy request is invalid: {e}"),
+        )
+    })?;
     let components = request
         .components
         .iter()
@@ -241,7 +219,10 @@ async fn deploy(
             base64::engine::general_purpose::STANDARD
                 .decode(text)
                 .map_err(|e| {
-                    ServerError::BadDeploy(format!("component {i} is not valid base64: {e}"))
+                    Error::new(
+                        ErrorCode::BadDeploy,
+                        format!("component {i} is not valid base64: {e}"),
+                    )
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -249,10 +230,7 @@ async fn deploy(
     Ok(axum::Json(summary).into_response())
 }
 
-async fn functions(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-) -> Result<Response, ServerError> {
+async fn functions(State(state): State<HttpState>, headers: HeaderMap) -> Result<Response, Error> {
     require_admin(&state, &headers).await?;
     let list: Vec<_> = state
         .app
@@ -262,18 +240,9 @@ async fn functions(
     Ok(axum::Json(list).into_response())
 }
 
-async fn list_env(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-) -> Result<Response, ServerError> {
+async fn list_env(State(state): State<HttpState>, headers: HeaderMap) -> Result<Response, Error> {
     require_admin(&state, &headers).await?;
     Ok(axum::Json(state.app.environment_variables()).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetEnv {
-    value: String,
 }
 
 async fn set_env(
@@ -281,11 +250,15 @@ async fn set_env(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ServerError> {
+) -> Result<Response, Error> {
     require_admin(&state, &headers).await?;
-    let bytes = read_body(body, 64 << 10).await?;
-    let request: SetEnv = serde_json::from_slice(&bytes)
-        .map_err(|e| ServerError::BadRequest(format!("expected {{\"value\": \"…\"}}: {e}")))?;
+    let bytes = read_body(body, state.limits.max_admin_body, state.limits.body_drain).await?;
+    let request: SetEnvironmentVariable = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::new(
+            ErrorCode::BadRequest,
+            format!("expected {{\"value\": \"…\"}}: {e}"),
+        )
+    })?;
     state
         .app
         .set_environment_variable(&name, Some(request.value))
@@ -297,7 +270,7 @@ async fn unset_env(
     State(state): State<HttpState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, ServerError> {
+) -> Result<Response, Error> {
     require_admin(&state, &headers).await?;
     state.app.set_environment_variable(&name, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -306,7 +279,7 @@ async fn unset_env(
 async fn list_service_keys(
     State(state): State<HttpState>,
     headers: HeaderMap,
-) -> Result<Response, ServerError> {
+) -> Result<Response, Error> {
     require_admin(&state, &headers).await?;
     Ok(axum::Json(state.credentials.service_keys.list()).into_response())
 }
@@ -316,18 +289,18 @@ async fn create_service_key(
     State(state): State<HttpState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, ServerError> {
+) -> Result<Response, Error> {
     require_admin(&state, &headers).await?;
     let key = state.credentials.service_keys.create(&name)?;
     tracing::info!(%name, "service key created");
-    Ok(axum::Json(json!({ "name": name, "key": key })).into_response())
+    Ok(axum::Json(NewServiceKey { name, key }).into_response())
 }
 
 async fn revoke_service_key(
     State(state): State<HttpState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, ServerError> {
+) -> Result<Response, Error> {
     require_admin(&state, &headers).await?;
     state.credentials.service_keys.revoke(&name)?;
     tracing::info!(%name, "service key revoked");

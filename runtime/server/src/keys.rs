@@ -6,10 +6,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use capstan_protocol::http::ServiceKeyInfo;
+use capstan_protocol::{Clock, ErrorCode, constant_time_eq};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::error::ServerError;
+use crate::data_dir::{Readers, replace, write_private};
+use crate::error::Error;
 
 const PREFIX: &str = "capstan_admin_";
 const FILE: &str = "admin_key";
@@ -26,13 +29,13 @@ impl std::fmt::Debug for AdminKey {
 
 impl AdminKey {
     /// The key in `data_dir`, created if there is none.
-    pub fn load_or_create(data_dir: &Path) -> Result<AdminKey, ServerError> {
+    pub fn load_or_create(data_dir: &Path) -> Result<AdminKey, Error> {
         let path = data_dir.join(FILE);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let key = text.trim().to_owned();
                 if !key.starts_with(PREFIX) {
-                    return Err(ServerError::Config(format!(
+                    return Err(Error::config(format!(
                         "{} does not hold an admin key",
                         path.display()
                     )));
@@ -41,10 +44,10 @@ impl AdminKey {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = random_key(PREFIX);
-                write_private(&path, &key)?;
+                write_private(&path, key.as_bytes())?;
                 Ok(AdminKey(key))
             }
-            Err(e) => Err(ServerError::Config(format!(
+            Err(e) => Err(Error::config(format!(
                 "cannot read {}: {e}",
                 path.display()
             ))),
@@ -85,10 +88,10 @@ const SERVICE_FILE: &str = "service_keys.json";
 /// the key. The key itself is shown once, when created.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServiceKeyRecord {
-    pub name: String,
+struct ServiceKeyRecord {
+    name: String,
     /// Milliseconds since the Unix epoch.
-    pub created_at: u64,
+    created_at: u64,
     #[serde(skip_serializing_if = "String::is_empty", default)]
     digest: String,
 }
@@ -99,24 +102,23 @@ pub struct ServiceKeyRecord {
 pub struct ServiceKeys {
     path: PathBuf,
     keys: Arc<RwLock<BTreeMap<String, ServiceKeyRecord>>>,
+    /// When a key was made.
+    clock: Clock,
 }
 
 impl ServiceKeys {
-    pub fn load(data_dir: &Path) -> Result<ServiceKeys, ServerError> {
+    pub fn load(data_dir: &Path, clock: Clock) -> Result<ServiceKeys, Error> {
         let path = data_dir.join(SERVICE_FILE);
         let keys = match std::fs::read(&path) {
             Ok(bytes) => {
                 let list: Vec<ServiceKeyRecord> = serde_json::from_slice(&bytes).map_err(|e| {
-                    ServerError::Config(format!(
-                        "{} is not a service key list: {e}",
-                        path.display()
-                    ))
+                    Error::config(format!("{} is not a service key list: {e}", path.display()))
                 })?;
                 list.into_iter().map(|k| (k.name.clone(), k)).collect()
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => {
-                return Err(ServerError::Config(format!(
+                return Err(Error::config(format!(
                     "cannot read {}: {e}",
                     path.display()
                 )));
@@ -125,12 +127,13 @@ impl ServiceKeys {
         Ok(ServiceKeys {
             path,
             keys: Arc::new(RwLock::new(keys)),
+            clock,
         })
     }
 
     /// Service key names are 1 to 64 letters, digits, `-` or `_`, so they
     /// are safe in a URL path.
-    pub fn check_name(name: &str) -> Result<(), String> {
+    pub fn check_name(name: &str) -> Result<(), Error> {
         let valid = !name.is_empty()
             && name.len() <= 64
             && name
@@ -139,25 +142,27 @@ impl ServiceKeys {
         if valid {
             Ok(())
         } else {
-            Err(format!(
-                "{name:?} is not a service key name: use 1 to 64 letters, digits, '-' or '_'"
+            Err(Error::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "{name:?} is not a service key name: use 1 to 64 letters, digits, '-' or '_'"
+                ),
             ))
         }
     }
 
     /// Makes a key named `name` and returns it; the name must be new.
-    pub fn create(&self, name: &str) -> Result<String, ServerError> {
-        ServiceKeys::check_name(name).map_err(ServerError::BadRequest)?;
+    pub fn create(&self, name: &str) -> Result<String, Error> {
+        ServiceKeys::check_name(name)?;
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         if keys.contains_key(name) {
-            return Err(ServerError::BadRequest(format!(
-                "a service key named {name:?} exists; revoke it first"
-            )));
+            return Err(Error::new(
+                ErrorCode::BadRequest,
+                format!("a service key named {name:?} exists; revoke it first"),
+            ));
         }
         let key = random_key(SERVICE_PREFIX);
-        let created_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let created_at = u64::try_from(self.clock.since_epoch().as_millis()).unwrap_or(u64::MAX);
         let mut next = keys.clone();
         next.insert(
             name.to_owned(),
@@ -173,12 +178,13 @@ impl ServiceKeys {
     }
 
     /// Removes the key named `name`; calls with it fail from now on.
-    pub fn revoke(&self, name: &str) -> Result<(), ServerError> {
+    pub fn revoke(&self, name: &str) -> Result<(), Error> {
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         if !keys.contains_key(name) {
-            return Err(ServerError::NotFound(format!(
-                "no service key named {name:?}"
-            )));
+            return Err(Error::new(
+                ErrorCode::NotFound,
+                format!("no service key named {name:?}"),
+            ));
         }
         let mut next = keys.clone();
         next.remove(name);
@@ -188,14 +194,14 @@ impl ServiceKeys {
     }
 
     /// Names and creation times, never digests.
-    pub fn list(&self) -> Vec<ServiceKeyRecord> {
+    pub fn list(&self) -> Vec<ServiceKeyInfo> {
         self.keys
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .map(|k| ServiceKeyRecord {
-                digest: String::new(),
-                ..k.clone()
+            .map(|k| ServiceKeyInfo {
+                name: k.name.clone(),
+                created_at: k.created_at,
             })
             .collect()
     }
@@ -220,16 +226,10 @@ impl ServiceKeys {
         found
     }
 
-    fn persist(&self, keys: &BTreeMap<String, ServiceKeyRecord>) -> Result<(), ServerError> {
+    fn persist(&self, keys: &BTreeMap<String, ServiceKeyRecord>) -> Result<(), Error> {
         let list: Vec<&ServiceKeyRecord> = keys.values().collect();
-        let text =
-            serde_json::to_vec_pretty(&list).map_err(|e| ServerError::Internal(e.to_string()))?;
-        let staging = self.path.with_extension("json.new");
-        let _ = std::fs::remove_file(&staging);
-        write_private(&staging, &String::from_utf8_lossy(&text))?;
-        std::fs::rename(&staging, &self.path).map_err(|e| {
-            ServerError::Internal(format!("cannot write {}: {e}", self.path.display()))
-        })
+        let text = serde_json::to_vec_pretty(&list).map_err(|e| Error::internal(e.to_string()))?;
+        replace(&self.path, &text, Readers::Owner)
     }
 }
 
@@ -244,24 +244,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-use capstan_protocol::constant_time_eq;
-
-fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| ServerError::Config(format!("cannot create {}: {e}", path.display())))?;
-    file.write_all(contents.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| ServerError::Config(format!("cannot write {}: {e}", path.display())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,7 +251,7 @@ mod tests {
     #[test]
     fn service_keys_are_kept_hashed_and_revocable() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = ServiceKeys::load(dir.path()).unwrap();
+        let keys = ServiceKeys::load(dir.path(), Clock::system()).unwrap();
         let key = keys.create("billing").unwrap();
         assert!(ServiceKeys::is_service_key(&key));
         assert_eq!(keys.name_of(&key).as_deref(), Some("billing"));
@@ -283,11 +265,16 @@ mod tests {
             "the key is stored in clear"
         );
         // A restart reads them back; revoked keys stop working.
-        let again = ServiceKeys::load(dir.path()).unwrap();
+        let again = ServiceKeys::load(dir.path(), Clock::system()).unwrap();
         assert_eq!(again.name_of(&key).as_deref(), Some("billing"));
         again.revoke("billing").unwrap();
         assert_eq!(again.name_of(&key), None);
-        assert!(ServiceKeys::load(dir.path()).unwrap().list().is_empty());
+        assert!(
+            ServiceKeys::load(dir.path(), Clock::system())
+                .unwrap()
+                .list()
+                .is_empty()
+        );
         assert!(again.revoke("billing").is_err());
     }
 

@@ -1,34 +1,49 @@
-//! The Capstan server: the app facade, the Convex-compatible HTTP API, deploys
-//! and the admin API.
+//! The Capstan server: the app facade, the Convex-compatible HTTP API and
+//! sync protocol, deploys and the admin API. `README.md` beside this crate
+//! follows one call through it.
 //!
 //! # Layout
-//! - [`facade`]: [`App`]: runs functions (the OCC retry loop lives here),
-//!   deploys, keeps environment variables.
-//! - [`deployment`]: a deployment's components and config, on disk and live.
-//! - [`http`]: the axum router.
-//! - [`config`]: [`ServerConfig`], from a TOML file or flags.
-//! - [`keys`]: the admin key.
-//! - [`paths`]: function path canonicalisation.
-//! - [`sync`]: live queries over WebSocket (the Convex sync protocol), and
-//!   [`ws`], the endpoint that serves it.
-//! - [`error`]: [`ServerError`], each with a code and an HTTP status.
+//! - [`app`]: [`App`], the facade: finds the function a caller may call
+//!   and runs it.
+//! - [`executor`]: where every guest call runs (admission, placement);
+//!   [`pace`]: how long a function's recent runs took.
+//! - [`mutations`]: the OCC retry loop and exactly-once runs.
+//! - [`deployments`]: the deployment served and its environment variables;
+//!   [`deployment`]: one deployment's components and config.
+//! - [`data_dir`]: what lives where in the data directory.
+//! - [`credentials`]: from credentials to an identity; token checks.
+//!   [`keys`]: the admin key and service keys.
+//! - [`http`]: the axum router: function calls, health, the admin API.
+//! - [`sync`]: live queries over WebSocket (the Convex sync protocol): the
+//!   socket [`sync::worker`] and the shared [`sync::subscriptions`]; [`ws`],
+//!   the endpoint that serves them.
+//! - [`config`]: [`ServerConfig`], from a TOML file or flags; [`limits`]:
+//!   every tunable, with its reason.
+//! - [`arguments`]: call arguments, checked and normalised.
+//! - [`error`]: [`Error`], classified by an [`capstan_protocol::ErrorCode`].
 
+pub mod app;
+pub mod arguments;
 pub mod config;
 pub mod credentials;
+pub mod data_dir;
 pub mod deployment;
+pub mod deployments;
 pub mod error;
-pub mod facade;
+pub mod executor;
 pub mod http;
 pub mod keys;
-pub mod paths;
+pub mod limits;
+pub mod mutations;
+pub mod pace;
 pub mod sync;
 pub mod ws;
 
 use std::net::SocketAddr;
 
+pub use app::{App, Caller};
 pub use config::ServerConfig;
-pub use error::ServerError;
-pub use facade::{App, Caller};
+pub use error::Error;
 pub use keys::{AdminKey, ServiceKeys};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -42,7 +57,7 @@ pub struct Server {
     /// The live queries of every socket.
     pub subscriptions: sync::Subscriptions,
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), ServerError>>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
     /// The subscription manager's task.
     manager: tokio::task::JoinHandle<()>,
     /// Sockets and the calls they started.
@@ -52,32 +67,31 @@ pub struct Server {
 impl Server {
     /// Opens the data directory, binds `config.listen` (port 0 picks one) and
     /// serves until [`Server::stop`] or the token is cancelled.
-    pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    pub async fn start(config: ServerConfig) -> Result<Server, Error> {
         let listener = TcpListener::bind(config.listen)
             .await
-            .map_err(|e| ServerError::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+            .map_err(|e| Error::config(format!("cannot listen on {}: {e}", config.listen)))?;
         Server::start_on(config, listener).await
     }
 
-    pub async fn start_on(
-        config: ServerConfig,
-        listener: TcpListener,
-    ) -> Result<Server, ServerError> {
+    pub async fn start_on(config: ServerConfig, listener: TcpListener) -> Result<Server, Error> {
         let addr = listener
             .local_addr()
-            .map_err(|e| ServerError::Config(e.to_string()))?;
+            .map_err(|e| Error::config(e.to_string()))?;
         let admin_key = AdminKey::load_or_create(&{
             std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-                ServerError::Config(format!("cannot create {}: {e}", config.data_dir.display()))
+                Error::config(format!("cannot create {}: {e}", config.data_dir.display()))
             })?;
             config.data_dir.clone()
         })?;
-        let service_keys = ServiceKeys::load(&config.data_dir)?;
+        let service_keys = ServiceKeys::load(&config.data_dir, config.clock.clone())?;
         let app = App::open(&config).await?;
         let credentials = credentials::Credentials {
             app: app.clone(),
             admin_key: admin_key.clone(),
             service_keys,
+            leeway: config.auth.leeway,
+            clock: config.clock.clone(),
         };
         let shutdown = CancellationToken::new();
         let (subscriptions, manager) =
@@ -87,8 +101,7 @@ impl Server {
             http::HttpState {
                 app: app.clone(),
                 credentials: credentials.clone(),
-                max_request_body: config.max_request_body,
-                max_deploy_body: config.max_deploy_body,
+                limits: config.limits.clone(),
             },
             ws::SyncState::new(sync::SocketContext {
                 app: app.clone(),
@@ -105,7 +118,7 @@ impl Server {
             axum::serve(listener, router)
                 .with_graceful_shutdown(stopped.cancelled_owned())
                 .await
-                .map_err(|e| ServerError::Internal(e.to_string()))
+                .map_err(|e| Error::internal(e.to_string()))
         });
         tracing::info!(%addr, "listening");
         Ok(Server {
@@ -131,11 +144,11 @@ impl Server {
 
     /// Stops accepting requests, lets the ones in flight finish, and closes
     /// the store.
-    pub async fn stop(self) -> Result<(), ServerError> {
+    pub async fn stop(self) -> Result<(), Error> {
         self.shutdown.cancel();
         self.task
             .await
-            .map_err(|e| ServerError::Internal(e.to_string()))??;
+            .map_err(|e| Error::internal(e.to_string()))??;
         // Sockets end on the same token; their calls and the manager hold
         // the app, so they finish before the store closes.
         self.sockets.close();
@@ -146,7 +159,7 @@ impl Server {
     }
 
     /// Serves until the token is cancelled, then stops.
-    pub async fn run_until_stopped(self) -> Result<(), ServerError> {
+    pub async fn run_until_stopped(self) -> Result<(), Error> {
         let token = self.shutdown.clone();
         token.cancelled().await;
         self.stop().await

@@ -8,16 +8,13 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use capstan_protocol::sync::ServerMessage;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::error::ServerError;
+use crate::error::Error;
 use crate::sync::{Inbound, Outbound, SocketContext, run_socket};
-
-/// Frames queued towards one socket before the worker waits for the send
-/// loop: a slow client slows its own worker, nobody else's.
-const OUTBOUND_QUEUE: usize = 64;
-const INBOUND_QUEUE: usize = 16;
+use capstan_protocol::ErrorCode;
 
 #[derive(Clone, Debug)]
 pub struct SyncState {
@@ -40,10 +37,13 @@ pub async fn sync(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let Ok(permit) = state.sockets.clone().try_acquire_owned() else {
-        return ServerError::Unavailable(format!(
-            "TooManyConcurrentRequests: this server holds at most {} sockets",
-            state.context.limits.max_sockets
-        ))
+        return Error::new(
+            ErrorCode::TooManyConcurrentRequests,
+            format!(
+                "this server holds at most {} sockets",
+                state.context.limits.max_sockets
+            ),
+        )
         .into_response();
     };
     let limit = state.context.limits.max_message_size;
@@ -62,8 +62,9 @@ pub async fn sync(
 async fn serve(socket: WebSocket, context: SocketContext, _permit: OwnedSemaphorePermit) {
     let ping_interval = context.limits.ping_interval;
     let (mut sink, mut stream) = socket.split();
-    let (inbound, inbound_receiver) = mpsc::channel(INBOUND_QUEUE);
-    let (outbound_sender, mut outbound) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
+    let (inbound, inbound_receiver) = mpsc::channel(context.limits.inbound_queue.max(1));
+    let (outbound_sender, mut outbound) =
+        mpsc::channel::<Outbound>(context.limits.outbound_queue.max(1));
 
     let receive = async move {
         while let Some(frame) = stream.next().await {
@@ -105,7 +106,7 @@ async fn serve(socket: WebSocket, context: SocketContext, _permit: OwnedSemaphor
                     if last_sent.elapsed() < half {
                         continue;
                     }
-                    Outbound::Text(crate::sync::messages::PING.to_owned())
+                    Outbound::Text(ServerMessage::Ping.to_json())
                 }
             };
             last_sent = tokio::time::Instant::now();

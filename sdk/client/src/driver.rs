@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use capstan_protocol::Value;
+use capstan_protocol::{ErrorCode, Value};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, Stream, StreamExt};
@@ -25,6 +25,8 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(16);
+/// Retries after which the backoff stops growing.
+const BACKOFF_DOUBLINGS: u32 = 8;
 
 enum Command {
     Subscribe {
@@ -280,7 +282,7 @@ async fn next_frame(socket: &mut Option<Socket>) -> Option<Result<Message, Strin
 }
 
 fn backoff(retries: u32) -> Duration {
-    let base = Duration::from_millis(100 << retries.min(8)).min(MAX_BACKOFF);
+    let base = Duration::from_millis(100 << retries.min(BACKOFF_DOUBLINGS)).min(MAX_BACKOFF);
     base.mul_f64(0.5 + rand::random::<f64>())
 }
 
@@ -561,10 +563,22 @@ async fn drive(
                         }
                         Err(reconnect) => Some(reconnect.0),
                     },
-                    Some(Ok(Message::Close(frame))) => Some(frame.map_or_else(
-                        || "closed by the server".to_owned(),
-                        |f| f.reason.to_string(),
-                    )),
+                    Some(Ok(Message::Close(frame))) => {
+                        let reason = frame.map_or_else(
+                            || "closed by the server".to_owned(),
+                            |f| f.reason.to_string(),
+                        );
+                        // A refusal the same state would meet again (a
+                        // message the server cannot read, too many queries)
+                        // is retried at the longest backoff; the server's
+                        // own faults and restarts at the usual one.
+                        if ErrorCode::from_close_reason(&reason)
+                            .is_some_and(|code| !code.is_server_fault())
+                        {
+                            retries = retries.max(BACKOFF_DOUBLINGS);
+                        }
+                        Some(reason)
+                    }
                     Some(Ok(_)) => None,
                     Some(Err(error)) => Some(error),
                     None => Some("the connection ended".to_owned()),

@@ -5,8 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use capstan_protocol::{Timestamp, Value};
-use serde_json::{Value as Json, json};
+use capstan_protocol::sync::{
+    AuthToken, ClientMessage, FunctionCall, QueryId, QuerySetModification, RequestId,
+    ServerMessage, StateModification, StateVersion, Transition,
+};
+use capstan_protocol::{FunctionFailure, FunctionPath, JsonText, Timestamp, Value};
 
 use crate::Error;
 
@@ -48,14 +51,14 @@ pub struct Reconnect(pub String);
 
 #[derive(Debug)]
 struct Query {
-    path: String,
+    path: FunctionPath,
     args: Value,
     result: Option<QueryResult>,
 }
 
 #[derive(Debug)]
 struct Mutation {
-    path: String,
+    path: FunctionPath,
     args: Value,
     /// The server's answer, held until a Transition covers its commit.
     answered: Option<(Value, Timestamp)>,
@@ -77,8 +80,8 @@ pub struct ClientState {
     open: bool,
     query_set_version: u32,
     identity_version: u32,
-    /// The last Transition's end `(querySet, identity, ts)`.
-    version: (u32, u32, Timestamp),
+    /// The last Transition's end.
+    version: StateVersion,
     chunks: Vec<String>,
 }
 
@@ -115,7 +118,7 @@ impl ClientState {
             open: false,
             query_set_version: 0,
             identity_version: 0,
-            version: (0, 0, Timestamp::default()),
+            version: StateVersion::default(),
             chunks: Vec::new(),
         }
     }
@@ -131,36 +134,28 @@ impl ClientState {
         self.open = true;
         self.query_set_version = 0;
         self.identity_version = 0;
-        self.version = (0, 0, Timestamp::default());
+        self.version = StateVersion::default();
         self.chunks.clear();
-        let mut connect = json!({
-            "type": "Connect",
-            "sessionId": self.session_id,
-            "connectionCount": self.connection_count,
-            "lastCloseReason": last_close_reason.unwrap_or("InitialConnect"),
-            "clientTs": now_ms(),
-        });
-        if let Some(ts) = self.max_observed {
-            connect["maxObservedTimestamp"] = json!(ts.to_wire());
-        }
+        let connect = ClientMessage::Connect {
+            session_id: self.session_id.clone(),
+            connection_count: self.connection_count,
+            last_close_reason: Some(last_close_reason.unwrap_or("InitialConnect").to_owned()),
+            max_observed_timestamp: self.max_observed,
+            client_ts: Some(now_ms()),
+        };
         self.connection_count += 1;
-        let mut messages = vec![connect.to_string()];
+        let mut messages = vec![connect.to_json()];
         if let Some(message) = self.authenticate_message() {
             messages.push(message);
         }
-        let adds: Vec<Json> = self
+        let adds: Vec<QuerySetModification> = self
             .queries
             .iter()
             .map(|(id, query)| add(*id, query))
             .collect();
         messages.push(self.modify(adds));
         for (id, mutation) in &self.mutations {
-            messages.push(call_message(
-                "Mutation",
-                *id,
-                &mutation.path,
-                &mutation.args,
-            ));
+            messages.push(mutation_message(*id, mutation));
         }
         let failed = std::mem::take(&mut self.actions)
             .into_keys()
@@ -182,30 +177,35 @@ impl ClientState {
         self.open = false;
     }
 
-    fn modify(&mut self, modifications: Vec<Json>) -> String {
+    fn modify(&mut self, modifications: Vec<QuerySetModification>) -> String {
         let base = self.query_set_version;
         self.query_set_version += 1;
-        json!({
-            "type": "ModifyQuerySet",
-            "baseVersion": base,
-            "newVersion": base + 1,
-            "modifications": modifications,
-        })
-        .to_string()
+        ClientMessage::ModifyQuerySet {
+            base_version: base,
+            new_version: base + 1,
+            modifications,
+        }
+        .to_json()
     }
 
     fn authenticate_message(&mut self) -> Option<String> {
         let base = self.identity_version;
-        let message = match &self.token {
-            Some(token) => {
-                json!({"type": "Authenticate", "baseVersion": base, "tokenType": "User", "value": token})
-            }
+        let token = match &self.token {
+            Some(token) => AuthToken::User {
+                value: token.clone(),
+            },
             // No token on this socket: nothing to say.
             None if base == 0 => return None,
-            None => json!({"type": "Authenticate", "baseVersion": base, "tokenType": "None"}),
+            None => AuthToken::None,
         };
         self.identity_version += 1;
-        Some(message.to_string())
+        Some(
+            ClientMessage::Authenticate {
+                base_version: base,
+                token,
+            }
+            .to_json(),
+        )
     }
 
     /// Subscribes to a query; returns its id and the message to send now
@@ -214,7 +214,7 @@ impl ClientState {
         let id = self.next_query_id;
         self.next_query_id += 1;
         let query = Query {
-            path: path.to_owned(),
+            path: FunctionPath::parse(path),
             args,
             result: None,
         };
@@ -228,8 +228,11 @@ impl ClientState {
 
     pub fn unsubscribe(&mut self, id: u32) -> Option<String> {
         self.queries.remove(&id)?;
-        self.open
-            .then(|| self.modify(vec![json!({"type": "Remove", "queryId": id})]))
+        self.open.then(|| {
+            self.modify(vec![QuerySetModification::Remove {
+                query_id: QueryId(id),
+            }])
+        })
     }
 
     /// The latest result of query `id`, if one arrived.
@@ -240,15 +243,13 @@ impl ClientState {
     pub fn mutation(&mut self, path: &str, args: Value) -> (u32, Option<String>) {
         let id = self.next_request_id;
         self.next_request_id += 1;
-        let message = self.open.then(|| call_message("Mutation", id, path, &args));
-        self.mutations.insert(
-            id,
-            Mutation {
-                path: path.to_owned(),
-                args,
-                answered: None,
-            },
-        );
+        let mutation = Mutation {
+            path: FunctionPath::parse(path),
+            args,
+            answered: None,
+        };
+        let message = self.open.then(|| mutation_message(id, &mutation));
+        self.mutations.insert(id, mutation);
         (id, message)
     }
 
@@ -261,7 +262,13 @@ impl ClientState {
         let id = self.next_request_id;
         self.next_request_id += 1;
         self.actions.insert(id, ());
-        Ok((id, call_message("Action", id, path, &args)))
+        let message = ClientMessage::Action(FunctionCall {
+            request_id: RequestId(id),
+            udf_path: FunctionPath::parse(path),
+            args: arguments(&args),
+            component_path: None,
+        });
+        Ok((id, message.to_json()))
     }
 
     /// Sets (or, with `None`, clears) the auth token.
@@ -276,74 +283,67 @@ impl ClientState {
 
     /// Handles one text frame from the server.
     pub fn receive(&mut self, text: &str) -> Result<Vec<Event>, Reconnect> {
-        let message: Json = serde_json::from_str(text)
-            .map_err(|e| Reconnect(format!("the server sent a frame that is not JSON: {e}")))?;
-        let field = |name: &str| message.get(name).cloned().unwrap_or(Json::Null);
-        match message["type"].as_str().unwrap_or_default() {
-            "Transition" => self.transition(&message),
-            "TransitionChunk" => {
-                let part = field("partNumber").as_u64().unwrap_or(u64::MAX);
-                let total = field("totalParts").as_u64().unwrap_or(0);
-                if part != self.chunks.len() as u64 {
+        let message = ServerMessage::from_json(text).map_err(|e| {
+            Reconnect(format!(
+                "the server sent a frame that is not a message: {e}"
+            ))
+        })?;
+        match message {
+            ServerMessage::Transition(transition) => self.transition(transition),
+            ServerMessage::TransitionChunk(chunk) => {
+                if chunk.part_number as usize != self.chunks.len() {
                     return Err(Reconnect("a TransitionChunk arrived out of order".into()));
                 }
-                self.chunks
-                    .push(field("chunk").as_str().unwrap_or_default().to_owned());
-                if self.chunks.len() as u64 == total {
+                self.chunks.push(chunk.chunk);
+                if self.chunks.len() == chunk.total_parts as usize {
                     let whole = std::mem::take(&mut self.chunks).concat();
                     return self.receive(&whole);
                 }
                 Ok(Vec::new())
             }
-            "MutationResponse" => {
-                let Some(id) = field("requestId").as_u64().map(|id| id as u32) else {
-                    return Ok(Vec::new());
-                };
-                if field("success") == json!(true) {
-                    let value = decode(&field("result"))?;
-                    let ts = Timestamp::from_wire(field("ts").as_str().unwrap_or_default())
-                        .map_err(|e| Reconnect(format!("a MutationResponse without ts: {e}")))?;
-                    self.observe(ts);
-                    if let Some(mutation) = self.mutations.get_mut(&id) {
-                        mutation.answered = Some((value, ts));
+            ServerMessage::MutationResponse(response) => {
+                let id = response.request_id().0;
+                match response.result() {
+                    Ok((value, ts)) => {
+                        let value = decode(value)?;
+                        let ts = ts.ok_or_else(|| {
+                            Reconnect("a successful MutationResponse without ts".into())
+                        })?;
+                        self.observe(ts);
+                        if let Some(mutation) = self.mutations.get_mut(&id) {
+                            mutation.answered = Some((value, ts));
+                        }
+                        // Resolved by the Transition that covers `ts`.
+                        Ok(Vec::new())
                     }
-                    // Resolved by the Transition that covers `ts`.
-                    Ok(Vec::new())
-                } else {
-                    Ok(self
+                    Err(failure) => Ok(self
                         .mutations
                         .remove(&id)
                         .map(|_| Event::Mutation {
                             id,
-                            result: Err(failure(&message)),
+                            result: Err(function_error(failure)),
                         })
                         .into_iter()
-                        .collect())
+                        .collect()),
                 }
             }
-            "ActionResponse" => {
-                let Some(id) = field("requestId").as_u64().map(|id| id as u32) else {
-                    return Ok(Vec::new());
-                };
+            ServerMessage::ActionResponse(response) => {
+                let id = response.request_id().0;
                 if self.actions.remove(&id).is_none() {
                     return Ok(Vec::new());
                 }
-                let result = if field("success") == json!(true) {
-                    Ok(decode(&field("result"))?)
-                } else {
-                    Err(failure(&message))
+                let result = match response.result() {
+                    Ok(value) => Ok(decode(value)?),
+                    Err(failure) => Err(function_error(failure)),
                 };
                 Ok(vec![Event::Action { id, result }])
             }
-            "AuthError" => Ok(vec![Event::AuthRefused {
-                error: field("error").as_str().unwrap_or_default().to_owned(),
-            }]),
-            "FatalError" => Err(Reconnect(format!(
+            ServerMessage::AuthError(error) => Ok(vec![Event::AuthRefused { error: error.error }]),
+            ServerMessage::FatalError(error) => Err(Reconnect(format!(
                 "the server reported a fatal error: {}",
-                field("error").as_str().unwrap_or_default()
+                error.error
             ))),
-            "Ping" => Ok(Vec::new()),
-            other => Err(Reconnect(format!("unknown server message type {other:?}"))),
+            ServerMessage::Ping => Ok(Vec::new()),
         }
     }
 
@@ -351,18 +351,8 @@ impl ClientState {
         self.max_observed = Some(self.max_observed.map_or(ts, |t| t.max(ts)));
     }
 
-    fn transition(&mut self, message: &Json) -> Result<Vec<Event>, Reconnect> {
-        let version = |v: &Json| -> Result<(u32, u32, Timestamp), Reconnect> {
-            let ts = Timestamp::from_wire(v["ts"].as_str().unwrap_or_default())
-                .map_err(|e| Reconnect(format!("a Transition with a bad ts: {e}")))?;
-            Ok((
-                v["querySet"].as_u64().unwrap_or(u64::MAX) as u32,
-                v["identity"].as_u64().unwrap_or(u64::MAX) as u32,
-                ts,
-            ))
-        };
-        let start = version(&message["startVersion"])?;
-        let end = version(&message["endVersion"])?;
+    fn transition(&mut self, transition: Transition) -> Result<Vec<Event>, Reconnect> {
+        let (start, end) = (transition.start_version, transition.end_version);
         if start != self.version {
             return Err(Reconnect(format!(
                 "a Transition starts at {start:?}, not at {:?}",
@@ -370,31 +360,36 @@ impl ClientState {
             )));
         }
         let mut events = Vec::new();
-        if end.1 > start.1 && self.token.is_some() && end.1 >= self.identity_version {
+        if end.identity > start.identity
+            && self.token.is_some()
+            && end.identity >= self.identity_version
+        {
             events.push(Event::AuthAccepted);
         }
-        for change in message["modifications"].as_array().into_iter().flatten() {
-            let Some(id) = change["queryId"].as_u64().map(|id| id as u32) else {
+        for modification in transition.modifications {
+            let StateModification::Query { query_id, outcome } = modification else {
                 continue;
             };
-            let result = match change["type"].as_str() {
-                Some("QueryUpdated") => Ok(decode(&change["value"])?),
-                Some("QueryFailed") => Err(failure(change)),
-                _ => continue,
+            let result = match outcome.result() {
+                Ok(value) => Ok(decode(value)?),
+                Err(failure) => Err(function_error(failure.clone())),
             };
-            if let Some(query) = self.queries.get_mut(&id)
+            if let Some(query) = self.queries.get_mut(&query_id.0)
                 && query.result.as_ref() != Some(&result)
             {
                 query.result = Some(result.clone());
-                events.push(Event::Query { id, result });
+                events.push(Event::Query {
+                    id: query_id.0,
+                    result,
+                });
             }
         }
         self.version = end;
-        self.observe(end.2);
+        self.observe(end.ts);
         let covered: Vec<u32> = self
             .mutations
             .iter()
-            .filter(|(_, m)| m.answered.as_ref().is_some_and(|(_, ts)| *ts <= end.2))
+            .filter(|(_, m)| m.answered.as_ref().is_some_and(|(_, ts)| *ts <= end.ts))
             .map(|(id, _)| *id)
             .collect();
         for id in covered {
@@ -413,30 +408,41 @@ impl ClientState {
     }
 }
 
-fn add(id: u32, query: &Query) -> Json {
-    json!({"type": "Add", "queryId": id, "udfPath": query.path, "args": [query.args.to_json()]})
+/// Arguments as the Convex client sends them: `[{…}]`.
+fn arguments(args: &Value) -> serde_json::Value {
+    serde_json::Value::Array(vec![args.to_json()])
 }
 
-fn call_message(kind: &str, id: u32, path: &str, args: &Value) -> String {
-    json!({"type": kind, "requestId": id, "udfPath": path, "args": [args.to_json()]}).to_string()
+fn add(id: u32, query: &Query) -> QuerySetModification {
+    QuerySetModification::Add {
+        query_id: QueryId(id),
+        udf_path: query.path.clone(),
+        args: arguments(&query.args),
+        journal: None,
+        component_path: None,
+    }
 }
 
-fn decode(json: &Json) -> Result<Value, Reconnect> {
-    Value::from_json(json).map_err(|e| Reconnect(format!("the server sent an invalid value: {e}")))
+fn mutation_message(id: u32, mutation: &Mutation) -> String {
+    ClientMessage::Mutation(FunctionCall {
+        request_id: RequestId(id),
+        udf_path: mutation.path.clone(),
+        args: arguments(&mutation.args),
+        component_path: None,
+    })
+    .to_json()
 }
 
-fn failure(message: &Json) -> Error {
-    let text = message
-        .get("errorMessage")
-        .or_else(|| message.get("result"))
-        .and_then(Json::as_str)
-        .unwrap_or("the function failed")
-        .to_owned();
+fn decode(value: &JsonText) -> Result<Value, Reconnect> {
+    value
+        .to_value()
+        .map_err(|e| Reconnect(format!("the server sent an invalid value: {e}")))
+}
+
+fn function_error(failure: FunctionFailure) -> Error {
     Error::Function {
-        message: text,
-        data: message
-            .get("errorData")
-            .and_then(|data| Value::from_json(data).ok()),
+        message: failure.message,
+        data: failure.data.and_then(|data| data.to_value().ok()),
     }
 }
 

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use capstan_host::{Call, Failure, FunctionError, FunctionKind, NestedCalls};
+use capstan_host::{Access, Call, Failure, FunctionError, FunctionKind, FunctionPath, NestedCalls};
 use serde_json::json;
 
 use crate::common::*;
@@ -84,10 +84,9 @@ fn queries_and_mutations_are_deterministic() {
         let outcome = fixture.module.run(Call {
             path: "api:clock".into(),
             args: "{}".into(),
-            transaction: Some(fixture.store.begin_at(ts).expect("snapshot")),
+            access: Access::Query(fixture.store.begin_at(ts).expect("snapshot")),
             environment: Arc::default(),
             identity: Default::default(),
-            nested: None,
         });
         serde_json::from_str::<serde_json::Value>(&outcome.result.expect("runs")).expect("json")
     };
@@ -113,10 +112,9 @@ fn queries_and_mutations_are_deterministic() {
         let outcome = fixture.module.run(Call {
             path: "api:action_clock".into(),
             args: "{}".into(),
-            transaction: None,
+            access: Access::Action(Arc::new(NoNestedCalls)),
             environment: Arc::default(),
             identity: Default::default(),
-            nested: None,
         });
         serde_json::from_str::<serde_json::Value>(&outcome.result.expect("runs")).expect("json")
     };
@@ -214,17 +212,32 @@ fn errors_carry_their_data() {
     }
 }
 
+/// An action that runs no other function.
+struct NoNestedCalls;
+
+impl NestedCalls for NoNestedCalls {
+    fn call(&self, _: FunctionKind, path: &FunctionPath, _: &str) -> Result<String, FunctionError> {
+        panic!("the action ran {path}")
+    }
+}
+
 /// Runs nested calls against the fixture, as the server does.
 struct Nested {
     fixture: Arc<Fixture>,
 }
 
 impl NestedCalls for Nested {
-    fn call(&self, kind: FunctionKind, path: &str, args: &str) -> Result<String, FunctionError> {
+    fn call(
+        &self,
+        kind: FunctionKind,
+        path: &FunctionPath,
+        args: &str,
+    ) -> Result<String, FunctionError> {
         assert_ne!(kind, FunctionKind::Action);
-        let outcome = self
-            .fixture
-            .run(path, serde_json::from_str(args).expect("json args"));
+        let outcome = self.fixture.run(
+            path.as_str(),
+            serde_json::from_str(args).expect("json args"),
+        );
         outcome.result.map_err(|failure| FunctionError {
             message: failure.to_string(),
             data: None,
@@ -238,12 +251,11 @@ fn an_action_runs_a_mutation_then_a_query() {
     let outcome = fixture.module.run(Call {
         path: "api:send_and_list".into(),
         args: json!({"channel": "a", "body": "from an action"}).to_string(),
-        transaction: None,
-        environment: Arc::default(),
-        identity: Default::default(),
-        nested: Some(Arc::new(Nested {
+        access: Access::Action(Arc::new(Nested {
             fixture: fixture.clone(),
         })),
+        environment: Arc::default(),
+        identity: Default::default(),
     });
     let value: serde_json::Value =
         serde_json::from_str(&outcome.result.expect("runs")).expect("json");

@@ -1,7 +1,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use capstan_host::{Call, Environment, HostEngine, HostLimits, Module, Outcome};
+use capstan_host::{
+    Access, Call, Environment, FunctionKind, HostEngine, HostLimits, Module, Outcome,
+};
 use capstan_store::{Store, StoreConfig};
 
 pub use capstan_test_support::component;
@@ -56,16 +58,20 @@ pub fn guest() -> Fixture {
 impl Fixture {
     /// Runs a query or mutation in a fresh transaction; commits mutations.
     pub fn run(&self, path: &str, args: serde_json::Value) -> Outcome {
+        let transaction = self.store.begin();
+        let access = match self.module.function(path).map(|f| f.kind) {
+            Some(FunctionKind::Mutation) => Access::Mutation(transaction),
+            _ => Access::Query(transaction),
+        };
         let mut outcome = self.module.run(Call {
-            path: path.to_owned(),
+            path: path.into(),
             args: args.to_string(),
-            transaction: Some(self.store.begin()),
+            access,
             environment: Arc::new(Environment::from([(
                 "GREETING".to_owned(),
                 "hello".to_owned(),
             )])),
             identity: Default::default(),
-            nested: None,
         });
         if let Some(transaction) = outcome.transaction.take()
             && outcome.result.is_ok()

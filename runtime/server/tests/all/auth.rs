@@ -5,12 +5,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use capstan_protocol::{Clock, ManualClock};
 use ring::rand::SystemRandom;
 use ring::signature::{self, KeyPair};
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::sync::Client;
+use crate::socket::Client;
 
 const ISSUER: &str = "https://auth.example.com";
 
@@ -29,10 +30,17 @@ fn now() -> u64 {
 struct Issuer {
     key: jsonwebtoken::EncodingKey,
     jwk: Value,
+    /// When its tokens are issued; the server it is deployed to keeps the
+    /// same time.
+    clock: Clock,
 }
 
 impl Issuer {
     fn new() -> Issuer {
+        Issuer::with_clock(Clock::system())
+    }
+
+    fn with_clock(clock: Clock) -> Issuer {
         let rng = SystemRandom::new();
         let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(
             &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -50,6 +58,7 @@ impl Issuer {
             key: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
             jwk: json!({"kty": "EC", "crv": "P-256", "kid": "k1",
                         "x": b64(&point[1..33]), "y": b64(&point[33..65])}),
+            clock,
         }
     }
 
@@ -61,7 +70,7 @@ impl Issuer {
     }
 
     fn token(&self, subject: &str, extra: Value, lifetime: u64) -> String {
-        let now = now();
+        let now = self.clock.unix_seconds();
         let mut claims = json!({"iss": ISSUER, "sub": subject, "aud": "capstan-test",
                                 "iat": now, "exp": now + lifetime});
         for (k, v) in extra.as_object().expect("object") {
@@ -80,6 +89,7 @@ async fn server_with_auth(issuer: &Issuer) -> anyhow::Result<(tempfile::TempDir,
     let mut config = config(dir.path());
     // Expiry is tested to the second.
     config.auth.leeway = Duration::ZERO;
+    config.clock = issuer.clock.clone();
     let server = TestServer::spawn_with(config).await?;
     let (status, body) = server.deploy_with(&[test_guest()], issuer.config()).await?;
     anyhow::ensure!(status == 200, "deploy: {body}");
@@ -342,7 +352,9 @@ async fn shared_secrets_are_checked_on_the_server() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sockets_authenticate_refresh_and_expire() -> anyhow::Result<()> {
-    let issuer = Issuer::new();
+    // Tokens expire on the server's clock, which the test moves on.
+    let hand = ManualClock::new();
+    let issuer = Issuer::with_clock(hand.clock());
     let (_dir, server) = server_with_auth(&issuer).await?;
 
     let mut client = Client::connect(&server).await?;
@@ -410,7 +422,7 @@ async fn sockets_authenticate_refresh_and_expire() -> anyhow::Result<()> {
         )
         .await?;
     short.expect("Transition").await?;
-    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    hand.advance(Duration::from_millis(3_100));
     short.mutation(0, "auth:whoami_mutation", json!({})).await?;
     let error = short.expect("AuthError").await?;
     assert_eq!(error["authUpdateAttempted"], false);
@@ -463,7 +475,7 @@ async fn sockets_authenticate_refresh_and_expire() -> anyhow::Result<()> {
         renewed.expect("Transition").await?["endVersion"]["identity"],
         2
     );
-    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    hand.advance(Duration::from_millis(3_100));
     renewed
         .mutation(0, "auth:whoami_mutation", json!({}))
         .await?;

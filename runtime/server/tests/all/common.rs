@@ -21,8 +21,8 @@ pub fn config(data: &Path) -> ServerConfig {
     config.host.mutation_timeout = std::time::Duration::from_millis(500);
     config.host.memory = 32 << 20;
     config.host.max_instances = 64;
-    config.max_concurrent_calls = 16;
-    config.max_request_body = 1 << 20;
+    config.limits.max_concurrent_calls = 16;
+    config.limits.max_request_body = 1 << 20;
     config.host.max_args = 1 << 20;
     config.host.max_result = 1 << 20;
     config.sync.max_message_size = 1 << 20;

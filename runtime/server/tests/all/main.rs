@@ -9,4 +9,6 @@ mod concurrency;
 mod conformance;
 mod deploys;
 mod examples;
+mod socket;
+mod socket_limits;
 mod sync;

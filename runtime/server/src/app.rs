@@ -1,0 +1,402 @@
+//! [`App`], the facade the HTTP API and the sync protocol call: it finds
+//! the function a caller may call and hands it, with a transaction or the
+//! way to run other functions, to the [`Executor`]; mutations go through
+//! [`Mutations`]. The deployment and its environment are [`Deployments`]'.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use capstan_host::{
+    Access, Call, Failure, FunctionError, FunctionInfo, FunctionKind, FunctionPath, HostEngine,
+    Module, NestedCalls, Visibility,
+};
+use capstan_protocol::http::{ComponentStats, DeploySummary};
+use capstan_protocol::{ErrorCode, FunctionFailure, Identity, JsonText, Timestamp};
+use capstan_store::{ReadSet, Store};
+use tokio::sync::watch;
+
+use crate::config::ServerConfig;
+use crate::data_dir::DataDir;
+use crate::deployment::{AppConfig, Deployment};
+use crate::deployments::Deployments;
+use crate::error::Error;
+use crate::executor::{Executor, Placement};
+use crate::mutations::{Mutation, Mutations};
+
+/// Who is calling, and what they may reach: clients reach public functions
+/// only; admin and service callers, and functions run by an action, reach
+/// internal ones too.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Caller {
+    pub identity: Identity,
+    pub internal: bool,
+}
+
+impl Caller {
+    pub fn new(identity: Identity) -> Caller {
+        Caller {
+            internal: identity.is_privileged(),
+            identity,
+        }
+    }
+
+    /// A function run by an action: the action's identity, with access to
+    /// internal functions.
+    fn nested(&self) -> Caller {
+        Caller {
+            identity: self.identity.clone(),
+            internal: true,
+        }
+    }
+}
+
+/// A finished call.
+#[derive(Debug)]
+pub struct FunctionResult {
+    /// Convex JSON of the value, or why there is none.
+    pub result: Result<String, Failure>,
+    pub log_lines: Vec<String>,
+    /// For a committed mutation, its commit timestamp.
+    pub ts: Option<Timestamp>,
+}
+
+/// A function's result as a client sees it: the value's text, or the
+/// failure with a fault's detail left in the log.
+pub fn public_result(result: Result<String, Failure>) -> Result<JsonText, FunctionFailure> {
+    result
+        .map(|value| JsonText::from_string(value).unwrap_or_else(|_| JsonText::null()))
+        .map_err(Failure::into_public)
+}
+
+/// A query run for a subscription: its result and what it read.
+#[derive(Debug)]
+pub struct QueryRun {
+    pub result: Result<String, Failure>,
+    pub log_lines: Vec<String>,
+    /// Empty when the query could not start (no such function): it then
+    /// runs again only when the deployment changes.
+    pub read_set: ReadSet,
+}
+
+/// The app a server serves. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<AppInner>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+struct AppInner {
+    store: Store,
+    deployments: Deployments,
+    executor: Executor,
+    mutations: Mutations,
+}
+
+impl App {
+    /// Opens the store and the engine, and serves the persisted deployment,
+    /// if any.
+    pub async fn open(config: &ServerConfig) -> Result<App, Error> {
+        let data_dir = DataDir::create(&config.data_dir)?;
+        let store = Store::open(&data_dir.store(), config.store.clone())
+            .map_err(|e| Error::config(format!("cannot open the store: {e}")))?;
+        let engine = HostEngine::new(config.host.clone()).map_err(Error::config)?;
+        let limits = &config.limits;
+        let deployments = Deployments::open(
+            engine,
+            config.auth.clone(),
+            config.clock.clone(),
+            data_dir,
+            limits,
+        )
+        .await?;
+        Ok(App {
+            inner: Arc::new(AppInner {
+                mutations: Mutations::new(store.clone(), limits),
+                store,
+                deployments,
+                executor: Executor::new(limits),
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn deployment(&self) -> Option<Arc<Deployment>> {
+        self.inner.deployments.current()
+    }
+
+    /// Changes each time the deployment or its environment changes.
+    pub fn generations(&self) -> watch::Receiver<u64> {
+        self.inner.deployments.generations()
+    }
+
+    pub fn component_stats(&self) -> ComponentStats {
+        self.inner.deployments.component_stats()
+    }
+
+    /// See [`Deployments::deploy`].
+    pub async fn deploy(
+        &self,
+        components: Vec<Vec<u8>>,
+        config: AppConfig,
+    ) -> Result<DeploySummary, Error> {
+        self.inner
+            .deployments
+            .deploy(&self.inner.store, components, config)
+            .await
+    }
+
+    pub fn environment_variables(&self) -> BTreeMap<String, String> {
+        self.inner.deployments.environment_variables()
+    }
+
+    /// See [`Deployments::set_environment_variable`].
+    pub async fn set_environment_variable(
+        &self,
+        name: &str,
+        value: Option<String>,
+    ) -> Result<(), Error> {
+        self.inner
+            .deployments
+            .set_environment_variable(name, value)
+            .await
+    }
+
+    /// Runs a function called from outside (HTTP or a socket). `expected`
+    /// is the kind the endpoint serves.
+    pub async fn call(
+        &self,
+        expected: Option<FunctionKind>,
+        path: &FunctionPath,
+        args: String,
+        caller: Caller,
+    ) -> Result<FunctionResult, Error> {
+        let _admitted = self.inner.executor.admit().await?;
+        self.run(expected, path, args, caller).await
+    }
+
+    async fn run(
+        &self,
+        expected: Option<FunctionKind>,
+        path: &FunctionPath,
+        args: String,
+        caller: Caller,
+    ) -> Result<FunctionResult, Error> {
+        let (_, module, info) = self.resolve(expected, path, &caller)?;
+        let environment = self.inner.deployments.environment();
+        // A query reads a snapshot; an action has no transaction but runs
+        // other functions through `Nested`. Mutations retry.
+        let access = match info.kind {
+            FunctionKind::Mutation => {
+                let mutation = Mutation {
+                    module,
+                    path: path.clone(),
+                    args,
+                    environment,
+                    identity: caller.identity,
+                };
+                return self
+                    .inner
+                    .mutations
+                    .run(&self.inner.executor, mutation, None)
+                    .await;
+            }
+            FunctionKind::Query => Access::Query(self.inner.store.begin()),
+            FunctionKind::Action => Access::Action(Arc::new(Nested {
+                app: self.clone(),
+                runtime: tokio::runtime::Handle::current(),
+                caller: caller.nested(),
+            })),
+        };
+        let call = Call {
+            path: path.clone(),
+            args,
+            access,
+            environment,
+            identity: caller.identity,
+        };
+        let outcome = self
+            .inner
+            .executor
+            .run(module, call, Placement::Pool, None)
+            .await?;
+        Ok(FunctionResult {
+            result: outcome.result,
+            log_lines: outcome.log_lines,
+            ts: None,
+        })
+    }
+
+    /// The deployment, module and description of the function at `path`,
+    /// if `caller` may call it as a function of kind `expected`.
+    fn resolve(
+        &self,
+        expected: Option<FunctionKind>,
+        path: &FunctionPath,
+        caller: &Caller,
+    ) -> Result<(Arc<Deployment>, Arc<Module>, FunctionInfo), Error> {
+        let deployment = self.deployment().ok_or_else(|| {
+            Error::new(
+                ErrorCode::NotFound,
+                "no app is deployed yet; run `capstan deploy`",
+            )
+        })?;
+        let (module, info) = match deployment.function(path) {
+            Some((module, info)) if info.visibility == Visibility::Public || caller.internal => {
+                (module.clone(), info.clone())
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorCode::NotFound,
+                    format!("Could not find public function for '{path}'"),
+                ));
+            }
+        };
+        if let Some(expected) = expected
+            && expected != info.kind
+        {
+            return Err(Error::new(
+                ErrorCode::BadRequest,
+                format!("{path} is a {}, not a {expected}", info.kind),
+            ));
+        }
+        Ok((deployment, module, info))
+    }
+
+    /// Runs the query at `path` at snapshot `ts`, keeping what it read.
+    /// A function that cannot be called is a failed run, not an error: a
+    /// subscription to it reports the failure and waits for a deploy.
+    pub async fn query_at(
+        &self,
+        path: &FunctionPath,
+        args: String,
+        ts: Timestamp,
+        caller: Caller,
+        placement: Placement,
+    ) -> Result<QueryRun, Error> {
+        let (deployment, module) = match self.resolve(Some(FunctionKind::Query), path, &caller) {
+            Ok((deployment, module, _)) => (deployment, module),
+            Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::BadRequest) => {
+                return Ok(QueryRun {
+                    result: Err(Failure::Function {
+                        message: e.public_message().to_owned(),
+                        data: None,
+                    }),
+                    log_lines: Vec::new(),
+                    read_set: ReadSet::default(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let transaction = self
+            .inner
+            .store
+            .begin_at(ts)
+            .map_err(|e| Error::internal(format!("cannot read at {ts:?}: {e}")))?;
+        let call = Call {
+            path: path.clone(),
+            args,
+            access: Access::Query(transaction),
+            environment: self.inner.deployments.environment(),
+            identity: caller.identity,
+        };
+        let outcome = self
+            .inner
+            .executor
+            .run(module, call, placement, deployment.pace(path))
+            .await?;
+        Ok(QueryRun {
+            result: outcome.result,
+            log_lines: outcome.log_lines,
+            read_set: outcome
+                .transaction
+                .map(capstan_store::Transaction::into_read_set)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Runs a mutation at most once per `receipt` key: the first run records
+    /// its result in the commit that applies it; a later call with the same
+    /// key returns that result and commit timestamp without running again.
+    /// Failed runs record nothing, so running them again is harmless.
+    pub async fn call_mutation_once(
+        &self,
+        path: &FunctionPath,
+        args: String,
+        caller: Caller,
+        receipt: Vec<u8>,
+    ) -> Result<FunctionResult, Error> {
+        let _admitted = self.inner.executor.admit().await?;
+        let mutations = &self.inner.mutations;
+        let _turn = mutations.turn(&receipt).await;
+        if let Some(recorded) = mutations.recorded(&receipt)? {
+            return Ok(recorded);
+        }
+        let (_, module, _) = self.resolve(Some(FunctionKind::Mutation), path, &caller)?;
+        let mutation = Mutation {
+            module,
+            path: path.clone(),
+            args,
+            environment: self.inner.deployments.environment(),
+            identity: caller.identity,
+        };
+        mutations
+            .run(&self.inner.executor, mutation, Some(&receipt))
+            .await
+    }
+
+    /// Stops accepting calls and closes the store.
+    pub async fn close(&self) -> Result<(), Error> {
+        self.inner.executor.close();
+        self.inner
+            .store
+            .close()
+            .await
+            .map_err(|e| Error::internal(e.to_string()))
+    }
+}
+
+/// How an action's `run_query` / `run_mutation` / `run_action` reach the app.
+struct Nested {
+    app: App,
+    runtime: tokio::runtime::Handle,
+    caller: Caller,
+}
+
+impl NestedCalls for Nested {
+    fn call(
+        &self,
+        kind: FunctionKind,
+        path: &FunctionPath,
+        args: &str,
+    ) -> Result<String, FunctionError> {
+        // Called from the action's blocking thread, so blocking here is fine.
+        let result = self.runtime.block_on(self.app.run(
+            Some(kind),
+            path,
+            args.to_owned(),
+            self.caller.clone(),
+        ));
+        let failure = match result {
+            Ok(FunctionResult {
+                result: Ok(value), ..
+            }) => return Ok(value),
+            Ok(FunctionResult {
+                result: Err(failure),
+                ..
+            }) => failure.into_public(),
+            Err(e) => e.into_failure(),
+        };
+        Err(FunctionError {
+            message: failure.message,
+            data: failure.data.map(|data| data.as_str().to_owned()),
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! Mutations: the one OCC retry loop (run, commit, and on a conflict run
+//! again at a newer snapshot), and exactly-once runs keyed by a receipt
+//! (a socket's `(sessionId, requestId)`), recorded in the commit that
+//! applies them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use capstan_host::{Access, Call, Environment, Failure, FunctionPath, Module};
+use capstan_protocol::Identity;
+use capstan_store::Store;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::app::FunctionResult;
+use crate::error::Error;
+use crate::executor::{Executor, Placement};
+use crate::limits::ServerLimits;
+
+/// Runs mutations against the store.
+#[derive(Debug)]
+pub struct Mutations {
+    store: Store,
+    /// The retry deadline and backoff, and how many runs are remembered.
+    limits: ServerLimits,
+    /// Mutations that conflicted repeatedly take turns here (FIFO).
+    contended: Mutex<()>,
+    /// Receipt keys of exactly-once mutations running now: a resent copy
+    /// waits for the original and then finds its receipt.
+    running: std::sync::Mutex<HashMap<Vec<u8>, Weak<Mutex<()>>>>,
+}
+
+/// One mutation to run.
+#[derive(Debug)]
+pub struct Mutation {
+    pub module: Arc<Module>,
+    pub path: FunctionPath,
+    /// Convex JSON text of the arguments object.
+    pub args: String,
+    pub environment: Arc<Environment>,
+    pub identity: Identity,
+}
+
+/// What an exactly-once mutation recorded: its result and log lines.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Receipt {
+    /// Convex JSON text.
+    value: String,
+    log_lines: Vec<String>,
+}
+
+impl Mutations {
+    pub fn new(store: Store, limits: &ServerLimits) -> Mutations {
+        Mutations {
+            store,
+            limits: limits.clone(),
+            contended: Mutex::new(()),
+            running: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits until no other run under `receipt` is under way, and holds
+    /// that turn until the guard drops.
+    pub async fn turn(&self, receipt: &[u8]) -> OwnedMutexGuard<()> {
+        let running = {
+            let mut running = self
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if running.len() > self.limits.running_receipts {
+                running.retain(|_, run| run.strong_count() > 0);
+            }
+            match running.get(receipt).and_then(Weak::upgrade) {
+                Some(run) => run,
+                None => {
+                    let run = Arc::new(Mutex::new(()));
+                    running.insert(receipt.to_vec(), Arc::downgrade(&run));
+                    run
+                }
+            }
+        };
+        running.lock_owned().await
+    }
+
+    /// The result and commit timestamp recorded under `receipt`, if a run
+    /// under it committed.
+    pub fn recorded(&self, receipt: &[u8]) -> Result<Option<FunctionResult>, Error> {
+        let recorded = self
+            .store
+            .receipt(receipt)
+            .map_err(|e| Error::internal(format!("cannot read a mutation receipt: {e}")))?;
+        let Some((ts, payload)) = recorded else {
+            return Ok(None);
+        };
+        let receipt: Receipt = serde_json::from_slice(&payload)
+            .map_err(|e| Error::internal(format!("a corrupt mutation receipt: {e}")))?;
+        Ok(Some(FunctionResult {
+            result: Ok(receipt.value),
+            log_lines: receipt.log_lines,
+            ts: Some(ts),
+        }))
+    }
+
+    /// The OCC retry loop: run, commit, and on a conflict run again at a
+    /// newer snapshot, after a randomised backoff or, once contended, in
+    /// turn. With a `receipt`, the result is recorded in the commit that
+    /// applies it; failed runs record nothing, so running them again is
+    /// harmless.
+    pub async fn run(
+        &self,
+        executor: &Executor,
+        mutation: Mutation,
+        receipt: Option<&[u8]>,
+    ) -> Result<FunctionResult, Error> {
+        let Mutation {
+            module,
+            path,
+            args,
+            environment,
+            identity,
+        } = mutation;
+        let started = tokio::time::Instant::now();
+        let mut queued = None;
+        let mut attempt: u32 = 0;
+        loop {
+            if attempt == self.limits.conflicts_before_queueing && queued.is_none() {
+                queued = Some(self.contended.lock().await);
+            }
+            let call = Call {
+                path: path.clone(),
+                args: args.clone(),
+                access: Access::Mutation(self.store.begin()),
+                environment: environment.clone(),
+                identity: identity.clone(),
+            };
+            let mut outcome = executor
+                .run(module.clone(), call, Placement::Pool, None)
+                .await?;
+            let transaction = outcome.transaction.take();
+            if outcome.result.is_err() {
+                return Ok(FunctionResult {
+                    result: outcome.result,
+                    log_lines: outcome.log_lines,
+                    ts: None,
+                });
+            }
+            let Some(mut transaction) = transaction else {
+                return Err(Error::internal("a mutation lost its transaction"));
+            };
+            if let (Some(key), Ok(value)) = (receipt, &outcome.result) {
+                let payload = serde_json::to_vec(&Receipt {
+                    value: value.clone(),
+                    log_lines: outcome.log_lines.clone(),
+                })
+                .map_err(|e| Error::internal(e.to_string()))?;
+                transaction.record_receipt(key, payload);
+            }
+            match self.store.commit(transaction).await {
+                Ok(Ok(ts)) => {
+                    return Ok(FunctionResult {
+                        result: outcome.result,
+                        log_lines: outcome.log_lines,
+                        ts: Some(ts),
+                    });
+                }
+                Ok(Err(conflict)) => {
+                    tracing::debug!(%path, attempt, %conflict, "mutation conflicted; retrying");
+                    attempt += 1;
+                    if started.elapsed() > self.limits.mutation_retry_deadline {
+                        return Ok(FunctionResult {
+                            result: Err(Failure::Function {
+                                message: format!(
+                                    "{path} kept conflicting with concurrent writes and gave up after {attempt} attempts: {conflict}"
+                                ),
+                                data: None,
+                            }),
+                            log_lines: Vec::new(),
+                            ts: None,
+                        });
+                    }
+                    if queued.is_none() {
+                        // Exponential backoff with full jitter spreads
+                        // contending writers out.
+                        let ceiling = Duration::from_micros(100 << attempt.min(16))
+                            .min(self.limits.max_mutation_backoff);
+                        tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
+                    }
+                }
+                Err(e) => return Err(Error::internal(format!("commit failed: {e}"))),
+            }
+        }
+    }
+}
