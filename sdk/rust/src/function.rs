@@ -1,21 +1,7 @@
 //! Functions as types: what the attributes make of each function, and what
 //! `app!` and typed calls read from them.
 
-/// What kind of function a definition is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FunctionKind {
-    Query,
-    Mutation,
-    Action,
-}
-
-/// Whether clients may call a function. Internal functions are for other
-/// functions, and for admin and service callers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Visibility {
-    Public,
-    Internal,
-}
+pub use capstan_protocol::{FunctionKind, Visibility};
 
 /// A function as its attribute describes it to [`crate::app!`].
 #[derive(Clone, Copy, Debug)]
