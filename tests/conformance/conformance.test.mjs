@@ -161,6 +161,28 @@ test("every Convex type survives a round trip through a Rust function", async ()
   }
 });
 
+test("pagination options as usePaginatedQuery sends them, endCursor included", async () => {
+  const channel = `pages-${run}`;
+  const c = client();
+  for (const body of ["a", "b", "c"]) await c.mutation(api.send, { channel, body });
+  const opts = { numItems: 2, cursor: null, id: 7, maximumRowsRead: 1000 };
+  const first = await c.query(api.page, { channel, opts });
+  assert.deepEqual(bodies(first.page), ["c", "b"]);
+  assert.equal(first.isDone, false);
+  // A new message lands in the first page; read again to its end cursor,
+  // the page holds it and ends where it ended.
+  await c.mutation(api.send, { channel, body: "d" });
+  const again = await c.query(api.page, {
+    channel,
+    opts: { ...opts, endCursor: first.continueCursor },
+  });
+  assert.deepEqual(bodies(again.page), ["d", "c", "b"]);
+  assert.equal(again.continueCursor, first.continueCursor);
+  const rest = await c.query(api.page, { channel, opts: { ...opts, cursor: first.continueCursor } });
+  assert.deepEqual(bodies(rest.page), ["a"]);
+  assert.equal(rest.isDone, true);
+});
+
 test("arguments a function does not name are refused", async () => {
   const c = client();
   await assert.rejects(

@@ -57,12 +57,9 @@ pub fn archive(ctx: &mut MutationCtx, notebook: String) -> capstan::Result<u32> 
 /// An action: archives a notebook through the internal mutation.
 #[capstan::action]
 pub fn archive_notebook(ctx: &mut ActionCtx, notebook: String) -> capstan::Result<String> {
-    let count = ctx.run_mutation(
-        archive,
-        &ArchiveArgs {
-            notebook: notebook.clone(),
-        },
-    )?;
+    let count = ctx.run_mutation::<archive>(&ArchiveArgs {
+        notebook: notebook.clone(),
+    })?;
     capstan::log!("archived {count} notes in {notebook}");
     Ok(format!("archived {count}"))
 }

@@ -47,8 +47,19 @@ pub struct RangeOp {
     pub op: Comparison,
     /// `None` (no `value` on the wire) is a missing field, Convex's
     /// `undefined`, which sorts before every value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub value: Option<Value>,
+}
+
+/// A `value` that is there, `null` included, is that value.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,6 +299,10 @@ pub struct PaginationOptions {
     /// Where the previous page ended; `None` starts at the beginning.
     pub cursor: Option<String>,
     pub num_items: usize,
+    /// Where this page ends, as a page read before ended (Convex's
+    /// `endCursor`, which a client sends to read a page again exactly as
+    /// it was): every document up to it, whatever `num_items` says.
+    pub end_cursor: Option<String>,
 }
 
 /// One page of results, in Convex's shape.

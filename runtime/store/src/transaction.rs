@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use capstan_protocol::key::prefix_successor;
 use capstan_protocol::{Object, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -267,15 +268,7 @@ impl Transaction {
         let mut range = plan_range(&index, query.range())?;
         let cursor = match &options.cursor {
             None => None,
-            Some(text) => {
-                let cursor = Cursor::decode(text)?;
-                if cursor.index != index.id || cursor.order != query.order {
-                    return Err(Error::InvalidCursor(
-                        "the cursor belongs to a different query".to_owned(),
-                    ));
-                }
-                cursor.after
-            }
+            Some(text) => own_cursor(text, &index, query)?.after,
         };
         if let Some(after) = &cursor {
             match query.order {
@@ -291,6 +284,30 @@ impl Transaction {
                     });
                 }
             }
+        }
+        if let Some(text) = &options.end_cursor {
+            // The page a client read before, to its end and no further.
+            let end = own_cursor(text, &index, query)?;
+            if let Some(last) = &end.after {
+                match query.order {
+                    Order::Asc => {
+                        // Every stored entry of `last`, whatever follows it.
+                        if let Some(past) = prefix_successor(last) {
+                            range.hi = Some(match range.hi {
+                                Some(hi) => hi.min(past),
+                                None => past,
+                            });
+                        }
+                    }
+                    Order::Desc => range.lo = range.lo.max(last.clone()),
+                }
+            }
+            let execution = self.execute(query, &index, range, None, false)?;
+            return Ok(Page {
+                page: execution.documents,
+                is_done: end.after.is_none(),
+                continue_cursor: end.encode(),
+            });
         }
         let num_items = options.num_items.max(1);
         let execution = self.execute(query, &index, range, Some(num_items), true)?;
@@ -515,4 +532,15 @@ fn check_system_field(
             "system field {name} cannot be changed"
         )))
     }
+}
+
+/// `text` decoded, if it is a cursor of `query` over `index`.
+fn own_cursor(text: &str, index: &IndexInfo, query: &Query) -> Result<Cursor> {
+    let cursor = Cursor::decode(text)?;
+    if cursor.index != index.id || cursor.order != query.order {
+        return Err(Error::InvalidCursor(
+            "the cursor belongs to a different query".to_owned(),
+        ));
+    }
+    Ok(cursor)
 }

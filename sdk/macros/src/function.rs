@@ -1,14 +1,17 @@
 //! `#[query]`, `#[mutation]`, `#[action]`.
 //!
-//! The attribute turns `fn name(ctx, …) -> capstan::Result<T>` into a unit
-//! struct `name` (in both the type and the value namespace) that:
+//! The attribute keeps `fn name(ctx, …) -> capstan::Result<T>` as it is
+//! (it still calls as plain Rust) and adds, in the type namespace only, a
+//! struct `name {}` that:
 //! - implements `capstan::Function` (its argument and result types, kind,
 //!   path and invoker) and the kind's marker trait (`QueryFunction`, …), so
-//!   `ctx.run_query(module::name, &args)` is checked by the compiler;
-//! - derefs to a function pointer to the body, so `name(ctx, …)` still
-//!   calls it as plain Rust;
+//!   `ctx.run_query::<module::name>(&args)` is checked by the compiler;
 //! - must be listed in `capstan::app!`: a `Listed` bound checked here points
-//!   at the function when it is not.
+//!   at the function when it is not, and the function must live in a
+//!   module (Convex paths are `module:function`).
+//!
+//! Being in the type namespace only, it never clashes with a variable or
+//! parameter of the same name.
 //!
 //! Arguments are either one parameter named `args` (or a destructuring
 //! pattern), holding the whole arguments object, or any number of named
@@ -112,43 +115,17 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
 
     let name = signature.ident.clone();
     let name_text = name.unraw().to_string();
-    let vis = match &function.vis {
-        syn::Visibility::Inherited => quote!(pub(crate)),
-        other => quote!(#other),
-    };
-    let body_name = format_ident!("__capstan_{}", name);
-    let parameter_types: Vec<&Type> = signature
-        .inputs
+    let vis = function.vis.clone();
+    let cfgs: Vec<Attribute> = function
+        .attrs
         .iter()
-        .filter_map(|input| match input {
-            FnArg::Typed(typed) => Some(&*typed.ty),
-            FnArg::Receiver(_) => None,
-        })
+        .filter(|a| a.path().is_ident("cfg"))
+        .cloned()
         .collect();
-    let return_type = match &signature.output {
-        ReturnType::Type(_, ty) => ty,
-        ReturnType::Default => unreachable!("result_type refused it"),
-    };
-    let pointer = quote!(fn(#(#parameter_types),*) -> #return_type);
-
-    // Documentation and `cfg`s go to the struct; the rest stays on the body.
-    let (docs, cfgs): (Vec<&Attribute>, Vec<&Attribute>) = (
-        function
-            .attrs
-            .iter()
-            .filter(|a| a.path().is_ident("doc"))
-            .collect(),
-        function
-            .attrs
-            .iter()
-            .filter(|a| a.path().is_ident("cfg"))
-            .collect(),
-    );
-    let docs: Vec<Attribute> = docs.into_iter().cloned().collect();
-    let cfgs: Vec<Attribute> = cfgs.into_iter().cloned().collect();
-    function.attrs.retain(|a| !a.path().is_ident("doc"));
-    function.sig.ident = body_name.clone();
-    function.vis = syn::Visibility::Inherited;
+    // Arguments travel as one object, so their number is not a smell here.
+    function
+        .attrs
+        .push(syn::parse_quote!(#[allow(clippy::too_many_arguments)]));
 
     let context_ident = format_ident!("{}", context);
     let make_context = if mutable {
@@ -162,7 +139,7 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
             TokenStream::new(),
             quote! {
                 ::capstan::__private::expect_no_args(args, ::core::module_path!(), #name_text)?;
-                #body_name(ctx)
+                #name(ctx)
             },
         ),
         Arguments::Whole(ty) => (
@@ -170,14 +147,11 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
             TokenStream::new(),
             quote! {
                 let args: #ty = ::capstan::__private::decode_args(args, ::core::module_path!(), #name_text)?;
-                #body_name(ctx, args)
+                #name(ctx, args)
             },
         ),
         Arguments::Inline(fields) => {
-            let struct_name = Ident::new(
-                &format!("{}Args", pascal_case(&name.unraw().to_string())),
-                name.span(),
-            );
+            let struct_name = Ident::new(&format!("{}Args", pascal_case(&name_text)), name.span());
             let idents: Vec<&Ident> = fields.iter().map(|(ident, _)| ident).collect();
             let definitions = fields.iter().map(|(ident, ty)| {
                 let wire = camel_case(ident.unraw().to_string().trim_start_matches('_'));
@@ -190,13 +164,20 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
                     pub #ident: #ty
                 }
             });
-            let doc = format!("The arguments of [`{name_text}`], by name.");
+            // With every argument optional, `..Default::default()` fills
+            // the ones a caller leaves out.
+            let default = fields
+                .iter()
+                .all(|(_, ty)| is_option(ty))
+                .then(|| quote!(#[derive(Default)]));
+            let doc = format!("The arguments of [`{name_text}`](fn@{name_text}), by name.");
             (
                 quote!(#struct_name),
                 quote! {
                     #(#cfgs)*
                     #[doc = #doc]
                     #[derive(::capstan::__private::serde::Serialize, ::capstan::__private::serde::Deserialize)]
+                    #default
                     #[serde(crate = "::capstan::__private::serde", deny_unknown_fields)]
                     #[allow(missing_debug_implementations)]
                     #vis struct #struct_name {
@@ -205,7 +186,7 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
                 },
                 quote! {
                     let args: #struct_name = ::capstan::__private::decode_args(args, ::core::module_path!(), #name_text)?;
-                    #body_name(ctx, #(args.#idents),*)
+                    #name(ctx, #(args.#idents),*)
                 },
             )
         }
@@ -217,38 +198,27 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
     };
     let kind_tokens = kind.tokens();
     let marker_trait = kind.marker_trait();
-    let listed = quote_spanned! {name.span()=>
+    let call_doc = format!(
+        "[`{name_text}`](fn@{name_text}) as a type, for typed calls: `ctx.run_{}::<{name_text}>(&args)`.",
+        kind.attribute()
+    );
+    let checks = quote_spanned! {name.span()=>
         const _: () = {
             fn listed<F: ::capstan::__private::Listed>() {}
             let _ = listed::<#name>;
+            ::capstan::__private::in_a_module(::core::module_path!());
         };
     };
     Ok(quote! {
-        #(#cfgs)*
         #function
 
-        #(#docs)*
         #(#cfgs)*
+        #[doc = #call_doc]
         #[allow(non_camel_case_types)]
-        #[derive(Clone, Copy)]
-        #vis struct #name;
+        #[derive(Clone, Copy, Debug)]
+        #vis struct #name {}
 
         #args_struct
-
-        #(#cfgs)*
-        impl ::core::fmt::Debug for #name {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                f.write_str(#name_text)
-            }
-        }
-
-        #(#cfgs)*
-        impl ::core::ops::Deref for #name {
-            type Target = #pointer;
-            fn deref(&self) -> &Self::Target {
-                &(#body_name as #pointer)
-            }
-        }
 
         #(#cfgs)*
         impl ::capstan::Function for #name {
@@ -276,7 +246,7 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
         impl #marker_trait for #name {}
 
         #(#cfgs)*
-        #listed
+        #checks
     })
 }
 

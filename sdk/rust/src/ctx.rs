@@ -26,7 +26,7 @@ pub struct QueryCtx {
 /// Deterministic, like queries.
 #[derive(Debug)]
 pub struct MutationCtx {
-    _private: (),
+    query: QueryCtx,
 }
 
 /// The context of an action: no direct database access, but the real clock,
@@ -65,7 +65,17 @@ impl QueryCtx {
 impl MutationCtx {
     #[doc(hidden)]
     pub fn __new() -> Self {
-        MutationCtx { _private: () }
+        MutationCtx {
+            query: QueryCtx::__new(),
+        }
+    }
+
+    /// The mutation's reads as a query's context, to call a query's
+    /// function (or any helper that takes `&QueryCtx`) inside this
+    /// transaction: `list(ctx.as_query(), channel)`. Convex: a mutation's
+    /// `ctx.runQuery`.
+    pub fn as_query(&self) -> &QueryCtx {
+        &self.query
     }
 
     /// Who is calling.
@@ -123,8 +133,8 @@ impl ActionCtx {
     }
 
     /// Runs a query in its own transaction:
-    /// `ctx.run_query(messages::list, &messages::ListArgs { channel })`.
-    pub fn run_query<F: QueryFunction>(&mut self, _function: F, args: &F::Args) -> Result<F::Output>
+    /// `ctx.run_query::<messages::list>(&messages::ListArgs { channel })`.
+    pub fn run_query<F: QueryFunction>(&mut self, args: &F::Args) -> Result<F::Output>
     where
         F::Args: Serialize,
         F::Output: DeserializeOwned,
@@ -133,11 +143,7 @@ impl ActionCtx {
     }
 
     /// Runs a mutation in its own transaction, retried on conflict.
-    pub fn run_mutation<F: MutationFunction>(
-        &mut self,
-        _function: F,
-        args: &F::Args,
-    ) -> Result<F::Output>
+    pub fn run_mutation<F: MutationFunction>(&mut self, args: &F::Args) -> Result<F::Output>
     where
         F::Args: Serialize,
         F::Output: DeserializeOwned,
@@ -146,11 +152,7 @@ impl ActionCtx {
     }
 
     /// Runs an action.
-    pub fn run_action<F: ActionFunction>(
-        &mut self,
-        _function: F,
-        args: &F::Args,
-    ) -> Result<F::Output>
+    pub fn run_action<F: ActionFunction>(&mut self, args: &F::Args) -> Result<F::Output>
     where
         F::Args: Serialize,
         F::Output: DeserializeOwned,

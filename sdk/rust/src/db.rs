@@ -121,13 +121,28 @@ pub struct QueryBuilder<T> {
     documents: PhantomData<fn() -> T>,
 }
 
-/// Where a page of a paginated query starts and how long it is.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+/// Where a page of a paginated query starts and how long it is: Convex's
+/// `paginationOpts`, as `usePaginatedQuery` and the other clients send it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaginationOpts {
     pub num_items: u32,
+    /// Where the previous page ended; `None` starts at the beginning.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Where this page ends, when a client reads a page again as it was:
+    /// every document up to it, whatever `num_items` says.
+    #[serde(default)]
+    pub end_cursor: Option<String>,
+    /// The client's own name for the paginated query; not read here.
+    #[serde(default)]
+    pub id: Option<f64>,
+    /// Convex's read limits for one page; Capstan's transaction limits
+    /// apply instead.
+    #[serde(default)]
+    pub maximum_rows_read: Option<f64>,
+    #[serde(default)]
+    pub maximum_bytes_read: Option<f64>,
 }
 
 /// One page, in Convex's shape.
@@ -269,8 +284,11 @@ impl<T: DeserializeOwned> QueryBuilder<T> {
     pub fn paginate(self, options: &PaginationOpts) -> Result<PaginationResult<Doc<T>>> {
         let text = host::paginate(
             &self.encode()?,
-            options.cursor.as_deref(),
-            options.num_items,
+            &host::PageOptions {
+                cursor: options.cursor.clone(),
+                num_items: options.num_items,
+                end_cursor: options.end_cursor.clone(),
+            },
         )
         .map_err(Error::from_host)?;
         /// A page as the server sends it.

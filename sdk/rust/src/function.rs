@@ -40,18 +40,18 @@ pub(crate) fn path(module: &str, name: &str) -> String {
     format!("{}:{name}", module.replace("::", "/"))
 }
 
-/// A Capstan function. `#[capstan::query]` (and `mutation`, `action`) turn
-/// `fn name` into a unit struct `name` implementing this, which still
-/// calls like the function (`name(ctx, …)`) and names it in typed calls:
+/// A Capstan function. `#[capstan::query]` (and `mutation`, `action`) keep
+/// `fn name` as it is and add a type of the same name implementing this,
+/// which names the function in typed calls:
 ///
 /// ```ignore
-/// let archived = ctx.run_mutation(notes::archive, &notes::ArchiveArgs { notebook })?;
+/// let archived = ctx.run_mutation::<notes::archive>(&notes::ArchiveArgs { notebook })?;
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a Capstan function",
     note = "mark it `#[capstan::query]`, `#[capstan::mutation]` or `#[capstan::action]`"
 )]
-pub trait Function: Copy + 'static {
+pub trait Function: 'static {
     /// The arguments object: the function's arguments struct, the
     /// `<Name>Args` struct generated for named parameters, or `()` for a
     /// function without arguments.
@@ -66,7 +66,6 @@ pub trait Function: Copy + 'static {
 /// A `#[capstan::query]`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a query",
-    label = "expected a query here",
     note = "run mutations with `run_mutation` and actions with `run_action`"
 )]
 pub trait QueryFunction: Function {}
@@ -74,7 +73,6 @@ pub trait QueryFunction: Function {}
 /// A `#[capstan::mutation]`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a mutation",
-    label = "expected a mutation here",
     note = "run queries with `run_query` and actions with `run_action`"
 )]
 pub trait MutationFunction: Function {}
@@ -82,7 +80,6 @@ pub trait MutationFunction: Function {}
 /// A `#[capstan::action]`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an action",
-    label = "expected an action here",
     note = "run queries with `run_query` and mutations with `run_mutation`"
 )]
 pub trait ActionFunction: Function {}

@@ -47,7 +47,7 @@
 //! What Convex checks at run time, the compiler checks here: arguments
 //! have types (and unknown fields are refused when a call arrives), a
 //! function that is not listed in [`app!`] does not compile, nested calls
-//! name functions as values (`ctx.run_mutation(messages::send, &args)`),
+//! name functions as types (`ctx.run_mutation::<messages::send>(&args)`),
 //! so a query cannot be run as a mutation, and index ranges are checked
 //! against the index's fields.
 //!
@@ -134,6 +134,22 @@ pub mod __private {
         note = "add it to `functions: [...]` in `capstan::app!`: the server only knows the functions listed there"
     )]
     pub trait Listed {}
+
+    /// Stops the build of a function outside a module: Convex paths are
+    /// `module:function`, and JavaScript clients reach `api.module.name`.
+    pub const fn in_a_module(module_path: &str) {
+        let bytes = module_path.as_bytes();
+        let mut i = 0;
+        while i + 1 < bytes.len() {
+            if bytes[i] == b':' && bytes[i + 1] == b':' {
+                return;
+            }
+            i += 1;
+        }
+        panic!(
+            "a Capstan function lives in a module (`mod messages;`), not at the crate root: its path is `module:function`"
+        );
+    }
 
     fn parse_args(args: &str, module: &str, name: &str) -> Result<Value> {
         let value =

@@ -243,8 +243,8 @@ pub fn send_and_list(ctx: &mut ActionCtx, channel: String, body: String) -> caps
         body,
         note: None,
     };
-    let id = ctx.run_mutation(send, &message)?;
-    let listed = ctx.run_query(list, &ListArgs { channel })?;
+    let id = ctx.run_mutation::<send>(&message)?;
+    let listed = ctx.run_query::<list>(&ListArgs { channel })?;
     Ok(Sent {
         id,
         count: listed.len(),
@@ -258,5 +258,5 @@ pub fn action_clock(_ctx: &mut ActionCtx) -> capstan::Result<Clock> {
 
 #[capstan::action]
 pub fn call_secret(ctx: &mut ActionCtx) -> capstan::Result<String> {
-    ctx.run_query(secret, &())
+    ctx.run_query::<secret>(&())
 }

@@ -37,7 +37,7 @@ pub fn whoami_mutation(ctx: &mut MutationCtx) -> capstan::Result<Value> {
 #[capstan::action]
 pub fn whoami_action(ctx: &mut ActionCtx) -> capstan::Result<Value> {
     let own = describe(ctx.auth())?;
-    let nested = ctx.run_query(whoami, &())?;
+    let nested = ctx.run_query::<whoami>(&())?;
     Ok(json!({"own": own, "nested": nested}))
 }
 

@@ -179,19 +179,15 @@ impl db::Host for CallState {
         }))
     }
 
-    fn paginate(
-        &mut self,
-        query: String,
-        cursor: Option<String>,
-        num_items: u32,
-    ) -> HostResult<String> {
+    fn paginate(&mut self, query: String, options: db::PageOptions) -> HostResult<String> {
         let query: Query = match serde_json::from_str(&query) {
             Ok(query) => query,
             Err(e) => return Ok(Err(error(format!("invalid query: {e}")))),
         };
         let options = capstan_store::PaginationOptions {
-            cursor,
-            num_items: num_items as usize,
+            cursor: options.cursor,
+            num_items: options.num_items as usize,
+            end_cursor: options.end_cursor,
         };
         let result = match self.reader("paginate") {
             Ok(transaction) => transaction.paginate(&query, &options),

@@ -205,6 +205,7 @@ fn verify(store: &Store, acked: &BTreeMap<i64, Timestamp>) -> anyhow::Result<()>
         let page = tx.paginate(
             &query,
             &capstan_store::PaginationOptions {
+                end_cursor: None,
                 cursor,
                 num_items: 500,
             },

@@ -17,6 +17,7 @@ async fn collect_pages(
         let page = tx.paginate(
             query,
             &PaginationOptions {
+                end_cursor: None,
                 cursor: cursor.clone(),
                 num_items: page_size,
             },
@@ -120,6 +121,7 @@ async fn the_last_cursor_picks_up_documents_added_at_the_end() -> anyhow::Result
     let page = store.begin().paginate(
         &query,
         &PaginationOptions {
+            end_cursor: None,
             cursor: None,
             num_items: 10,
         },
@@ -130,6 +132,7 @@ async fn the_last_cursor_picks_up_documents_added_at_the_end() -> anyhow::Result
     let next = store.begin().paginate(
         &query,
         &PaginationOptions {
+            end_cursor: None,
             cursor: Some(page.continue_cursor),
             num_items: 10,
         },
@@ -155,6 +158,7 @@ async fn malformed_or_foreign_cursors_are_refused() -> anyhow::Result<()> {
     let page = tx.paginate(
         &Query::index("messages", "by_n"),
         &PaginationOptions {
+            end_cursor: None,
             cursor: None,
             num_items: 1,
         },
@@ -174,6 +178,7 @@ async fn malformed_or_foreign_cursors_are_refused() -> anyhow::Result<()> {
         let result = tx.paginate(
             &Query::index("messages", "by_n"),
             &PaginationOptions {
+                end_cursor: None,
                 cursor: Some(cursor.clone()),
                 num_items: 1,
             },
@@ -186,6 +191,7 @@ async fn malformed_or_foreign_cursors_are_refused() -> anyhow::Result<()> {
     let foreign = tx.paginate(
         &Query::index("messages", "by_channel"),
         &PaginationOptions {
+            end_cursor: None,
             cursor: Some(page.continue_cursor),
             num_items: 1,
         },
@@ -193,5 +199,71 @@ async fn malformed_or_foreign_cursors_are_refused() -> anyhow::Result<()> {
     assert!(
         matches!(foreign, Err(Error::InvalidCursor(reason)) if reason.contains("different query"))
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_page_read_again_to_its_end_cursor_holds_what_lies_between_its_cursors()
+-> anyhow::Result<()> {
+    let store = memory_store().await?;
+    for n in 0..10 {
+        insert(&store, "messages", serde_json::json!({"n": n * 10})).await?;
+    }
+    let ns = |page: &capstan_store::Page| -> Vec<f64> {
+        page.page
+            .iter()
+            .map(|d| match field(d, "n") {
+                capstan_protocol::Value::Float64(n) => *n,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    for (order, first_page, grown) in [
+        (Order::Asc, [0.0, 10.0, 20.0], vec![0.0, 5.0, 10.0, 20.0]),
+        (
+            Order::Desc,
+            [90.0, 80.0, 70.0],
+            vec![90.0, 80.0, 75.0, 70.0],
+        ),
+    ] {
+        let query = Query::index("messages", "by_n").order(order);
+        let options = |cursor: Option<String>, end_cursor: Option<String>| PaginationOptions {
+            cursor,
+            num_items: 3,
+            end_cursor,
+        };
+        let first = store.begin().paginate(&query, &options(None, None))?;
+        assert_eq!(ns(&first), first_page);
+        // Documents land inside the first page; read again to its end
+        // cursor, it holds them, however many, and ends where it ended.
+        let inside = if order == Order::Asc { 5 } else { 75 };
+        insert(&store, "messages", serde_json::json!({"n": inside})).await?;
+        let again = store
+            .begin()
+            .paginate(&query, &options(None, Some(first.continue_cursor.clone())))?;
+        assert_eq!(ns(&again), grown, "{order:?}");
+        assert_eq!(again.continue_cursor, first.continue_cursor);
+        assert!(!again.is_done);
+        // The page after it, read to the end of the range, is done.
+        let rest = store
+            .begin()
+            .paginate(&query, &options(Some(first.continue_cursor.clone()), None))?;
+        let rest_again = store.begin().paginate(
+            &query,
+            &options(
+                Some(first.continue_cursor),
+                Some(rest.continue_cursor.clone()),
+            ),
+        )?;
+        assert_eq!(ns(&rest_again), ns(&rest));
+        // A cursor of another query is refused.
+        let other = Query::index("messages", "by_channel");
+        assert!(matches!(
+            store
+                .begin()
+                .paginate(&other, &options(None, Some(rest.continue_cursor))),
+            Err(Error::InvalidCursor(_))
+        ));
+    }
     Ok(())
 }

@@ -126,6 +126,12 @@ async fn a_range_on_a_missing_field_finds_the_documents_without_it() -> anyhow::
     assert_eq!(channels(&missing, &mut tx)?, [Value::from("b")]);
     let null = Query::index("messages", "by_n").eq("n", Value::Null);
     assert_eq!(channels(&null, &mut tx)?, [Value::from("c")]);
+    // `"value": null` on the wire is null, not missing.
+    let null: Query = serde_json::from_value(serde_json::json!({
+        "table": "messages",
+        "source": {"index": {"name": "by_n", "range": [{"field": "n", "op": "eq", "value": null}]}},
+    }))?;
+    assert_eq!(channels(&null, &mut tx)?, [Value::from("c")]);
     // Missing sorts before every value.
     let present: Query = serde_json::from_value(serde_json::json!({
         "table": "messages",
