@@ -23,7 +23,11 @@ pub enum Tagging {
 
 #[derive(Clone, Debug, Default)]
 pub struct Container {
+    /// The container's own name as written (`rename`), for a struct's tag.
+    pub rename: Option<String>,
     pub rename_all: Rule,
+    /// `rename_all_fields`: the rule for the fields of struct variants.
+    pub rename_all_fields: Rule,
     pub tag: Option<String>,
     pub content: Option<String>,
     pub untagged: bool,
@@ -39,6 +43,14 @@ impl Container {
             attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("rename_all") {
                     container.rename_all = rename_rule(&meta)?;
+                } else if meta.path.is_ident("rename_all_fields") {
+                    container.rename_all_fields = rename_rule(&meta)?;
+                } else if meta.path.is_ident("rename") {
+                    container.rename = serialize_name(&meta)?;
+                } else if meta.path.is_ident("into") || meta.path.is_ident("remote") {
+                    return Err(meta.error(
+                        "a type written as another (`into`, `remote`) has no validator of its own here; derive `Validated` for the type it is written as, or store it as `capstan::Value`",
+                    ));
                 } else if meta.path.is_ident("tag") {
                     container.tag = Some(meta.value()?.parse::<LitStr>()?.value());
                 } else if meta.path.is_ident("content") {

@@ -106,7 +106,13 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
                             "this field is never stored (`#[serde(skip)]`), so it cannot be indexed",
                         ));
                     }
-                    if attrs.flatten || attrs.custom {
+                    if attrs.flatten {
+                        return Err(syn::Error::new_spanned(
+                            ident,
+                            "this field's fields are stored in the document itself (`#[serde(flatten)]`); index them by name, as \"field\"",
+                        ));
+                    }
+                    if attrs.custom {
                         types.push(quote!(::capstan::AnyValue));
                     } else {
                         let ty = &field.ty;

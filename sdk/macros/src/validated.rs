@@ -6,6 +6,7 @@ use quote::quote;
 use syn::ext::IdentExt;
 use syn::{Data, DeriveInput, Fields, Type};
 
+use crate::case::Rule;
 use crate::serde_attrs::{Container, Field, Tagging, Variant};
 
 pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
@@ -15,6 +16,15 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
 
 /// `impl Validated for #input`, each type parameter bounded by it too.
 pub fn implementation(input: &DeriveInput, validator: &TokenStream) -> TokenStream {
+    // A newtype or transparent wrapper is a field as its inner type is
+    // (an `Option` inside makes it optional).
+    let field_validator = wrapped(input).ok().flatten().map(|inner| {
+        quote! {
+            fn field_validator() -> ::capstan::v::Validator {
+                <#inner as ::capstan::Validated>::field_validator()
+            }
+        }
+    });
     let name = &input.ident;
     let mut generics = input.generics.clone();
     for parameter in generics.type_params_mut() {
@@ -28,7 +38,34 @@ pub fn implementation(input: &DeriveInput, validator: &TokenStream) -> TokenStre
             fn validator() -> ::capstan::v::Validator {
                 #validator
             }
+            #field_validator
         }
+    }
+}
+
+/// The one field a newtype (`struct Id(String)`) or `#[serde(transparent)]`
+/// struct is written as.
+fn wrapped(input: &DeriveInput) -> syn::Result<Option<&Type>> {
+    let Data::Struct(data) = &input.data else {
+        return Ok(None);
+    };
+    let container = Container::parse(&input.attrs)?;
+    let mut stored = Vec::new();
+    for field in &data.fields {
+        if !Field::parse(&field.attrs)?.skip {
+            stored.push(&field.ty);
+        }
+    }
+    let newtype = matches!(&data.fields, Fields::Unnamed(unnamed) if unnamed.unnamed.len() == 1);
+    if !(container.transparent || newtype) {
+        return Ok(None);
+    }
+    match stored.as_slice() {
+        [only] => Ok(Some(only)),
+        _ => Err(syn::Error::new_spanned(
+            &input.ident,
+            "a transparent struct is written as its one field",
+        )),
     }
 }
 
@@ -37,17 +74,25 @@ pub fn validator(input: &DeriveInput) -> syn::Result<TokenStream> {
     let container = Container::parse(&input.attrs)?;
     match &input.data {
         Data::Struct(data) => {
-            if container.transparent {
-                let field = data
-                    .fields
-                    .iter()
-                    .find(|f| Field::parse(&f.attrs).is_ok_and(|a| !a.skip))
-                    .ok_or_else(|| {
-                        syn::Error::new_spanned(&input.ident, "a transparent struct needs a field")
-                    })?;
-                return Ok(of_type(&field.ty));
+            if let Some(inner) = wrapped(input)? {
+                return Ok(of_type(inner));
             }
-            fields(&data.fields, &container)
+            let object = fields(&data.fields, &container)?;
+            // `#[serde(tag = "…")]` on a struct writes its name beside its
+            // fields.
+            Ok(match &container.tag {
+                Some(tag) => {
+                    let name = container
+                        .rename
+                        .clone()
+                        .unwrap_or_else(|| input.ident.unraw().to_string());
+                    quote!(::capstan::v::__flatten(
+                        ::capstan::v::object([(#tag, ::capstan::v::literal(#name))]),
+                        #object,
+                    ))
+                }
+                None => object,
+            })
         }
         Data::Enum(data) => {
             let tagging = container.tagging();
@@ -63,7 +108,10 @@ pub fn validator(input: &DeriveInput) -> syn::Result<TokenStream> {
                         .variant(&variant.ident.unraw().to_string())
                 });
                 let own = Container {
-                    rename_all: attrs.rename_all,
+                    rename_all: match attrs.rename_all {
+                        Rule::None => container.rename_all_fields,
+                        rule => rule,
+                    },
                     ..Container::default()
                 };
                 let content = match &variant.fields {

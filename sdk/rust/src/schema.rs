@@ -34,6 +34,9 @@ use crate::table::Table;
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Schema {
     tables: serde_json::Map<String, serde_json::Value>,
+    /// Tables described twice: a deploy of the schema is refused.
+    #[serde(skip)]
+    twice: Vec<String>,
 }
 
 /// A table's indexes and document validator.
@@ -63,12 +66,19 @@ impl Schema {
     /// A table described by hand.
     pub fn table_named(mut self, name: &str, table: TableDef) -> Self {
         let value = serde_json::to_value(table).unwrap_or_default();
-        self.tables.insert(name.to_owned(), value);
+        if self.tables.insert(name.to_owned(), value).is_some() {
+            self.twice.push(name.to_owned());
+        }
         self
     }
 
+    /// The schema as the server reads it; a table described twice makes
+    /// the deploy fail, naming it.
     #[doc(hidden)]
     pub fn to_json(&self) -> String {
+        if let Some(name) = self.twice.first() {
+            panic!("the schema describes table {name:?} twice");
+        }
         serde_json::json!({ "tables": self.tables }).to_string()
     }
 }

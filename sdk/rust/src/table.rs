@@ -36,6 +36,10 @@ use crate::values::to_value;
 /// …])` for each index, fields named as in Rust (their serde names are
 /// stored) or, for a path into a nested object, as a string
 /// (`"author.name"`).
+///
+/// The patch has a setter for every field serde writes by itself; fields
+/// written by code of their own (`#[serde(with = …)]`) or flattened into
+/// the document are patched with a JSON object (`capstan::json!`).
 pub trait Table: Serialize + DeserializeOwned + Validated {
     /// The table's name.
     const NAME: &'static str;

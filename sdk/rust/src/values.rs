@@ -32,6 +32,13 @@
 //!
 //! A [`Value`], or a struct holding one, survives every trip unchanged:
 //! int64, bytes, NaN, −0 and ±∞ included.
+//!
+//! One limit comes from serde itself: inside `#[serde(flatten)]` fields
+//! and internally tagged or untagged enums, serde reads the content into a
+//! buffer of its own first, which has no int64 or bytes. There an
+//! [`Int64`] arrives as a number (and is refused), bytes as a list of
+//! numbers, and unknown fields are not refused. Keep int64, bytes and
+//! [`Value`] fields in plain structs and externally tagged enums.
 
 use capstan_protocol::Value;
 use serde::Serialize;
@@ -49,6 +56,22 @@ pub use special::{Bytes, Int64};
 
 /// The largest integer a float64 holds exactly.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
+
+/// Offers a float64 to `visitor` as both reading routes do: an integral
+/// one within ±2^53 as an integer (clients send every number as a
+/// float64), any other as a float; −0 stays a float, to read back as −0.
+fn offer_f64<'de, V: serde::de::Visitor<'de>, E: serde::de::Error>(
+    x: f64,
+    visitor: V,
+) -> std::result::Result<V::Value, E> {
+    if x.fract() != 0.0 || x.abs() > MAX_SAFE_INTEGER || (x == 0.0 && x.is_sign_negative()) {
+        visitor.visit_f64(x)
+    } else if x >= 0.0 {
+        visitor.visit_u64(x as u64)
+    } else {
+        visitor.visit_i64(x as i64)
+    }
+}
 
 /// A Rust value as a Convex value.
 ///

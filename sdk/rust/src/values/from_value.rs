@@ -13,7 +13,6 @@ use capstan_protocol::Value;
 use capstan_protocol::json::VALUE_TOKEN;
 use serde::de::{self, IntoDeserializer, Visitor};
 
-use super::MAX_SAFE_INTEGER;
 use super::key::Key;
 use super::to_value::{Failure, Result};
 
@@ -70,14 +69,7 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
                 Ok(u) => visitor.visit_u64(u),
                 Err(_) => visitor.visit_i64(*i),
             },
-            Value::Float64(x) if x.fract() == 0.0 && x.abs() <= MAX_SAFE_INTEGER => {
-                if *x >= 0.0 {
-                    visitor.visit_u64(*x as u64)
-                } else {
-                    visitor.visit_i64(*x as i64)
-                }
-            }
-            Value::Float64(x) => visitor.visit_f64(*x),
+            Value::Float64(x) => super::offer_f64(*x, visitor),
             Value::Boolean(b) => visitor.visit_bool(*b),
             Value::String(s) => visitor.visit_borrowed_str(s),
             Value::Bytes(bytes) => {

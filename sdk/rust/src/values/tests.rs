@@ -182,6 +182,32 @@ fn none_is_left_out_of_objects_and_null_in_arrays() {
         ]))
     );
     assert_eq!(to_value(&None::<u8>).unwrap(), Value::Null);
+
+    // `Option<Option<T>>`: `Some(None)` is a null that is there.
+    #[derive(Serialize)]
+    struct Nullable {
+        explicit: Option<Option<u8>>,
+        absent: Option<Option<u8>>,
+    }
+    let value = to_value(&Nullable {
+        explicit: Some(None),
+        absent: None,
+    })
+    .unwrap();
+    assert_eq!(
+        value,
+        Value::Object(Object::from([("explicit".into(), Value::Null)]))
+    );
+}
+
+#[test]
+fn negative_zero_reads_back_as_negative_zero() {
+    let value = Value::Float64(-0.0);
+    let (text, tree) = both_routes::<f64>(&value);
+    assert!(text.unwrap().is_sign_negative() && tree.unwrap().is_sign_negative());
+    let (text, tree) = both_routes::<Value>(&value);
+    assert!(matches!(text.unwrap(), Value::Float64(x) if x.is_sign_negative()));
+    assert!(matches!(tree.unwrap(), Value::Float64(x) if x.is_sign_negative()));
 }
 
 #[test]

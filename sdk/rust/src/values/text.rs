@@ -19,25 +19,11 @@ use base64::engine::general_purpose::STANDARD;
 use capstan_protocol::json::VALUE_TOKEN;
 use serde::de::{self, DeserializeSeed, Visitor};
 
-use super::MAX_SAFE_INTEGER;
 use super::key::Key;
+use super::offer_f64;
 
 /// A Convex JSON reading of `D`, a deserializer of plain JSON.
 pub struct Convex<D>(pub D);
-
-/// Offers a float64 as [`super::direct`] does: integral ones within ±2^53
-/// as integers.
-fn offer_f64<'de, V: Visitor<'de>, E: de::Error>(x: f64, visitor: V) -> Result<V::Value, E> {
-    if x.fract() == 0.0 && x.abs() <= MAX_SAFE_INTEGER {
-        if x >= 0.0 {
-            visitor.visit_u64(x as u64)
-        } else {
-            visitor.visit_i64(x as i64)
-        }
-    } else {
-        visitor.visit_f64(x)
-    }
-}
 
 fn eight_bytes<E: de::Error>(tag: &str, text: &str) -> Result<[u8; 8], E> {
     let bytes = STANDARD

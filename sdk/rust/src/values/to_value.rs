@@ -139,7 +139,8 @@ impl ser::Serializer for Serializer {
         Ok(None)
     }
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Option<Value>> {
-        value.serialize(self)
+        // `Some(None)` (of an `Option<Option<T>>`) is a `null` that is there.
+        present(value).map(Some)
     }
     fn serialize_unit(self) -> Result<Option<Value>> {
         Ok(Some(Value::Null))

@@ -109,6 +109,29 @@ enum Shape {
     Square { side: f64 },
 }
 
+/// A struct written with its name as a tag, as serde's `tag` does.
+#[derive(Serialize, Deserialize, Validated)]
+#[serde(tag = "type", rename = "point")]
+struct Point {
+    x: f64,
+}
+
+/// Struct variants whose fields are renamed by `rename_all_fields`.
+#[derive(Serialize, Deserialize, Validated)]
+#[serde(rename_all_fields = "camelCase")]
+enum Event {
+    Moved { new_place: String },
+}
+
+/// A wrapper of an optional value is an optional field.
+#[derive(Serialize, Deserialize, Validated)]
+struct Nickname(Option<String>);
+
+#[derive(Serialize, Deserialize, Validated)]
+struct Person {
+    nickname: Nickname,
+}
+
 capstan::app! {
     tables: [messages::Message],
     functions: [messages::{list, by_author, clear, post, digest, nothing}],
@@ -134,6 +157,14 @@ fn main() {
     assert_eq!(fields["body"]["optional"], true);
     assert_eq!(fields["meta"]["fieldType"]["value"]["count"]["fieldType"]["type"], "int64");
     assert!(fields.get("cached").is_none());
+
+    let point = Point::validator().to_json();
+    assert_eq!(point["value"]["type"]["fieldType"]["value"], "point");
+    assert_eq!(point["value"]["x"]["fieldType"]["type"], "float64");
+    let event = Event::validator().to_json();
+    assert!(event["value"]["Moved"]["fieldType"]["value"]["newPlace"].is_object(), "{event}");
+    let person = Person::validator().to_json();
+    assert_eq!(person["value"]["nickname"]["optional"], true, "{person}");
 
     let shape = Shape::validator().to_json();
     assert_eq!(shape["type"], "union");
