@@ -159,6 +159,26 @@ impl AuthConfig {
             .map_err(AuthError::InvalidConfig)
     }
 
+    /// What a valid config allows that its author may not mean: a custom
+    /// JWT provider without `applicationID` accepts its issuer's tokens
+    /// for any audience, those meant for other apps included.
+    pub fn warnings(&self) -> Vec<String> {
+        self.providers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.kind.as_deref() == Some("customJwt")
+                    && p.application_id.as_deref().is_none_or(str::is_empty)
+            })
+            .map(|(index, p)| {
+                format!(
+                    "auth provider {index} ({}) has no \"applicationID\": tokens of that issuer are accepted whatever their audience",
+                    p.issuer.as_deref().unwrap_or("?")
+                )
+            })
+            .collect()
+    }
+
     pub(crate) fn providers(&self) -> Result<Vec<Provider>, String> {
         self.providers
             .iter()
@@ -246,6 +266,13 @@ impl ProviderConfig {
                                 "\"jwks\" must be an https:, http: or data: URL, or a JWKS object; got {url:?}"
                             ));
                         }
+                        if let Some(rest) = url.strip_prefix("http://")
+                            && !is_loopback(authority(rest))
+                        {
+                            return Err(format!(
+                                "\"jwks\" {url:?} is plain http: keys must come over https (http is for loopback only)"
+                            ));
+                        }
                         JwksSource::Url(url.clone())
                     }
                     Some(value @ serde_json::Value::Object(_)) => {
@@ -299,7 +326,31 @@ pub(crate) fn normalize_issuer(text: &str) -> Result<String, String> {
     if host.is_empty() || host.contains(char::is_whitespace) {
         return Err(format!("the issuer {text:?} has no host"));
     }
+    if scheme == "http" && !is_loopback(host) {
+        return Err(format!(
+            "the issuer {text:?} is plain http: its keys could be replaced on the way; use https (http is for loopback only)"
+        ));
+    }
     Ok(with_scheme.trim_end_matches('/').to_owned())
+}
+
+/// The `host[:port]` of what follows a URL's `scheme://`.
+fn authority(rest: &str) -> &str {
+    rest.split(['/', '?', '#']).next().unwrap_or("")
+}
+
+/// Whether `authority` (`host[:port]`) names this machine.
+pub(crate) fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -16,6 +16,19 @@ use crate::verify::VerifierOptions;
 
 /// Largest discovery document or JWKS read.
 const MAX_DOCUMENT: usize = 1 << 20;
+/// The smallest RSA modulus accepted (NIST's floor since 2013).
+const MIN_RSA_BITS: usize = 2048;
+
+/// The bit length of a JWK's base64url modulus.
+fn rsa_modulus_bits(n: &str) -> Option<usize> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(n.trim_end_matches('='))
+        .ok()?;
+    let first = bytes.iter().position(|b| *b != 0)?;
+    Some((bytes.len() - first) * 8 - bytes[first].leading_zeros() as usize)
+}
+
 /// The longest a response's `stale-if-error` keeps keys in use.
 const MAX_STALE_IF_ERROR: Duration = Duration::from_secs(7 * 86_400);
 
@@ -74,6 +87,16 @@ impl KeySet {
                     format!("key {index} ({} key) has no {name:?}", algorithm.key_type())
                 })
             };
+            if algorithm == Algorithm::Rs256 {
+                let bits = rsa_modulus_bits(field("n")?).ok_or_else(|| {
+                    format!("key {index} (RSA key) has an \"n\" that is not base64url")
+                })?;
+                if bits < MIN_RSA_BITS {
+                    return Err(format!(
+                        "key {index} is a {bits}-bit RSA key: RSA keys must have at least {MIN_RSA_BITS} bits"
+                    ));
+                }
+            }
             let decoding = match algorithm {
                 Algorithm::Rs256 => DecodingKey::from_rsa_components(field("n")?, field("e")?),
                 Algorithm::Es256 => DecodingKey::from_ec_components(field("x")?, field("y")?),
@@ -269,12 +292,17 @@ impl RemoteKeys {
         // An OIDC issuer may narrow the algorithms to those it says it
         // signs ID tokens with.
         let mut algorithms = self.algorithms.clone();
+        // A data: JWKS in a discovery document lasts as long as the
+        // document does: when the document changes, so may the keys.
+        let mut discovery_policy = None;
         let jwks_url = match &self.location {
             Location::Jwks { url } => url.clone(),
             Location::Discovery { issuer } => {
                 let target = format!("{issuer}/.well-known/openid-configuration");
                 let url = shown(&target);
-                let (document, _) = get_json(http, &target, &["application/json"], options).await?;
+                let (document, policy) =
+                    get_json(http, &target, &["application/json"], options).await?;
+                discovery_policy = Some(policy);
                 let found = document
                     .get("issuer")
                     .and_then(|v| v.as_str())
@@ -298,7 +326,7 @@ impl RemoteKeys {
         if let Some(inline) = jwks_url.strip_prefix("data:") {
             let jwks = decode_data_url(inline)?;
             let keys = KeySet::parse(&jwks, &algorithms)?;
-            return Ok((keys, CachePolicy::forever()));
+            return Ok((keys, discovery_policy.unwrap_or_else(CachePolicy::forever)));
         }
         let (jwks, policy) = get_json(
             http,

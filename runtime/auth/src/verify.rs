@@ -79,6 +79,19 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
+/// Why a redirect from `previous` (the URLs so far) to `next` is not
+/// followed: keys asked for over https stay on https, as a redirect to plain
+/// http would let anyone on the way replace them; and at most 3 redirects.
+fn redirect_refusal(previous: &[reqwest::Url], next: &reqwest::Url) -> Option<&'static str> {
+    if next.scheme() != "https" && previous.iter().any(|url| url.scheme() == "https") {
+        Some("a redirect from https to plain http was refused")
+    } else if previous.len() > 3 {
+        Some("more than 3 redirects")
+    } else {
+        None
+    }
+}
+
 impl Verifier {
     pub fn new(
         config: &AuthConfig,
@@ -119,7 +132,12 @@ impl Verifier {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(options.fetch_timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(reqwest::redirect::Policy::custom(
+                |attempt| match redirect_refusal(attempt.previous(), attempt.url()) {
+                    Some(reason) => attempt.error(reason),
+                    None => attempt.follow(),
+                },
+            ))
             .build()
             .map_err(|e| {
                 AuthError::InvalidConfig(format!(
@@ -392,5 +410,23 @@ fn time_claim(claims: &Map<String, Value>, name: &'static str) -> Result<Option<
             claim: name,
             reason: "it must be a number of seconds".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_refusal;
+
+    #[test]
+    fn redirects_never_leave_https_and_are_few() {
+        let url = |text: &str| reqwest::Url::parse(text).expect("a URL");
+        let https = url("https://issuer.example.com/jwks");
+        let http = url("http://issuer.example.com/jwks");
+        assert!(redirect_refusal(std::slice::from_ref(&https), &http).is_some());
+        assert!(redirect_refusal(std::slice::from_ref(&https), &https).is_none());
+        assert!(redirect_refusal(std::slice::from_ref(&http), &http).is_none());
+        assert!(redirect_refusal(&[http.clone(), https.clone()], &http).is_some());
+        let many = vec![https.clone(); 4];
+        assert!(redirect_refusal(&many, &https).is_some());
     }
 }

@@ -135,6 +135,8 @@ struct Issuer {
     algorithms: Arc<Mutex<Vec<&'static str>>>,
     jwks_requests: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
+    /// Discovery names the keys inline, as a `data:` URL.
+    inline_keys: Arc<AtomicBool>,
 }
 
 async fn issuer(cache_control: &'static str) -> Issuer {
@@ -146,6 +148,7 @@ async fn issuer(cache_control: &'static str) -> Issuer {
         algorithms: Arc::new(Mutex::new(vec!["RS256", "ES256", "EdDSA"])),
         jwks_requests: Arc::default(),
         down: Arc::default(),
+        inline_keys: Arc::default(),
     };
     let discovery = {
         let issuer = issuer.clone();
@@ -153,11 +156,25 @@ async fn issuer(cache_control: &'static str) -> Issuer {
             if issuer.down.load(Ordering::SeqCst) {
                 return Err(StatusCode::SERVICE_UNAVAILABLE);
             }
-            Ok(axum::Json(json!({
-                "issuer": issuer.url,
-                "jwks_uri": format!("{}/jwks", issuer.url),
-                "id_token_signing_alg_values_supported": *issuer.algorithms.lock().unwrap(),
-            })))
+            let jwks_uri = if issuer.inline_keys.load(Ordering::SeqCst) {
+                let keys = json!({"keys": *issuer.keys.lock().unwrap()});
+                format!(
+                    "data:application/json;base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(keys.to_string())
+                )
+            } else {
+                format!("{}/jwks", issuer.url)
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CACHE_CONTROL, cache_control.parse().unwrap());
+            Ok((
+                headers,
+                axum::Json(json!({
+                    "issuer": issuer.url,
+                    "jwks_uri": jwks_uri,
+                    "id_token_signing_alg_values_supported": *issuer.algorithms.lock().unwrap(),
+                })),
+            ))
         }
     };
     let jwks = {
@@ -546,4 +563,85 @@ async fn an_issuer_narrows_the_algorithms_in_its_discovery_document() {
         matches!(error, AuthError::NoMatchingKey { .. }),
         "{error:?}"
     );
+}
+
+/// Keys a discovery document names inline (a `data:` URL) last as long as
+/// the document: a key the issuer drops stops verifying once the document
+/// is fetched again.
+#[tokio::test]
+async fn inline_keys_from_discovery_are_refetched_with_the_document() {
+    let issuer = issuer("max-age=60").await;
+    issuer.inline_keys.store(true, Ordering::SeqCst);
+    let revoked = Signer::rsa(Some("revoked"));
+    let kept = Signer::ec(Some("kept"));
+    *issuer.keys.lock().unwrap() = vec![revoked.jwk.clone(), kept.jwk.clone()];
+    let hand = ManualClock::new();
+    let verifier = verifier_with(
+        json!({"providers": [{"domain": issuer.url, "applicationID": "app"}]}),
+        VerifierOptions::default(),
+        hand.clock(),
+    );
+    let token = |s: &Signer| s.sign(&claims(&issuer.url, "app"));
+    verifier.verify(&token(&revoked)).await.unwrap();
+
+    *issuer.keys.lock().unwrap() = vec![kept.jwk.clone()];
+    hand.advance(Duration::from_secs(2 * 3600));
+    verifier.verify(&token(&kept)).await.unwrap();
+    let error = verifier.verify(&token(&revoked)).await.unwrap_err();
+    assert!(
+        matches!(error, AuthError::NoMatchingKey { .. }),
+        "{error:?}"
+    );
+}
+
+/// Keys and issuers that cannot be trusted are refused at deploy: RSA
+/// keys under 2048 bits, plain-http issuers and key URLs off loopback.
+#[test]
+fn weak_keys_and_plain_http_off_loopback_are_refused() {
+    use rsa::traits::PublicKeyParts;
+    let small = rsa::RsaPrivateKey::new(&mut rand_core(), 1024).unwrap();
+    let public = small.to_public_key();
+    let weak = json!({"keys": [{
+        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": "weak",
+        "n": b64(&public.n().to_bytes_be()), "e": b64(&public.e().to_bytes_be()),
+    }]});
+    let refused = |config: Value| {
+        let config: AuthConfig = serde_json::from_value(config).unwrap();
+        match config.validate() {
+            Err(AuthError::InvalidConfig(reason)) => reason,
+            other => panic!("not refused: {other:?}"),
+        }
+    };
+    let reason = refused(json!({"providers": [{"type": "customJwt",
+        "issuer": "https://issuer.example.com", "applicationID": "app",
+        "jwks": weak, "algorithm": "RS256"}]}));
+    assert!(reason.contains("1024-bit"), "{reason}");
+    let reason = refused(json!({"providers": [
+        {"domain": "http://auth.example.com", "applicationID": "app"}]}));
+    assert!(reason.contains("plain http"), "{reason}");
+    let reason = refused(json!({"providers": [{"type": "customJwt",
+        "issuer": "https://issuer.example.com", "applicationID": "app",
+        "jwks": "http://issuer.example.com/jwks", "algorithm": "ES256"}]}));
+    assert!(reason.contains("plain http"), "{reason}");
+    // Loopback may be plain http, as in development.
+    for issuer in [
+        "http://127.0.0.1:8080",
+        "http://localhost:3000",
+        "http://[::1]:9000",
+    ] {
+        let config: AuthConfig = serde_json::from_value(
+            json!({"providers": [{"domain": issuer, "applicationID": "app"}]}),
+        )
+        .unwrap();
+        config.validate().unwrap();
+    }
+    // A custom JWT provider without an audience is allowed, and said.
+    let config: AuthConfig = serde_json::from_value(json!({"providers": [{"type": "customJwt",
+        "issuer": "https://issuer.example.com", "jwks": "https://issuer.example.com/jwks",
+        "algorithm": "ES256"}]}))
+    .unwrap();
+    config.validate().unwrap();
+    let warnings = config.warnings();
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("applicationID"), "{warnings:?}");
 }

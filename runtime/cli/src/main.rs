@@ -91,8 +91,18 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Print the admin key of the server whose data is in --data-dir, or
-    /// manage service keys (`capstan keys service create|list|revoke`).
+    /// The newest admin actions (deploys, variables, keys), with their
+    /// time, source address and outcome.
+    Audit {
+        /// How many, newest last.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the admin key of the server whose data is in --data-dir,
+    /// rotate it (`capstan keys rotate`), or manage service keys
+    /// (`capstan keys service create|list|revoke`).
     Keys {
         #[arg(long, default_value = DEV_DATA)]
         data_dir: PathBuf,
@@ -103,6 +113,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
+    /// Replace the admin key: through the running server at --url, or,
+    /// with --offline, in --data-dir of a stopped one. The new key is
+    /// printed; the old one stops working.
+    Rotate {
+        #[arg(long)]
+        offline: bool,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Named keys with which servers call functions, internal ones included,
     /// as `Authorization: Bearer <key>`; functions see a service identity.
     Service {
@@ -116,7 +135,12 @@ enum KeysCommand {
 #[derive(Subcommand)]
 enum ServiceCommand {
     /// Create a key. It is printed once; the server keeps only its digest.
-    Create { name: String },
+    Create {
+        name: String,
+        /// Make it stop working after this many seconds.
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
     /// The keys' names and creation times.
     List,
     /// Revoke a key: calls with it fail from now on.
@@ -229,16 +253,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let remote = Remote::new(&target.url, admin_key(target.admin_key)?);
             match command {
-                ServiceCommand::Create { name } => {
-                    let key = remote.create_service_key(&name).await?;
+                ServiceCommand::Create { name, expires_in } => {
+                    let key = remote.create_service_key(&name, expires_in).await?;
                     println!("{key}");
                     eprintln!("service key {name:?} created; it is not shown again");
                     Ok(())
                 }
                 ServiceCommand::List => {
                     for key in remote.service_keys().await? {
+                        let expires = match key["expiresAt"].as_u64() {
+                            Some(at) => format!("\texpires {at}"),
+                            None => String::new(),
+                        };
                         println!(
-                            "{}\tcreated {}",
+                            "{}\tcreated {}{expires}",
                             key["name"].as_str().unwrap_or("?"),
                             key["createdAt"]
                         );
@@ -247,6 +275,35 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 }
                 ServiceCommand::Revoke { name } => remote.revoke_service_key(&name).await,
             }
+        }
+        Command::Keys {
+            data_dir,
+            command: Some(KeysCommand::Rotate { offline, target }),
+        } => {
+            let key = if offline {
+                AdminKey::rotate_in(&data_dir).map_err(anyhow::Error::msg)?
+            } else {
+                Remote::new(&target.url, admin_key(target.admin_key)?)
+                    .rotate_admin_key()
+                    .await?
+            };
+            println!("{key}");
+            eprintln!("admin key rotated; the old one no longer works");
+            Ok(())
+        }
+        Command::Audit { limit, target } => {
+            let remote = Remote::new(&target.url, admin_key(target.admin_key)?);
+            for entry in remote.audit(limit).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    entry["timeMs"],
+                    entry["action"].as_str().unwrap_or("?"),
+                    entry["target"].as_str().unwrap_or("-"),
+                    entry["source"].as_str().unwrap_or("?"),
+                    entry["outcome"].as_str().unwrap_or("?"),
+                );
+            }
+            Ok(())
         }
         Command::Keys {
             data_dir,
@@ -269,7 +326,7 @@ fn admin_key(explicit: Option<String>) -> anyhow::Result<String> {
         return Ok(key);
     }
     match AdminKey::read(Path::new(DEV_DATA)) {
-        Some(key) => Ok(key.expose().to_owned()),
+        Some(key) => Ok(key.expose()),
         None => bail!(
             "no admin key: pass --admin-key, set CAPSTAN_ADMIN_KEY, or run from the directory of `capstan dev`"
         ),
@@ -287,13 +344,18 @@ fn dev_config(dir: &Path) -> anyhow::Result<AppConfig> {
 }
 
 fn describe_deploy(summary: &serde_json::Value) -> String {
-    format!(
+    let mut text = format!(
         "deployed {} ({} functions; {} compiled, {} from cache)",
         summary["deployment"].as_str().unwrap_or("?"),
         summary["functions"],
         summary["compiled"],
         summary["loadedFromCache"]
-    )
+    );
+    for warning in summary["warnings"].as_array().into_iter().flatten() {
+        text.push_str("\nwarning: ");
+        text.push_str(warning.as_str().unwrap_or_default());
+    }
+    text
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {
@@ -336,7 +398,10 @@ async fn dev(dir: &Path, port: u16) -> anyhow::Result<()> {
     eprintln!("building {} …", dir.display());
     let component = build::build(&dir, build::Profile::Debug)?;
     let listen: SocketAddr = ([127, 0, 0, 1], port).into();
-    let server = Server::start(ServerConfig::new(dir.join(DEV_DATA), listen)).await?;
+    let mut config = ServerConfig::new(dir.join(DEV_DATA), listen);
+    // A developer reads what their functions log where they call them.
+    config.logs_to_clients = true;
+    let server = Server::start(config).await?;
     let summary = server
         .app
         .deploy(vec![component], dev_config(&dir)?)

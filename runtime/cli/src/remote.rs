@@ -15,6 +15,11 @@ pub struct Remote {
 
 impl Remote {
     pub fn new(url: &str, admin_key: String) -> Self {
+        if !is_private(url) {
+            eprintln!(
+                "warning: sending the admin key over plain http to {url}: anyone on the way can read it; use https"
+            );
+        }
         Remote {
             url: url.trim_end_matches('/').to_owned(),
             admin_key,
@@ -125,13 +130,19 @@ impl Remote {
         Self::check(response).await.map(|_| ())
     }
 
-    /// Creates a service key and returns it (the server keeps only its digest).
-    pub async fn create_service_key(&self, name: &str) -> anyhow::Result<String> {
+    /// Creates a service key, failing after `expires_in_seconds` if given,
+    /// and returns it (the server keeps only its digest).
+    pub async fn create_service_key(
+        &self,
+        name: &str,
+        expires_in_seconds: Option<u64>,
+    ) -> anyhow::Result<String> {
         ServiceKeys::check_name(name).map_err(anyhow::Error::msg)?;
         let response = self
             .client
             .post(format!("{}/api/service_keys/{name}", self.url))
             .header("Authorization", self.auth())
+            .json(&json!({ "expiresInSeconds": expires_in_seconds }))
             .send()
             .await
             .with_context(|| format!("cannot reach {}", self.url))?;
@@ -158,5 +169,58 @@ impl Remote {
             .await
             .with_context(|| format!("cannot reach {}", self.url))?;
         Self::check(response).await.map(|_| ())
+    }
+
+    /// Replaces the running server's admin key; the new one is answered.
+    pub async fn rotate_admin_key(&self) -> anyhow::Result<String> {
+        let response = self
+            .client
+            .post(format!("{}/api/admin_key/rotate", self.url))
+            .header("Authorization", self.auth())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        let body = Self::check(response).await?;
+        body["adminKey"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the server answered without a key")
+    }
+
+    /// The newest `limit` admin actions.
+    pub async fn audit(&self, limit: usize) -> anyhow::Result<Vec<Value>> {
+        Ok(serde_json::from_value(
+            self.get(&format!("/api/audit?limit={limit}")).await?,
+        )?)
+    }
+}
+
+/// Whether `url` keeps the admin key from strangers: https, or plain http
+/// to this machine.
+fn is_private(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return true;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plain_http_is_private_only_to_this_machine() {
+        assert!(super::is_private("https://capstan.example.com"));
+        assert!(super::is_private("http://127.0.0.1:3210"));
+        assert!(super::is_private("http://localhost:3210/"));
+        assert!(super::is_private("http://[::1]:3210"));
+        assert!(!super::is_private("http://capstan.example.com"));
+        assert!(!super::is_private("http://10.0.0.5:3210"));
     }
 }

@@ -31,38 +31,75 @@ fn artifact_path(dir: &Path, engine: &Engine, digest: &str) -> PathBuf {
     dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
 }
 
-/// The component for `bytes`, from the cache in `dir` if it is there and
-/// loadable, compiled (and then cached) otherwise.
+/// The component for `bytes`, from the cache in `dir` if it is there,
+/// whole and loadable, compiled (and then cached) otherwise.
+///
+/// An artifact on disk is the SHA-256 of the serialized code followed by
+/// the code, written to a temporary file (its owner's only), synced, renamed
+/// into place, and the directory synced. It is loaded only when its bytes
+/// match its digest, so a torn or corrupted file is recompiled, never run.
 pub fn load(engine: &Engine, bytes: &[u8], dir: Option<&Path>) -> Result<(Component, Origin)> {
     let Some(dir) = dir else {
         return compile(engine, bytes).map(|c| (c, Origin::Compiled));
     };
     let path = artifact_path(dir, engine, &digest(bytes));
-    if path.exists() {
-        // SAFETY: the artifact was written by `Component::serialize` of this
-        // same wasmtime build (the compatibility hash in its name says so)
-        // into the server's own data directory; deserialize also checks the
-        // engine configuration and fails rather than run mismatched code.
-        #[expect(unsafe_code, reason = "loading precompiled code is unsafe by nature")]
-        let loaded = unsafe { Component::deserialize_file(engine, &path) };
-        match loaded {
-            Ok(component) => return Ok((component, Origin::Cached)),
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "cached component unusable; recompiling")
+    match std::fs::read(&path) {
+        Ok(artifact) => match verified(&artifact) {
+            Some(code) => {
+                // SAFETY: the code was written by `Component::serialize` of
+                // this same wasmtime build (the compatibility hash in its
+                // name says so) into the server's own data directory, and
+                // its digest matches; deserialize also checks the engine
+                // configuration and fails rather than run mismatched code.
+                #[expect(unsafe_code, reason = "loading precompiled code is unsafe by nature")]
+                let loaded = unsafe { Component::deserialize(engine, code) };
+                match loaded {
+                    Ok(component) => return Ok((component, Origin::Cached)),
+                    Err(error) => {
+                        tracing::warn!(path = %path.display(), %error, "cached component unusable; recompiling")
+                    }
+                }
             }
+            None => {
+                tracing::warn!(path = %path.display(), "cached component does not match its digest; recompiling")
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cached component unreadable; recompiling")
         }
     }
     let component = compile(engine, bytes)?;
     let serialized = component
         .serialize()
         .map_err(|e| Error::Cache(e.to_string()))?;
-    std::fs::create_dir_all(dir).map_err(|e| Error::Cache(e.to_string()))?;
-    // Written whole then renamed, so a crash never leaves a torn artifact.
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, serialized)
-        .and_then(|()| std::fs::rename(&temporary, &path))
-        .map_err(|e| Error::Cache(e.to_string()))?;
+    write_artifact(dir, &path, &serialized).map_err(|e| Error::Cache(e.to_string()))?;
     Ok((component, Origin::Compiled))
+}
+
+/// The code of an artifact whose digest matches it.
+fn verified(artifact: &[u8]) -> Option<&[u8]> {
+    let (expected, code) = artifact.split_at_checked(32)?;
+    (Sha256::digest(code).as_slice() == expected).then_some(code)
+}
+
+fn write_artifact(dir: &Path, path: &Path, code: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)?;
+    let temporary = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&temporary);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(&temporary)?;
+    file.write_all(&Sha256::digest(code))?;
+    file.write_all(code)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {

@@ -31,6 +31,7 @@ struct EngineInner {
     engine: Engine,
     linker: Linker<CallState>,
     limits: HostLimits,
+    seed_key: SeedKey,
     ticker: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
@@ -52,8 +53,55 @@ impl Drop for EngineInner {
     }
 }
 
+/// The secret a query's random numbers are derived from: with it, the
+/// same query at the same snapshot for the same caller draws the same
+/// numbers; without it, nobody can tell what they were. A server keeps one
+/// per deployment in its data directory.
+#[derive(Clone)]
+pub struct SeedKey([u8; 32]);
+
+impl SeedKey {
+    pub fn new(bytes: [u8; 32]) -> SeedKey {
+        SeedKey(bytes)
+    }
+
+    /// A key from the operating system's generator.
+    pub fn random() -> Result<SeedKey> {
+        let mut bytes = [0; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| Error::Engine("the operating system gave no random bytes".into()))?;
+        Ok(SeedKey(bytes))
+    }
+
+    /// The seed of a query's random sources: HMAC-SHA256 of its inputs
+    /// under this key, each input length-prefixed so that no two
+    /// different lists of inputs read the same.
+    pub(crate) fn seed(&self, inputs: &[&[u8]]) -> [u8; 32] {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
+        let mut context = ring::hmac::Context::with_key(&key);
+        for input in inputs {
+            context.update(&(input.len() as u64).to_le_bytes());
+            context.update(input);
+        }
+        let mut seed = [0; 32];
+        seed.copy_from_slice(context.sign().as_ref());
+        seed
+    }
+}
+
+impl std::fmt::Debug for SeedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SeedKey(…)")
+    }
+}
+
 impl HostEngine {
+    /// An engine whose queries draw from a key of its own (see [`SeedKey`]).
     pub fn new(limits: HostLimits) -> Result<Self> {
+        HostEngine::with_seed_key(limits, SeedKey::random()?)
+    }
+
+    pub fn with_seed_key(limits: HostLimits, seed_key: SeedKey) -> Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(limits.max_instances)
             .total_core_instances(limits.max_instances * CORE_INSTANCES_PER_COMPONENT)
@@ -110,6 +158,7 @@ impl HostEngine {
                 engine,
                 linker,
                 limits,
+                seed_key,
                 ticker: Some(ticker),
                 stop,
             }),
@@ -126,5 +175,9 @@ impl HostEngine {
 
     pub fn limits(&self) -> &HostLimits {
         &self.inner.limits
+    }
+
+    pub(crate) fn seed_key(&self) -> &SeedKey {
+        &self.inner.seed_key
     }
 }

@@ -30,7 +30,7 @@ pub use cache::Origin;
 pub use capabilities::Access;
 pub use capabilities::actions::NestedCalls;
 pub use capstan_protocol::{FunctionInfo, FunctionKind, FunctionPath, Visibility};
-pub use engine::HostEngine;
+pub use engine::{HostEngine, SeedKey};
 pub use error::{Error, Failure, Result};
 pub use limits::HostLimits;
 pub use runner::{Call, Module, Outcome};

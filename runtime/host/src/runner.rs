@@ -1,7 +1,6 @@
 //! Running one function call in a fresh, bounded `Store`.
 
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +35,9 @@ pub struct Call {
     pub environment: Arc<Environment>,
     /// Who is calling.
     pub identity: Identity,
+    /// When a nested call must end by (its outermost action's deadline),
+    /// if sooner than its kind's time limit.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Call {
@@ -44,6 +46,13 @@ impl std::fmt::Debug for Call {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
+}
+
+/// The clock and random seed of a query or mutation.
+struct Determinism {
+    now: Duration,
+    /// `None`: the operating system's generator.
+    seed: Option<[u8; 32]>,
 }
 
 /// What a call produced.
@@ -207,6 +216,11 @@ impl Module {
         &self.schema
     }
 
+    /// The bounds its calls run under.
+    pub fn limits(&self) -> &crate::HostLimits {
+        self.engine.limits()
+    }
+
     /// SHA-256 of the component's bytes.
     pub fn digest(&self) -> &str {
         &self.digest
@@ -218,7 +232,7 @@ impl Module {
         timeout: Duration,
         environment: Arc<Environment>,
         identity: Identity,
-        determinism: Option<(Duration, u64)>,
+        determinism: Option<Determinism>,
     ) -> Store<CallState> {
         let limits = self.engine.limits();
         let stdout = MemoryOutputPipe::new(limits.max_output);
@@ -228,14 +242,17 @@ impl Module {
         wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        if let Some((now, seed)) = determinism {
+        if let Some(Determinism { now, seed }) = determinism {
             wasi.wall_clock(FixedWallClock(now))
-                .monotonic_clock(FixedMonotonicClock)
-                .secure_random(rand_wasi::rngs::StdRng::seed_from_u64(seed))
-                .insecure_random(rand_wasi::rngs::StdRng::seed_from_u64(
-                    seed ^ 0x9e37_79b9_7f4a_7c15,
-                ))
-                .insecure_random_seed(u128::from(seed));
+                .monotonic_clock(FixedMonotonicClock);
+            if let Some(seed) = seed {
+                let mut insecure = seed;
+                insecure[0] ^= 1;
+                let insecure_seed = u128::from_le_bytes(seed[16..].try_into().unwrap_or_default());
+                wasi.secure_random(rand_wasi::rngs::StdRng::from_seed(seed))
+                    .insecure_random(rand_wasi::rngs::StdRng::from_seed(insecure))
+                    .insecure_random_seed(insecure_seed);
+            }
         }
         let logs = LogLines::new(stdout, stderr, limits.max_log_lines, limits.max_log_line);
         let state = CallState::new(
@@ -253,11 +270,12 @@ impl Module {
         store
     }
 
-    /// Runs one call. Queries and mutations are deterministic: a query's
-    /// clock reads its snapshot's time, a mutation's its transaction's time,
-    /// and their randomness is seeded from the path, the arguments and the
-    /// snapshot, so the same call at the same snapshot returns the same
-    /// result.
+    /// Runs one call. A query is deterministic: its clock reads its
+    /// snapshot's time and its randomness is derived (under the engine's
+    /// [`SeedKey`](crate::SeedKey)) from the path, the arguments, the
+    /// snapshot and the caller, so the same call at the same snapshot by
+    /// the same caller returns the same result. A mutation's clock reads its
+    /// transaction's time; mutations and actions draw real randomness.
     pub fn run(&self, call: Call) -> Outcome {
         let limits = self.engine.limits();
         let refuse = |call: Call, failure| Outcome {
@@ -291,27 +309,47 @@ impl Module {
             };
             return refuse(call, failure);
         }
+        // A query's clock is its snapshot's time and its randomness is
+        // derived from the deployment's seed key, its inputs and its caller,
+        // so re-running it at the same snapshot (as subscriptions do) gives
+        // the same result, which nobody without the key can predict. A
+        // mutation's clock is its transaction's time (also its inserts'
+        // `_creationTime`); its randomness, like an action's, is the
+        // operating system's, as a token it makes must be.
         let determinism = match &call.access {
-            Access::Query(transaction) | Access::Mutation(transaction) => {
-                let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                (call.path.as_str(), &call.args, transaction.snapshot_ts()).hash(&mut hasher);
-                // A query's clock is its snapshot's time, so re-running it at
-                // the same snapshot (as subscriptions do) gives the same
-                // result; a mutation's is its transaction's time, which is
-                // also its inserts' `_creationTime`.
-                let now = match kind {
-                    FunctionKind::Query => Duration::from_nanos(transaction.snapshot_ts().nanos()),
-                    _ => Duration::from_secs_f64(transaction.now_ms() / 1000.0),
-                };
-                Some((now, hasher.finish()))
+            Access::Query(transaction) => {
+                let snapshot = transaction.snapshot_ts();
+                let caller = call.identity.caller_key();
+                let seed = self.engine.seed_key().seed(&[
+                    call.path.as_str().as_bytes(),
+                    call.args.as_bytes(),
+                    &snapshot.nanos().to_le_bytes(),
+                    caller.as_bytes(),
+                ]);
+                Some(Determinism {
+                    now: Duration::from_nanos(snapshot.nanos()),
+                    seed: Some(seed),
+                })
             }
+            Access::Mutation(transaction) => Some(Determinism {
+                now: Duration::from_secs_f64(transaction.now_ms() / 1000.0),
+                seed: None,
+            }),
             Access::Action(_) => None,
         };
-        let timeout = match kind {
+        let mut timeout = match kind {
             FunctionKind::Query => limits.query_timeout,
             FunctionKind::Mutation => limits.mutation_timeout,
             FunctionKind::Action => limits.action_timeout,
         };
+        if let Some(deadline) = call.deadline {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                let limit_ms = timeout.as_millis();
+                return refuse(call, Failure::TimedOut { limit_ms });
+            }
+            timeout = timeout.min(left);
+        }
         let (max_result, memory) = (limits.max_result, limits.memory);
         let mut store = self.store(
             Reach::Call(call.access),

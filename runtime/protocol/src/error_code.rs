@@ -46,6 +46,8 @@ pub enum ErrorCode {
     TooManyQueries,
     /// More sockets, or actions on one socket, than the server runs at once.
     TooManyConcurrentRequests,
+    /// More calls or sockets in a while than one client may make.
+    RateLimited,
 
     // The function's own failures, answered as a failed call.
     /// The function returned an error (a ConvexError when it has data).
@@ -79,7 +81,7 @@ pub enum SocketClose {
 
 impl ErrorCode {
     /// Every kind, for tests and for reading codes back.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidMessage,
         ErrorCode::BinaryFrame,
@@ -92,6 +94,7 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::TooManyQueries,
         ErrorCode::TooManyConcurrentRequests,
+        ErrorCode::RateLimited,
         ErrorCode::FunctionError,
         ErrorCode::FunctionTimedOut,
         ErrorCode::OutOfMemory,
@@ -119,6 +122,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "Forbidden",
             ErrorCode::TooManyQueries => "TooManyQueries",
             ErrorCode::TooManyConcurrentRequests => "TooManyConcurrentRequests",
+            ErrorCode::RateLimited => "RateLimited",
             ErrorCode::FunctionError => "FunctionError",
             ErrorCode::FunctionTimedOut => "FunctionTimedOut",
             ErrorCode::OutOfMemory => "OutOfMemory",
@@ -212,6 +216,8 @@ impl ErrorCode {
             },
             ErrorCode::TooManyQueries => refused(400, 1008, "TooManyQueries"),
             ErrorCode::TooManyConcurrentRequests => fault(503, 1013, "TooManyConcurrentRequests"),
+            // Retried later by the client, like an overloaded server.
+            ErrorCode::RateLimited => fault(429, 1013, "TooManyConcurrentRequests"),
             ErrorCode::FunctionError
             | ErrorCode::FunctionTimedOut
             | ErrorCode::OutOfMemory

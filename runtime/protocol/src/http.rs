@@ -92,6 +92,9 @@ pub struct DeploySummary {
     pub tables_added: Vec<String>,
     pub indexes_added: Vec<String>,
     pub indexes_removed: Vec<String>,
+    /// What the config allows that its author may not mean.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// `GET /health`.
@@ -133,6 +136,9 @@ pub struct ServiceKeyInfo {
     pub name: String,
     /// Milliseconds since the Unix epoch.
     pub created_at: u64,
+    /// When it stops working, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
 }
 
 /// The answer to `POST /api/service_keys/{name}`: the new key, shown this
@@ -214,4 +220,30 @@ mod tests {
         };
         assert!(!format!("{key:?}").contains("s3cret"));
     }
+}
+
+/// One admin action, as `GET /api/audit` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// `deploy`, `env.set`, `env.unset`, `service_key.create`,
+    /// `service_key.revoke`, `admin_key.rotate`.
+    pub action: String,
+    /// What it acted on: a variable's or key's name, a deployment's id.
+    pub target: Option<String>,
+    /// The client's address.
+    pub source: String,
+    /// `ok`, or why it failed.
+    pub outcome: String,
+}
+
+/// `POST /api/service_keys/{name}`'s optional body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewServiceKeyRequest {
+    /// The key stops working this long after it is made.
+    #[serde(default)]
+    pub expires_in_seconds: Option<u64>,
 }

@@ -104,6 +104,23 @@ impl Identity {
         matches!(self, Identity::Admin { .. } | Identity::Service { .. })
     }
 
+    /// Names who is calling, the same for every call by the same caller
+    /// and different between callers: what keys a caller's own things
+    /// (a query's random seed, a mutation's stored result).
+    pub fn caller_key(&self) -> String {
+        match self {
+            Identity::Anonymous => "anonymous".to_owned(),
+            Identity::User(user) => format!("user:{}", user.token_identifier),
+            Identity::Admin {
+                impersonating: None,
+            } => "admin".to_owned(),
+            Identity::Admin {
+                impersonating: Some(user),
+            } => format!("admin:{}", user.token_identifier),
+            Identity::Service { name } => format!("service:{name}"),
+        }
+    }
+
     /// When a user token stops being valid (seconds since the Unix epoch).
     pub fn expires_at(&self) -> Option<u64> {
         match self {

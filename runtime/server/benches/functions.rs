@@ -116,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
             access: Access::Query(store.begin()),
             environment: Arc::default(),
             identity: Default::default(),
+            deadline: None,
         });
         outcome.result.expect("host call");
     });
@@ -175,6 +176,7 @@ async fn main() -> anyhow::Result<()> {
             access: Access::Query(store.begin()),
             environment: Arc::default(),
             identity: Default::default(),
+            deadline: None,
         });
         let list = outcome.result.expect("host call");
         assert!(list.matches("\"body\"").count() == 10, "{list}");

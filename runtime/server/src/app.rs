@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use capstan_host::{
     Access, Call, Failure, FunctionError, FunctionInfo, FunctionKind, FunctionPath, HostEngine,
@@ -21,7 +22,9 @@ use crate::deployment::{AppConfig, Deployment};
 use crate::deployments::Deployments;
 use crate::error::Error;
 use crate::executor::{Executor, Placement};
-use crate::mutations::{Mutation, Mutations};
+use crate::limits::ServerLimits;
+use crate::metrics::Metrics;
+use crate::mutations::{Mutation, Mutations, receipt_key};
 
 /// Who is calling, and what they may reach: clients reach public functions
 /// only; admin and service callers, and functions run by an action, reach
@@ -91,6 +94,7 @@ impl std::fmt::Debug for App {
 }
 
 struct AppInner {
+    limits: ServerLimits,
     store: Store,
     deployments: Deployments,
     executor: Executor,
@@ -100,11 +104,12 @@ struct AppInner {
 impl App {
     /// Opens the store and the engine, and serves the persisted deployment,
     /// if any.
-    pub async fn open(config: &ServerConfig) -> Result<App, Error> {
+    pub async fn open(config: &ServerConfig, metrics: Metrics) -> Result<App, Error> {
         let data_dir = DataDir::create(&config.data_dir)?;
         let store = Store::open(&data_dir.store(), config.store.clone())
             .map_err(|e| Error::config(format!("cannot open the store: {e}")))?;
-        let engine = HostEngine::new(config.host.clone()).map_err(Error::config)?;
+        let engine = HostEngine::with_seed_key(config.host.clone(), data_dir.seed_key()?)
+            .map_err(Error::config)?;
         let limits = &config.limits;
         let deployments = Deployments::open(
             engine,
@@ -116,12 +121,23 @@ impl App {
         .await?;
         Ok(App {
             inner: Arc::new(AppInner {
-                mutations: Mutations::new(store.clone(), limits),
+                limits: limits.clone(),
+                mutations: Mutations::new(store.clone(), limits, metrics.clone()),
                 store,
                 deployments,
-                executor: Executor::new(limits),
+                executor: Executor::new(
+                    limits,
+                    config.host.max_instances,
+                    config.logs_to_clients,
+                    metrics,
+                ),
             }),
         })
+    }
+
+    /// Top-level calls running and waiting, and engine instances in use.
+    pub fn load(&self) -> (usize, usize, usize) {
+        self.inner.executor.load()
     }
 
     pub fn store(&self) -> &Store {
@@ -178,18 +194,28 @@ impl App {
         args: String,
         caller: Caller,
     ) -> Result<FunctionResult, Error> {
-        let _admitted = self.inner.executor.admit().await?;
-        self.run(expected, path, args, caller).await
+        let kind = match expected {
+            Some(kind) => Some(kind),
+            None => self
+                .deployment()
+                .and_then(|d| d.function(path).map(|(_, info)| info.kind)),
+        };
+        let _admitted = self.inner.executor.admit(kind).await?;
+        self.run(expected, path, args, caller, None).await
     }
 
+    /// Runs a function; `nesting` says where in a chain of actions it is
+    /// (`None`: called from outside).
     async fn run(
         &self,
         expected: Option<FunctionKind>,
         path: &FunctionPath,
         args: String,
         caller: Caller,
+        nesting: Option<Nesting>,
     ) -> Result<FunctionResult, Error> {
         let (_, module, info) = self.resolve(expected, path, &caller)?;
+        let deadline = nesting.map(|n| n.deadline);
         let environment = self.inner.deployments.environment();
         // A query reads a snapshot; an action has no transaction but runs
         // other functions through `Nested`. Mutations retry.
@@ -201,6 +227,7 @@ impl App {
                     args,
                     environment,
                     identity: caller.identity,
+                    deadline,
                 };
                 return self
                     .inner
@@ -209,11 +236,24 @@ impl App {
                     .await;
             }
             FunctionKind::Query => Access::Query(self.inner.store.begin()),
-            FunctionKind::Action => Access::Action(Arc::new(Nested {
-                app: self.clone(),
-                runtime: tokio::runtime::Handle::current(),
-                caller: caller.nested(),
-            })),
+            FunctionKind::Action => {
+                let nesting = match nesting {
+                    Some(outer) => Nesting {
+                        depth: outer.depth + 1,
+                        deadline: outer.deadline,
+                    },
+                    None => Nesting {
+                        depth: 1,
+                        deadline: Instant::now() + module.limits().action_timeout,
+                    },
+                };
+                Access::Action(Arc::new(Nested {
+                    app: self.clone(),
+                    runtime: tokio::runtime::Handle::current(),
+                    caller: caller.nested(),
+                    nesting,
+                }))
+            }
         };
         let call = Call {
             path: path.clone(),
@@ -221,6 +261,7 @@ impl App {
             access,
             environment,
             identity: caller.identity,
+            deadline,
         };
         let outcome = self
             .inner
@@ -306,6 +347,7 @@ impl App {
             access: Access::Query(transaction),
             environment: self.inner.deployments.environment(),
             identity: caller.identity,
+            deadline: None,
         };
         let outcome = self
             .inner
@@ -322,30 +364,39 @@ impl App {
         })
     }
 
-    /// Runs a mutation at most once per `receipt` key: the first run records
-    /// its result in the commit that applies it; a later call with the same
-    /// key returns that result and commit timestamp without running again.
-    /// Failed runs record nothing, so running them again is harmless.
+    /// Runs a mutation at most once per socket request `(session,
+    /// request_id)`: the first run records its result in the commit that
+    /// applies it; the same call again (same caller, function and
+    /// arguments) returns that result and commit timestamp without running
+    /// again. The caller is authorised first, and a record is found only by
+    /// the call that made it. Failed runs record nothing, so running them
+    /// again is harmless.
     pub async fn call_mutation_once(
         &self,
         path: &FunctionPath,
         args: String,
         caller: Caller,
-        receipt: Vec<u8>,
+        (session, request_id): (&str, u32),
     ) -> Result<FunctionResult, Error> {
-        let _admitted = self.inner.executor.admit().await?;
+        let _admitted = self
+            .inner
+            .executor
+            .admit(Some(FunctionKind::Mutation))
+            .await?;
+        let (_, module, _) = self.resolve(Some(FunctionKind::Mutation), path, &caller)?;
+        let receipt = receipt_key(session, request_id, &caller.identity, path, &args);
         let mutations = &self.inner.mutations;
         let _turn = mutations.turn(&receipt).await;
         if let Some(recorded) = mutations.recorded(&receipt)? {
             return Ok(recorded);
         }
-        let (_, module, _) = self.resolve(Some(FunctionKind::Mutation), path, &caller)?;
         let mutation = Mutation {
             module,
             path: path.clone(),
             args,
             environment: self.inner.deployments.environment(),
             identity: caller.identity,
+            deadline: None,
         };
         mutations
             .run(&self.inner.executor, mutation, Some(&receipt))
@@ -363,11 +414,22 @@ impl App {
     }
 }
 
+/// Where a call stands in a chain of actions calling functions.
+#[derive(Clone, Copy, Debug)]
+struct Nesting {
+    /// Actions in the chain, the outermost included.
+    depth: u32,
+    /// The outermost action's deadline: no call in the chain outlives it.
+    deadline: Instant,
+}
+
 /// How an action's `run_query` / `run_mutation` / `run_action` reach the app.
 struct Nested {
     app: App,
     runtime: tokio::runtime::Handle,
     caller: Caller,
+    /// The action's own place in its chain.
+    nesting: Nesting,
 }
 
 impl NestedCalls for Nested {
@@ -377,12 +439,29 @@ impl NestedCalls for Nested {
         path: &FunctionPath,
         args: &str,
     ) -> Result<String, FunctionError> {
+        let limit = self.app.inner.limits.max_action_depth;
+        if kind == FunctionKind::Action && self.nesting.depth >= limit {
+            return Err(FunctionError {
+                message: format!(
+                    "{path} not run: actions may call actions at most {} deep",
+                    limit.saturating_sub(1)
+                ),
+                data: None,
+            });
+        }
+        if Instant::now() >= self.nesting.deadline {
+            return Err(FunctionError {
+                message: format!("{path} not run: the calling action is out of time"),
+                data: None,
+            });
+        }
         // Called from the action's blocking thread, so blocking here is fine.
         let result = self.runtime.block_on(self.app.run(
             Some(kind),
             path,
             args.to_owned(),
             self.caller.clone(),
+            Some(self.nesting),
         ));
         let failure = match result {
             Ok(FunctionResult {

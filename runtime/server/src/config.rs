@@ -12,7 +12,9 @@ use capstan_store::StoreConfig;
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::limits::{ServerLimits, SyncLimits};
+use crate::limits::{HttpLimits, ServerLimits, SyncLimits};
+use crate::rate_limit::RateLimits;
+use crate::tls::TlsConfig;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -25,12 +27,24 @@ pub struct ServerConfig {
     pub limits: ServerLimits,
     /// Bounds on WebSocket clients and live queries.
     pub sync: SyncLimits,
+    /// Browsers, proxies, per-client connections and request timeouts.
+    pub http: HttpLimits,
+    /// Calls and new sockets per client address and per identity.
+    pub rate_limits: RateLimits,
+    /// Terminate TLS with these files (reloaded when they change); `None`:
+    /// plain HTTP, for loopback or behind a proxy that terminates TLS.
+    pub tls: Option<TlsConfig>,
     /// How user tokens are checked: size limit, clock leeway, how long
     /// provider keys are cached and how often an issuer may be asked.
     pub auth: capstan_auth::VerifierOptions,
     /// The time token expiry, key caching and the sync protocol's clock
     /// fields are judged by: the system's, or a test's.
     pub clock: Clock,
+    /// Whether a function's log lines go to the client that called it (as
+    /// `logLines`) as well as to the server's log. Off for a public server
+    /// (`capstan serve`), where they may hold what a caller should not
+    /// read; on for `capstan dev`.
+    pub logs_to_clients: bool,
 }
 
 impl ServerConfig {
@@ -42,8 +56,12 @@ impl ServerConfig {
             limits: ServerLimits::default(),
             store: StoreConfig::default(),
             sync: SyncLimits::default(),
+            http: HttpLimits::default(),
+            rate_limits: RateLimits::default(),
+            tls: None,
             auth: capstan_auth::VerifierOptions::default(),
             clock: Clock::system(),
+            logs_to_clients: false,
         }
     }
 
@@ -100,6 +118,32 @@ impl ServerConfig {
             }
             config.sync = sync;
         }
+        if let Some(http) = file.http {
+            crate::client_ip::TrustedProxies::parse(&http.trusted_proxies)?;
+            for origin in &http.allowed_origins {
+                crate::http::origin_header(origin)?;
+            }
+            if http.max_connections_per_ip == 0 || http.max_sockets_per_ip == 0 {
+                return Err(
+                    "http: max_connections_per_ip and max_sockets_per_ip must be at least 1".into(),
+                );
+            }
+            config.http = http;
+        }
+        if let Some(rates) = file.rate_limits {
+            for (name, rate) in [("calls", rates.calls), ("sockets", rates.sockets)] {
+                if !(rate.per_second >= 0.0 && rate.burst >= 1.0) {
+                    return Err(format!(
+                        "rate_limits.{name}: per_second must be 0 (no limit) or more, burst at least 1"
+                    ));
+                }
+            }
+            config.rate_limits = rates;
+        }
+        config.tls = file.tls;
+        if let Some(logs) = file.logs {
+            config.logs_to_clients = logs.to_clients;
+        }
         Ok(config)
     }
 }
@@ -111,6 +155,16 @@ struct FileConfig {
     listen: String,
     limits: Option<FileLimits>,
     sync: Option<SyncLimits>,
+    http: Option<HttpLimits>,
+    rate_limits: Option<RateLimits>,
+    tls: Option<TlsConfig>,
+    logs: Option<FileLogs>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLogs {
+    to_clients: bool,
 }
 
 #[derive(Deserialize)]

@@ -115,7 +115,16 @@ impl Credentials {
             .verify(token)
             .await
             .map(|user| Identity::User(Arc::new(user)))
-            .map_err(|e| refuse(&e))
+            .map_err(|e| match e {
+                // Where the keys live and why they could not be fetched is
+                // the operator's business, not an anonymous caller's.
+                capstan_auth::AuthError::KeysUnavailable { .. } => Error::with_detail(
+                    ErrorCode::Unavailable,
+                    "Could not verify token: its issuer's keys cannot be fetched right now",
+                    e.to_string(),
+                ),
+                e => refuse(&e),
+            })
     }
 
     /// How long ago the token behind `identity` expired, if it has, allowing

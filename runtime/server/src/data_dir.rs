@@ -8,9 +8,15 @@
 //!            deployment.new/     a deploy being written
 //!            deployment.old/     the previous one, during the switch
 //!            env.json            deployment environment variables
-//!            admin_key           the admin key (owner-only)
-//!            service_keys.json   service key names and digests (owner-only)
+//!            admin_key           the admin key
+//!            service_keys.json   service key names and digests
+//!            seed_key            the secret queries' random numbers derive from
 //! ```
+//!
+//! Everything here is its owner's only: directories 0700, files 0600. A
+//! file is replaced by writing a synced copy beside it, renaming it over
+//! the old one and syncing the directory, so that after a power loss the
+//! rename has happened or not (a revoked key cannot come back).
 
 use std::path::{Path, PathBuf};
 
@@ -28,11 +34,50 @@ pub struct DataDir {
 impl DataDir {
     /// The directory at `root`, made if missing.
     pub fn create(root: &Path) -> Result<DataDir, Error> {
-        std::fs::create_dir_all(root)
+        create_private_dir(root)
             .map_err(|e| Error::config(format!("cannot create {}: {e}", root.display())))?;
-        Ok(DataDir {
+        let data_dir = DataDir {
             root: root.to_owned(),
-        })
+        };
+        for dir in [data_dir.store(), data_dir.compiled()] {
+            create_private_dir(&dir)
+                .map_err(|e| Error::config(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        Ok(data_dir)
+    }
+
+    /// The key queries' random numbers derive from, made on first start.
+    pub fn seed_key(&self) -> Result<capstan_host::SeedKey, Error> {
+        let path = self.root.join("seed_key");
+        let decode = |text: &str| -> Option<[u8; 32]> {
+            let text = text.trim();
+            let mut bytes = [0u8; 32];
+            if text.len() != 64 {
+                return None;
+            }
+            for (i, byte) in bytes.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+            }
+            Some(bytes)
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => decode(&text)
+                .map(capstan_host::SeedKey::new)
+                .ok_or_else(|| {
+                    Error::config(format!("{} does not hold a seed key", path.display()))
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut bytes = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+                let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                write_private(&path, text.as_bytes())?;
+                Ok(capstan_host::SeedKey::new(bytes))
+            }
+            Err(e) => Err(Error::config(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -114,7 +159,7 @@ impl DeploymentFiles {
     pub fn stage(&self, components: &[Vec<u8>], config: &AppConfig) -> Result<(), Error> {
         let staging = self.staging();
         let _ = std::fs::remove_dir_all(&staging);
-        std::fs::create_dir_all(&staging).map_err(io)?;
+        create_private_dir(&staging).map_err(io)?;
         for (i, bytes) in components.iter().enumerate() {
             write_synced(&staging.join(format!("component-{i}.wasm")), bytes)?;
         }
@@ -134,9 +179,7 @@ impl DeploymentFiles {
         }
         std::fs::rename(self.staging(), &self.dir).map_err(io)?;
         if let Some(parent) = self.dir.parent() {
-            std::fs::File::open(parent)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
+            sync_dir(parent).map_err(io)?;
         }
         let _ = std::fs::remove_dir_all(self.previous());
         Ok(())
@@ -151,52 +194,68 @@ fn io(e: std::io::Error) -> Error {
     Error::internal(format!("data directory: {e}"))
 }
 
-/// Who may read a file written here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Readers {
-    /// As the directory allows.
-    Anyone,
-    /// Its owner only: it holds a secret.
-    Owner,
+/// Makes `dir` and its missing parents; `dir` itself is made, or made
+/// again, its owner's only.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
-/// Writes `bytes` to `path`, which must not exist unless `readers` is
-/// `Anyone`, and syncs it.
-fn write_new(path: &Path, bytes: &[u8], readers: Readers) -> std::io::Result<()> {
+/// Syncs a directory, so that the renames and creations in it last.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all())
+}
+
+/// Writes `bytes` to `path` (made if missing, its owner's only), and syncs it.
+fn write_new(path: &Path, bytes: &[u8], create_new: bool) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
-    match readers {
-        Readers::Anyone => options.create(true).truncate(true),
-        Readers::Owner => options.create_new(true),
-    };
-    #[cfg(unix)]
-    if readers == Readers::Owner {
-        options.mode(0o600);
+    if create_new {
+        options.create_new(true);
+    } else {
+        options.create(true).truncate(true);
     }
+    #[cfg(unix)]
+    options.mode(0o600);
     let mut file = options.open(path)?;
     file.write_all(bytes).and_then(|()| file.sync_all())
 }
 
 /// Writes `bytes` to `path` and syncs it.
 pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    write_new(path, bytes, Readers::Anyone).map_err(io)
+    write_new(path, bytes, false).map_err(io)
 }
 
-/// Creates `path`, readable by its owner only, with `bytes`.
+/// Creates `path`, which must not exist, with `bytes`, and syncs its
+/// directory.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    write_new(path, bytes, Readers::Owner)
+    write_new(path, bytes, true)
+        .and_then(|()| sync_parent(path))
         .map_err(|e| Error::config(format!("cannot create {}: {e}", path.display())))
 }
 
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
 /// Replaces the contents of `path` by `bytes`: written beside it, synced,
-/// and renamed over it.
-pub fn replace(path: &Path, bytes: &[u8], readers: Readers) -> Result<(), Error> {
+/// renamed over it, and the directory synced.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let staging = path.with_extension("new");
     let _ = std::fs::remove_file(&staging);
-    write_new(&staging, bytes, readers)
+    write_new(&staging, bytes, true)
         .and_then(|()| std::fs::rename(&staging, path))
+        .and_then(|()| sync_parent(path))
         .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
 }

@@ -13,7 +13,7 @@ use capstan_protocol::{Clock, ErrorCode};
 use capstan_store::Store;
 use tokio::sync::{Mutex, watch};
 
-use crate::data_dir::{DataDir, Readers, replace};
+use crate::data_dir::{DataDir, replace};
 use crate::deployment::{AppConfig, Deployment};
 use crate::error::Error;
 use crate::limits::ServerLimits;
@@ -185,7 +185,11 @@ impl Deployments {
             tables_added: change.tables_added,
             indexes_added: change.indexes_added,
             indexes_removed: change.indexes_removed,
+            warnings: deployment.config.auth.warnings(),
         };
+        for warning in &summary.warnings {
+            tracing::warn!(%warning, "deployed with a warning");
+        }
         tracing::info!(deployment = %deployment.id, functions = summary.functions, "deployed");
         self.switch(deployment);
         self.generation.send_modify(|g| *g += 1);
@@ -232,7 +236,7 @@ impl Deployments {
             None => variables.remove(name),
         };
         let bytes = serde_json::to_vec(&variables).map_err(|e| Error::internal(e.to_string()))?;
-        replace(&self.data_dir.environment(), &bytes, Readers::Anyone)?;
+        replace(&self.data_dir.environment(), &bytes)?;
         *self
             .environment
             .write()

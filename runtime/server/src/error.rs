@@ -33,6 +33,20 @@ impl Error {
         }
     }
 
+    /// An error whose `message` is meant for the caller, with `detail`
+    /// for the server's log only (addresses, a connection's failure).
+    pub fn with_detail(
+        code: ErrorCode,
+        message: impl Into<Cow<'static, str>>,
+        detail: impl Into<String>,
+    ) -> Error {
+        Error {
+            code,
+            message: message.into(),
+            detail: Some(detail.into()),
+        }
+    }
+
     /// A fault of the server: callers see the public message of
     /// [`ErrorCode::InternalServerError`]; `detail` goes to the log.
     pub fn internal(detail: impl Into<String>) -> Error {

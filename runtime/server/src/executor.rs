@@ -1,15 +1,20 @@
 //! Where every guest call runs: admission (a bounded number of top-level
-//! calls at once), placement (on the asking thread or the blocking pool),
-//! and each function's pace, which placement reads.
+//! calls at once, and of actions among them), an instance (every run, top
+//! level, nested or a subscription's, waits for one of the engine's
+//! instances rather than failing when all are busy), placement (on the
+//! asking thread or the blocking pool), and each function's pace, which
+//! placement reads.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use capstan_host::{Call, Module, Outcome};
+use capstan_host::{Call, Failure, FunctionKind, Module, Outcome as RunOutcome};
 use capstan_protocol::ErrorCode;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::Error;
 use crate::limits::ServerLimits;
+use crate::metrics::{Metrics, Outcome};
 use crate::pace::Pace;
 
 /// Runs guest code. Guest code is synchronous and CPU-bound: it never runs
@@ -19,8 +24,32 @@ pub struct Executor {
     /// Bounds concurrent top-level calls; nested calls run under their
     /// action's permit, so actions cannot starve their own children.
     calls: Semaphore,
+    /// Bounds the actions among them: an action holds its place for up to
+    /// the action time limit, so actions alone never take every place.
+    actions: Semaphore,
+    /// One permit per instance the engine can hold: a run waits here for
+    /// one instead of failing to instantiate.
+    instances: Semaphore,
+    /// How long a run waits for an instance before it is refused.
+    instance_wait: Duration,
     /// Runs that average less are quick ([`Pace::quick`]).
-    quick_run: std::time::Duration,
+    quick_run: Duration,
+    /// Whether log lines stay in the outcome for the caller; they always
+    /// go to the server's log.
+    logs_to_clients: bool,
+    /// Calls waiting for admission, at most `max_waiting`.
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+    max_calls: usize,
+    max_instances: usize,
+    metrics: Metrics,
+}
+
+/// A top-level call's admission, held for its length.
+#[derive(Debug)]
+pub struct Admission<'a> {
+    _call: SemaphorePermit<'a>,
+    _action: Option<SemaphorePermit<'a>>,
 }
 
 /// Where a call's guest code runs.
@@ -37,25 +66,102 @@ pub enum Placement {
 }
 
 impl Executor {
-    pub fn new(limits: &ServerLimits) -> Executor {
+    pub fn new(
+        limits: &ServerLimits,
+        instances: u32,
+        logs_to_clients: bool,
+        metrics: Metrics,
+    ) -> Executor {
+        let calls = limits.max_concurrent_calls.max(1);
         Executor {
-            calls: Semaphore::new(limits.max_concurrent_calls.max(1)),
+            waiting: Default::default(),
+            max_waiting: limits.max_waiting_calls,
+            max_calls: calls,
+            max_instances: (instances as usize).max(1),
+            metrics,
+            calls: Semaphore::new(calls),
+            actions: Semaphore::new(limits.max_concurrent_actions.clamp(1, calls)),
+            instances: Semaphore::new((instances as usize).max(1)),
+            instance_wait: limits.instance_wait,
             quick_run: limits.quick_run,
+            logs_to_clients,
         }
     }
 
-    /// A place among the top-level calls running at once, held for the
-    /// call's length.
-    pub async fn admit(&self) -> Result<SemaphorePermit<'_>, Error> {
-        self.calls
-            .acquire()
-            .await
-            .map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))
+    /// A place among the top-level calls running at once (and, for an
+    /// action, among the actions), held for the call's length. Callers
+    /// wait their turn.
+    pub async fn admit(&self, kind: Option<FunctionKind>) -> Result<Admission<'_>, Error> {
+        use std::sync::atomic::Ordering;
+        // The queue of waiting calls is bounded too: past it, refuse.
+        if self.calls.available_permits() == 0
+            && self.waiting.load(Ordering::Relaxed) >= self.max_waiting
+        {
+            self.metrics.refused("call_queue");
+            return Err(Error::new(
+                ErrorCode::TooManyConcurrentRequests,
+                "the server is running and queueing as many calls as it holds; try again",
+            ));
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let admitted = self.admit_waiting(kind).await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        admitted
+    }
+
+    /// Top-level calls running now, waiting now, and instances in use.
+    pub fn load(&self) -> (usize, usize, usize) {
+        (
+            self.max_calls - self.calls.available_permits(),
+            self.waiting.load(std::sync::atomic::Ordering::Relaxed),
+            self.max_instances - self.instances.available_permits(),
+        )
+    }
+
+    async fn admit_waiting(&self, kind: Option<FunctionKind>) -> Result<Admission<'_>, Error> {
+        let closed = |_| Error::new(ErrorCode::Unavailable, "the server is shutting down");
+        let action = match kind {
+            Some(FunctionKind::Action) => Some(self.actions.acquire().await.map_err(closed)?),
+            _ => None,
+        };
+        let call = self.calls.acquire().await.map_err(closed)?;
+        Ok(Admission {
+            _call: call,
+            _action: action,
+        })
     }
 
     /// Admits no more calls.
     pub fn close(&self) {
         self.calls.close();
+        self.actions.close();
+        self.instances.close();
+    }
+
+    /// An instance for one run: waited for, up to the instance wait or the
+    /// call's deadline, whichever comes first.
+    async fn instance(&self, deadline: Option<Instant>) -> Result<SemaphorePermit<'_>, Error> {
+        let wait = deadline.map_or(self.instance_wait, |deadline| {
+            self.instance_wait
+                .min(deadline.saturating_duration_since(Instant::now()))
+        });
+        match tokio::time::timeout(wait, self.instances.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(Error::new(
+                ErrorCode::Unavailable,
+                "the server is shutting down",
+            )),
+            Err(_) => Err({
+                self.metrics.refused("instances");
+                Error::new(
+                    ErrorCode::TooManyConcurrentRequests,
+                    format!(
+                        "every function instance stayed busy for {} ms; try again",
+                        wait.as_millis()
+                    ),
+                )
+            }),
+        }
     }
 
     /// Runs `call` where `placement` says; an in-place run is timed into
@@ -66,26 +172,44 @@ impl Executor {
         call: Call,
         placement: Placement,
         pace: Option<&Pace>,
-    ) -> Result<Outcome, Error> {
-        match placement {
+    ) -> Result<RunOutcome, Error> {
+        let _instance = self.instance(call.deadline).await?;
+        let path = call.path.clone();
+        let kind = call.access.kind();
+        let began = Instant::now();
+        let mut outcome = match placement {
             Placement::InPlace => {
-                let began = std::time::Instant::now();
+                let began = Instant::now();
                 let quick = pace.is_some_and(|pace| pace.quick(self.quick_run));
                 let outcome = run_in_place(module, call, quick).await?;
                 if let Some(pace) = pace {
                     pace.record(began.elapsed());
                 }
-                Ok(outcome)
+                outcome
             }
-            Placement::Pool => run_blocking(module, call).await,
+            Placement::Pool => run_blocking(module, call).await?,
+        };
+        let ended = match &outcome.result {
+            Ok(_) => Outcome::success,
+            Err(Failure::Internal(_)) => Outcome::fault,
+            Err(_) => Outcome::failure,
+        };
+        self.metrics
+            .call(path.as_str(), kind, ended, began.elapsed());
+        for line in &outcome.log_lines {
+            tracing::info!(target: "capstan::function", function = %path, "{line}");
         }
+        if !self.logs_to_clients {
+            outcome.log_lines.clear();
+        }
+        Ok(outcome)
     }
 }
 
 /// Runs `call` on this thread: directly when it is known to be `quick`,
 /// otherwise after handing the worker's other tasks to another thread. Off
 /// a multi-threaded runtime, on the blocking pool.
-async fn run_in_place(module: Arc<Module>, call: Call, quick: bool) -> Result<Outcome, Error> {
+async fn run_in_place(module: Arc<Module>, call: Call, quick: bool) -> Result<RunOutcome, Error> {
     use tokio::runtime::{Handle, RuntimeFlavor};
     if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
         // A panic stays this call's failure, as it would on the pool, and
@@ -103,7 +227,7 @@ async fn run_in_place(module: Arc<Module>, call: Call, quick: bool) -> Result<Ou
 }
 
 /// Runs `call` on the blocking pool.
-async fn run_blocking(module: Arc<Module>, call: Call) -> Result<Outcome, Error> {
+async fn run_blocking(module: Arc<Module>, call: Call) -> Result<RunOutcome, Error> {
     tokio::task::spawn_blocking(move || module.run(call))
         .await
         .map_err(|e| Error::internal(format!("function runner failed: {e}")))

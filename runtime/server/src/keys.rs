@@ -11,15 +11,20 @@ use capstan_protocol::{Clock, ErrorCode, constant_time_eq};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::data_dir::{Readers, replace, write_private};
+use crate::data_dir::{replace, write_private};
 use crate::error::Error;
 
 const PREFIX: &str = "capstan_admin_";
 const FILE: &str = "admin_key";
 
-/// A secret key. Its `Debug` never prints it.
+/// The admin key, shared by every holder: rotating it changes it for all.
+/// Its `Debug` never prints it.
 #[derive(Clone)]
-pub struct AdminKey(String);
+pub struct AdminKey {
+    key: Arc<RwLock<String>>,
+    /// Where it is kept; `None` for a key read to be shown.
+    path: Option<PathBuf>,
+}
 
 impl std::fmt::Debug for AdminKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -28,6 +33,13 @@ impl std::fmt::Debug for AdminKey {
 }
 
 impl AdminKey {
+    fn new(key: String, path: Option<PathBuf>) -> AdminKey {
+        AdminKey {
+            key: Arc::new(RwLock::new(key)),
+            path,
+        }
+    }
+
     /// The key in `data_dir`, created if there is none.
     pub fn load_or_create(data_dir: &Path) -> Result<AdminKey, Error> {
         let path = data_dir.join(FILE);
@@ -40,12 +52,12 @@ impl AdminKey {
                         path.display()
                     )));
                 }
-                Ok(AdminKey(key))
+                Ok(AdminKey::new(key, Some(path)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = random_key(PREFIX);
                 write_private(&path, key.as_bytes())?;
-                Ok(AdminKey(key))
+                Ok(AdminKey::new(key, Some(path)))
             }
             Err(e) => Err(Error::config(format!(
                 "cannot read {}: {e}",
@@ -58,7 +70,30 @@ impl AdminKey {
     pub fn read(data_dir: &Path) -> Option<AdminKey> {
         std::fs::read_to_string(data_dir.join(FILE))
             .ok()
-            .map(|text| AdminKey(text.trim().to_owned()))
+            .map(|text| AdminKey::new(text.trim().to_owned(), None))
+    }
+
+    /// Replaces the key in `data_dir` by a new one, for a server that is
+    /// not running (`capstan keys rotate --data-dir`); a running server's
+    /// is rotated through its admin API.
+    pub fn rotate_in(data_dir: &Path) -> Result<String, Error> {
+        let key = random_key(PREFIX);
+        replace(&data_dir.join(FILE), key.as_bytes())?;
+        Ok(key)
+    }
+
+    /// Makes a new key, kept (synced) before it replaces the old one,
+    /// which stops working at once; the new key is answered.
+    pub fn rotate(&self) -> Result<String, Error> {
+        let path = self
+            .path
+            .as_ref()
+            .ok_or_else(|| Error::internal("this admin key has no file"))?;
+        let mut current = self.key.write().unwrap_or_else(|e| e.into_inner());
+        let key = random_key(PREFIX);
+        replace(path, key.as_bytes())?;
+        *current = key.clone();
+        Ok(key)
     }
 
     /// Whether `presented` has the admin key's form (then it is never
@@ -67,15 +102,16 @@ impl AdminKey {
         presented.starts_with(PREFIX)
     }
 
-    pub fn expose(&self) -> &str {
-        &self.0
+    pub fn expose(&self) -> String {
+        self.key.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Whether `presented` is this key, in time independent of where they
     /// differ and of the presented length (both are hashed first).
     pub fn matches(&self, presented: &str) -> bool {
+        let key = self.key.read().unwrap_or_else(|e| e.into_inner());
         constant_time_eq(
-            &Sha256::digest(self.0.as_bytes()),
+            &Sha256::digest(key.as_bytes()),
             &Sha256::digest(presented.as_bytes()),
         )
     }
@@ -94,6 +130,9 @@ struct ServiceKeyRecord {
     created_at: u64,
     #[serde(skip_serializing_if = "String::is_empty", default)]
     digest: String,
+    /// Milliseconds since the Unix epoch after which the key fails.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    expires_at: Option<u64>,
 }
 
 /// The named keys that let servers call functions (public and internal)
@@ -151,8 +190,13 @@ impl ServiceKeys {
         }
     }
 
-    /// Makes a key named `name` and returns it; the name must be new.
-    pub fn create(&self, name: &str) -> Result<String, Error> {
+    /// Makes a key named `name`, failing after `expires_in` if given, and
+    /// returns it; the name must be new.
+    pub fn create(
+        &self,
+        name: &str,
+        expires_in: Option<std::time::Duration>,
+    ) -> Result<String, Error> {
         ServiceKeys::check_name(name)?;
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         if keys.contains_key(name) {
@@ -170,6 +214,9 @@ impl ServiceKeys {
                 name: name.to_owned(),
                 created_at,
                 digest: hex(&Sha256::digest(key.as_bytes())),
+                expires_at: expires_in.map(|after| {
+                    created_at.saturating_add(u64::try_from(after.as_millis()).unwrap_or(u64::MAX))
+                }),
             },
         );
         self.persist(&next)?;
@@ -202,6 +249,7 @@ impl ServiceKeys {
             .map(|k| ServiceKeyInfo {
                 name: k.name.clone(),
                 created_at: k.created_at,
+                expires_at: k.expires_at,
             })
             .collect()
     }
@@ -216,10 +264,13 @@ impl ServiceKeys {
     /// each in constant time.
     pub fn name_of(&self, presented: &str) -> Option<String> {
         let digest = hex(&Sha256::digest(presented.as_bytes()));
+        let now = u64::try_from(self.clock.since_epoch().as_millis()).unwrap_or(u64::MAX);
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         let mut found = None;
         for key in keys.values() {
-            if constant_time_eq(key.digest.as_bytes(), digest.as_bytes()) {
+            if constant_time_eq(key.digest.as_bytes(), digest.as_bytes())
+                && key.expires_at.is_none_or(|at| now < at)
+            {
                 found = Some(key.name.clone());
             }
         }
@@ -229,7 +280,7 @@ impl ServiceKeys {
     fn persist(&self, keys: &BTreeMap<String, ServiceKeyRecord>) -> Result<(), Error> {
         let list: Vec<&ServiceKeyRecord> = keys.values().collect();
         let text = serde_json::to_vec_pretty(&list).map_err(|e| Error::internal(e.to_string()))?;
-        replace(&self.path, &text, Readers::Owner)
+        replace(&self.path, &text)
     }
 }
 
@@ -252,13 +303,13 @@ mod tests {
     fn service_keys_are_kept_hashed_and_revocable() {
         let dir = tempfile::tempdir().unwrap();
         let keys = ServiceKeys::load(dir.path(), Clock::system()).unwrap();
-        let key = keys.create("billing").unwrap();
+        let key = keys.create("billing", None).unwrap();
         assert!(ServiceKeys::is_service_key(&key));
         assert_eq!(keys.name_of(&key).as_deref(), Some("billing"));
         assert_eq!(keys.name_of(&key[..key.len() - 1]), None);
         assert_eq!(keys.name_of(""), None);
-        assert!(keys.create("billing").is_err());
-        assert!(keys.create("bad name").is_err());
+        assert!(keys.create("billing", None).is_err());
+        assert!(keys.create("bad name", None).is_err());
         let stored = std::fs::read_to_string(dir.path().join(SERVICE_FILE)).unwrap();
         assert!(
             !stored.contains(&key[SERVICE_PREFIX.len()..]),
@@ -279,12 +330,38 @@ mod tests {
     }
 
     #[test]
+    fn a_service_key_with_an_expiry_fails_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let hand = capstan_protocol::ManualClock::new();
+        let keys = ServiceKeys::load(dir.path(), hand.clock()).unwrap();
+        let key = keys
+            .create("nightly", Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        assert_eq!(keys.name_of(&key).as_deref(), Some("nightly"));
+        hand.advance(std::time::Duration::from_secs(61));
+        assert_eq!(keys.name_of(&key), None);
+        assert!(keys.list()[0].expires_at.is_some());
+    }
+
+    #[test]
+    fn a_rotated_admin_key_replaces_the_old_everywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = AdminKey::load_or_create(dir.path()).unwrap();
+        let holder = key.clone();
+        let old = key.expose();
+        let new = key.rotate().unwrap();
+        assert!(!holder.matches(&old));
+        assert!(holder.matches(&new));
+        assert_eq!(AdminKey::load_or_create(dir.path()).unwrap().expose(), new);
+    }
+
+    #[test]
     fn keys_are_created_once_kept_private_and_compared_exactly() {
         let dir = tempfile::tempdir().unwrap();
         let key = AdminKey::load_or_create(dir.path()).unwrap();
         let again = AdminKey::load_or_create(dir.path()).unwrap();
         assert_eq!(key.expose(), again.expose());
-        assert!(key.matches(key.expose()));
+        assert!(key.matches(&key.expose()));
         assert!(!key.matches(""));
         assert!(!key.matches(&key.expose()[..10]));
         assert!(!key.matches(&format!("{}x", key.expose())));

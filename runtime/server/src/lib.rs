@@ -11,9 +11,15 @@
 //! - [`deployments`]: the deployment served and its environment variables;
 //!   [`deployment`]: one deployment's components and config.
 //! - [`data_dir`]: what lives where in the data directory.
+//! - [`audit`]: the log of admin actions.
 //! - [`credentials`]: from credentials to an identity; token checks.
 //!   [`keys`]: the admin key and service keys.
-//! - [`http`]: the axum router: function calls, health, the admin API.
+//! - [`listener`]: the accept loop: per-client connection caps, header
+//!   timeouts; [`client_ip`]: who a request is from (trusted proxies);
+//!   [`client_slots`]: per-client caps; [`rate_limit`]: calls and sockets
+//!   per client and identity; [`tls`]: certificates, reloaded on change.
+//! - [`http`]: the axum router: function calls, health, the admin API;
+//!   [`metrics`]: what `/metrics` exposes.
 //! - [`sync`]: live queries over WebSocket (the Convex sync protocol): the
 //!   socket [`sync::worker`] and the shared [`sync::subscriptions`]; [`ws`],
 //!   the endpoint that serves them.
@@ -24,6 +30,9 @@
 
 pub mod app;
 pub mod arguments;
+pub mod audit;
+pub mod client_ip;
+pub mod client_slots;
 pub mod config;
 pub mod credentials;
 pub mod data_dir;
@@ -34,9 +43,13 @@ pub mod executor;
 pub mod http;
 pub mod keys;
 pub mod limits;
+pub mod listener;
+pub mod metrics;
 pub mod mutations;
 pub mod pace;
+pub mod rate_limit;
 pub mod sync;
+pub mod tls;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -62,6 +75,8 @@ pub struct Server {
     manager: tokio::task::JoinHandle<()>,
     /// Sockets and the calls they started.
     sockets: tokio_util::task::TaskTracker,
+    /// Whether it terminates TLS.
+    tls: bool,
 }
 
 impl Server {
@@ -78,14 +93,17 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::config(e.to_string()))?;
-        let admin_key = AdminKey::load_or_create(&{
-            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-                Error::config(format!("cannot create {}: {e}", config.data_dir.display()))
-            })?;
-            config.data_dir.clone()
-        })?;
+        data_dir::DataDir::create(&config.data_dir)?;
+        let admin_key = AdminKey::load_or_create(&config.data_dir)?;
         let service_keys = ServiceKeys::load(&config.data_dir, config.clock.clone())?;
-        let app = App::open(&config).await?;
+        let metrics = metrics::Metrics::new();
+        let limiters = std::sync::Arc::new(rate_limit::Limiters::new(
+            &config.rate_limits,
+            &config.clock,
+        ));
+        let trusted = client_ip::TrustedProxies::parse(&config.http.trusted_proxies)
+            .map_err(Error::config)?;
+        let app = App::open(&config, metrics.clone()).await?;
         let credentials = credentials::Credentials {
             app: app.clone(),
             admin_key: admin_key.clone(),
@@ -97,28 +115,78 @@ impl Server {
         let (subscriptions, manager) =
             sync::Subscriptions::start(app.clone(), &config.sync, shutdown.clone());
         let sockets = tokio_util::task::TaskTracker::new();
-        let router = http::router(
-            http::HttpState {
-                app: app.clone(),
-                credentials: credentials.clone(),
-                limits: config.limits.clone(),
-            },
-            ws::SyncState::new(sync::SocketContext {
+        let sync_state = ws::SyncState::new(
+            sync::SocketContext {
                 app: app.clone(),
                 subscriptions: subscriptions.clone(),
-                credentials,
+                credentials: credentials.clone(),
                 limits: config.sync.clone(),
                 shutdown: shutdown.clone(),
                 tasks: sockets.clone(),
-            }),
+                live_result_bytes: Default::default(),
+                metrics: metrics.clone(),
+                limiters: limiters.clone(),
+            },
+            &config.http,
+        )?;
+        let scrape = {
+            let (sync_state, subscriptions, app) =
+                (sync_state.clone(), subscriptions.clone(), app.clone());
+            move |metrics: &metrics::Metrics| {
+                let gauges = metrics.gauges();
+                let (running, waiting, instances) = app.load();
+                gauges.calls_running.set(running as i64);
+                gauges.calls_waiting.set(waiting as i64);
+                gauges.instances_in_use.set(instances as i64);
+                gauges.sockets.set(sync_state.open() as i64);
+                gauges
+                    .subscriptions
+                    .set(subscriptions.read(|published| published.keys.len()) as i64);
+                let runs = subscriptions
+                    .stats()
+                    .executions
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                gauges
+                    .query_runs
+                    .set(i64::try_from(runs).unwrap_or(i64::MAX));
+            }
+        };
+        let router = http::router(
+            http::HttpState {
+                app: app.clone(),
+                credentials,
+                limits: config.limits.clone(),
+                http: config.http.clone(),
+                metrics: metrics.clone(),
+                body_budget: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                    config.limits.request_body_budget.div_ceil(1024),
+                )),
+                scrape: std::sync::Arc::new(scrape),
+                limiters,
+                trusted: trusted.clone(),
+                audit: std::sync::Arc::new(audit::AuditLog::new(
+                    &config.data_dir,
+                    config.clock.clone(),
+                )),
+            },
+            sync_state,
         );
-        let stopped = shutdown.clone();
+        let admission = listener::Admission {
+            connections: client_slots::ClientSlots::new(config.http.max_connections_per_ip),
+            trusted,
+            header_timeout: config.http.header_timeout,
+            tls: match &config.tls {
+                Some(tls) => Some(tls::acceptor(tls, shutdown.clone()).map_err(Error::config)?),
+                None => None,
+            },
+        };
         // Ends when `shutdown` is cancelled (Server::stop).
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stopped.cancelled_owned())
-                .await
-                .map_err(|e| Error::internal(e.to_string()))
+        let task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                listener::serve(listener, router, admission, metrics, shutdown).await;
+                Ok(())
+            }
         });
         tracing::info!(%addr, "listening");
         Ok(Server {
@@ -130,11 +198,13 @@ impl Server {
             task,
             manager,
             sockets,
+            tls: config.tls.is_some(),
         })
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The token that stops this server when cancelled.

@@ -15,6 +15,19 @@ pub struct ServerLimits {
     /// run under their action's place, so an action never waits for its
     /// own children.
     pub max_concurrent_calls: usize,
+    /// Calls waiting for a place, beyond which calls are refused (503)
+    /// rather than queued.
+    pub max_waiting_calls: usize,
+    /// Actions among them: an action may hold its place for its whole time
+    /// limit, so actions alone cannot take every place.
+    pub max_concurrent_actions: usize,
+    /// How long a run waits for a free instance of the engine (every run
+    /// takes one: top-level, nested and a subscription's) before it is
+    /// refused as overload. A subscription refused so is retried.
+    pub instance_wait: Duration,
+    /// How deep actions may call actions. Every nested call also ends by
+    /// its outermost action's deadline.
+    pub max_action_depth: u32,
     /// Largest body of a function call: the largest arguments the host
     /// takes, and room for the envelope around them.
     pub max_request_body: usize,
@@ -22,6 +35,10 @@ pub struct ServerLimits {
     pub max_deploy_body: usize,
     /// Largest body of the other admin requests (a variable's value).
     pub max_admin_body: usize,
+    /// Bytes of request bodies all requests together may be reading at
+    /// once (each takes room for its declared length, or its limit); a
+    /// request that finds no room is refused (503), not queued.
+    pub request_body_budget: usize,
     /// How much more of a too large body is read and dropped before the
     /// 413 goes out: a client still sending then receives the answer, where
     /// closing on unread data would reset the connection under it.
@@ -51,9 +68,14 @@ impl Default for ServerLimits {
     fn default() -> Self {
         ServerLimits {
             max_concurrent_calls: 64,
+            max_concurrent_actions: 32,
+            max_waiting_calls: 1024,
+            instance_wait: Duration::from_secs(10),
+            max_action_depth: 8,
             max_request_body: HostLimits::default().max_args + (64 << 10),
             max_deploy_body: 256 << 20,
             max_admin_body: 64 << 10,
+            request_body_budget: 512 << 20,
             body_drain: 16 << 20,
             max_variable_name: 64,
             max_variable_value: 8 << 10,
@@ -78,11 +100,19 @@ pub struct SyncLimits {
     pub max_queries_per_socket: usize,
     /// Largest inbound WebSocket message, in bytes.
     pub max_message_size: usize,
+    /// Actions one socket runs at once; while it has this many, the socket's
+    /// next messages wait unread.
     pub max_actions_in_flight: usize,
     /// A Ping is sent after this long without any other message: the
     /// `convex` client gives up on a server silent for 60 s.
     #[serde(with = "seconds")]
     pub ping_interval: Duration,
+    /// A socket from which nothing arrives for this long is closed. The
+    /// server pings every `ping_interval`, and browsers and other clients
+    /// answer pings by themselves, so only a client that stopped reading
+    /// (or vanished) stays silent.
+    #[serde(with = "seconds")]
+    pub idle_timeout: Duration,
     /// When the last socket drops a query, its result is kept (at most this
     /// many, the least recently dropped go first) until a commit writes
     /// something it read, so subscribing to it again is answered without
@@ -90,6 +120,12 @@ pub struct SyncLimits {
     pub idle_queries: usize,
     /// The most bytes of results kept for idle queries.
     pub idle_query_bytes: usize,
+    /// The most bytes of live results one socket holds (and so the
+    /// largest Transition built for it); a query whose result would pass
+    /// it fails with a message saying so, until the socket holds less.
+    pub max_socket_result_bytes: usize,
+    /// The most bytes of live results all sockets together hold.
+    pub max_live_result_bytes: usize,
     /// A query nobody holds yet runs on the socket that asks for it; when
     /// commits keep making those runs stale, after this many it is left to
     /// the manager's next refresh. 0 leaves every new query to the manager.
@@ -105,6 +141,14 @@ pub struct SyncLimits {
     /// loop: a slow client slows its own worker, nobody else's.
     #[serde(skip)]
     pub outbound_queue: usize,
+    /// Mutations a socket has sent that wait behind the one running; while
+    /// the queue is full, the socket's next messages wait unread.
+    #[serde(skip)]
+    pub mutation_queue: usize,
+    /// Bytes of arguments a socket's queued mutations may hold together;
+    /// while they hold more, its next messages wait unread.
+    #[serde(skip)]
+    pub queued_mutation_bytes: usize,
     /// Commits the manager remembers for checking results computed on
     /// sockets, and the most document writes they may hold together; a
     /// result computed before the oldest is not taken.
@@ -120,16 +164,65 @@ impl Default for SyncLimits {
             max_sockets: 50_000,
             max_queries_per_socket: 4_096,
             max_message_size: 8 << 20,
-            max_actions_in_flight: 64,
+            max_actions_in_flight: 8,
             ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
             idle_queries: 1_000,
             idle_query_bytes: 64 << 20,
+            max_socket_result_bytes: 32 << 20,
+            max_live_result_bytes: 2 << 30,
             socket_runs: 3,
             transition_chunk: 5_000_000,
-            inbound_queue: 16,
+            inbound_queue: 2,
             outbound_queue: 64,
+            mutation_queue: 64,
+            queued_mutation_bytes: 16 << 20,
             history_commits: 1024,
             history_writes: 64 * 1024,
+        }
+    }
+}
+
+/// What the HTTP front enforces: which browsers may call, whose
+/// forwarded addresses are believed, how many connections one client
+/// address may hold, and how long a request may take to arrive. Read from
+/// a configuration file's `[http]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// Origins browsers may call the function API from, such as
+    /// `https://app.example.com`. Empty: any origin, and never with
+    /// credentials (Convex clients send tokens in a header, not cookies).
+    /// The admin API answers no browser whatever this says; sockets from
+    /// an origin not listed are refused when the list is not empty.
+    pub allowed_origins: Vec<String>,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names
+    /// the client; others' is ignored.
+    pub trusted_proxies: Vec<String>,
+    /// Connections one client address may hold at once (trusted proxies
+    /// are not counted; their clients are, by socket).
+    pub max_connections_per_ip: usize,
+    /// WebSockets one client address may hold at once.
+    pub max_sockets_per_ip: usize,
+    /// A request's headers must arrive within this; an idle keep-alive
+    /// connection is closed after it.
+    #[serde(with = "seconds")]
+    pub header_timeout: Duration,
+    /// A request body must arrive whole within this (a deploy's, four
+    /// times this).
+    #[serde(with = "seconds")]
+    pub body_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            max_connections_per_ip: 512,
+            max_sockets_per_ip: 256,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -143,7 +236,7 @@ mod seconds {
         let seconds = f64::deserialize(d)?;
         if !(seconds > 0.0 && seconds < 86_400.0) {
             return Err(serde::de::Error::custom(
-                "ping_interval must be between 0 and 86400 seconds",
+                "a time must be between 0 and 86400 seconds",
             ));
         }
         Ok(Duration::from_secs_f64(seconds))

@@ -1,7 +1,7 @@
 //! Mutations: the one OCC retry loop (run, commit, and on a conflict run
 //! again at a newer snapshot), and exactly-once runs keyed by a receipt
-//! (a socket's `(sessionId, requestId)`), recorded in the commit that
-//! applies them.
+//! (a socket's `(sessionId, requestId)`, with the caller, the function and
+//! its arguments), recorded in the commit that applies them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -16,6 +16,7 @@ use crate::app::FunctionResult;
 use crate::error::Error;
 use crate::executor::{Executor, Placement};
 use crate::limits::ServerLimits;
+use crate::metrics::Metrics;
 
 /// Runs mutations against the store.
 #[derive(Debug)]
@@ -28,6 +29,7 @@ pub struct Mutations {
     /// Receipt keys of exactly-once mutations running now: a resent copy
     /// waits for the original and then finds its receipt.
     running: std::sync::Mutex<HashMap<Vec<u8>, Weak<Mutex<()>>>>,
+    metrics: Metrics,
 }
 
 /// One mutation to run.
@@ -39,6 +41,8 @@ pub struct Mutation {
     pub args: String,
     pub environment: Arc<Environment>,
     pub identity: Identity,
+    /// Set for a mutation an action runs: its action's deadline.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// What an exactly-once mutation recorded: its result and log lines.
@@ -50,9 +54,38 @@ struct Receipt {
     log_lines: Vec<String>,
 }
 
+/// The key a socket's mutation is recorded under: its session and request
+/// id, who called, the function and its arguments, so that only the same
+/// call by the same caller finds the record (a client that learns another
+/// client's session id learns nothing from it).
+pub fn receipt_key(
+    session: &str,
+    request_id: u32,
+    caller: &Identity,
+    path: &FunctionPath,
+    args: &str,
+) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in [
+        session.as_bytes(),
+        &request_id.to_le_bytes(),
+        caller.caller_key().as_bytes(),
+        path.as_str().as_bytes(),
+        args.as_bytes(),
+    ] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    let mut key = b"mutation/".to_vec();
+    key.extend_from_slice(&hasher.finalize());
+    key
+}
+
 impl Mutations {
-    pub fn new(store: Store, limits: &ServerLimits) -> Mutations {
+    pub fn new(store: Store, limits: &ServerLimits, metrics: Metrics) -> Mutations {
         Mutations {
+            metrics,
             store,
             limits: limits.clone(),
             contended: Mutex::new(()),
@@ -119,6 +152,7 @@ impl Mutations {
             args,
             environment,
             identity,
+            deadline,
         } = mutation;
         let started = tokio::time::Instant::now();
         let mut queued = None;
@@ -133,6 +167,7 @@ impl Mutations {
                 access: Access::Mutation(self.store.begin()),
                 environment: environment.clone(),
                 identity: identity.clone(),
+                deadline,
             };
             let mut outcome = executor
                 .run(module.clone(), call, Placement::Pool, None)
@@ -158,6 +193,7 @@ impl Mutations {
             }
             match self.store.commit(transaction).await {
                 Ok(Ok(ts)) => {
+                    self.metrics.committed();
                     return Ok(FunctionResult {
                         result: outcome.result,
                         log_lines: outcome.log_lines,
@@ -165,9 +201,12 @@ impl Mutations {
                     });
                 }
                 Ok(Err(conflict)) => {
+                    self.metrics.conflicted();
                     tracing::debug!(%path, attempt, %conflict, "mutation conflicted; retrying");
                     attempt += 1;
-                    if started.elapsed() > self.limits.mutation_retry_deadline {
+                    let out_of_time =
+                        deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline);
+                    if started.elapsed() > self.limits.mutation_retry_deadline || out_of_time {
                         return Ok(FunctionResult {
                             result: Err(Failure::Function {
                                 message: format!(

@@ -3,16 +3,23 @@
 //! the worker's channel), send (the worker's frames out, with an app-level
 //! Ping when idle), and the worker itself.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use capstan_protocol::sync::ServerMessage;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use tracing::Instrument as _;
+
+use crate::client_ip::TrustedProxies;
+use crate::client_slots::{ClientSlot, ClientSlots};
 use crate::error::Error;
+use crate::limits::HttpLimits;
 use crate::sync::{Inbound, Outbound, SocketContext, run_socket};
 use capstan_protocol::ErrorCode;
 
@@ -20,23 +27,86 @@ use capstan_protocol::ErrorCode;
 pub struct SyncState {
     pub context: SocketContext,
     pub sockets: Arc<Semaphore>,
+    /// Sockets per client address.
+    pub per_client: ClientSlots,
+    pub trusted: TrustedProxies,
+    /// Origins browsers may open sockets from; empty: any.
+    pub allowed_origins: Vec<String>,
 }
 
 impl SyncState {
-    pub fn new(context: SocketContext) -> SyncState {
-        SyncState {
+    pub fn new(context: SocketContext, http: &HttpLimits) -> Result<SyncState, Error> {
+        Ok(SyncState {
             sockets: Arc::new(Semaphore::new(context.limits.max_sockets)),
+            per_client: ClientSlots::new(http.max_sockets_per_ip),
+            trusted: TrustedProxies::parse(&http.trusted_proxies).map_err(Error::config)?,
+            allowed_origins: http.allowed_origins.clone(),
             context,
-        }
+        })
+    }
+
+    /// Sockets open now.
+    pub fn open(&self) -> usize {
+        self.context.limits.max_sockets - self.sockets.available_permits()
     }
 }
 
 pub async fn sync(
     State(state): State<SyncState>,
     Path(_client_version): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // A browser says where the page came from; other clients send no Origin.
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && !state.allowed_origins.is_empty()
+        && !state
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed.as_bytes() == origin.as_bytes())
+    {
+        state.context.metrics.refused("origin");
+        return Error::new(
+            ErrorCode::Forbidden,
+            "this origin may not open sockets to this server",
+        )
+        .into_response();
+    }
+    let client = state.trusted.client(peer, &headers);
+    if let Err(wait) = state
+        .context
+        .limiters
+        .sockets
+        .take(&[&format!("ip:{client}")])
+    {
+        state.context.metrics.refused("socket_rate");
+        let mut response = Error::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many new sockets from this address; try again in {} ms",
+                wait.as_millis().max(1)
+            ),
+        )
+        .into_response();
+        if let Ok(value) = wait.as_secs().max(1).to_string().parse() {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+    let Some(slot) = state.per_client.try_take(client) else {
+        state.context.metrics.refused("sockets_per_client");
+        return Error::new(
+            ErrorCode::TooManyConcurrentRequests,
+            format!(
+                "one address may hold at most {} sockets",
+                state.per_client.limit()
+            ),
+        )
+        .into_response();
+    };
     let Ok(permit) = state.sockets.clone().try_acquire_owned() else {
+        state.context.metrics.refused("sockets");
         return Error::new(
             ErrorCode::TooManyConcurrentRequests,
             format!(
@@ -55,19 +125,29 @@ pub async fn sync(
         .max_frame_size(limit)
         .on_upgrade(move |socket| {
             let tasks = state.context.tasks.clone();
-            tasks.track_future(serve(socket, state.context, permit))
+            let span = tracing::debug_span!("socket", %client);
+            tasks
+                .track_future(serve(socket, state.context, client, (permit, slot)).instrument(span))
         })
 }
 
-async fn serve(socket: WebSocket, context: SocketContext, _permit: OwnedSemaphorePermit) {
+async fn serve(
+    socket: WebSocket,
+    context: SocketContext,
+    client: std::net::IpAddr,
+    _held: (OwnedSemaphorePermit, ClientSlot),
+) {
     let ping_interval = context.limits.ping_interval;
+    let idle_timeout = context.limits.idle_timeout;
     let (mut sink, mut stream) = socket.split();
     let (inbound, inbound_receiver) = mpsc::channel(context.limits.inbound_queue.max(1));
     let (outbound_sender, mut outbound) =
         mpsc::channel::<Outbound>(context.limits.outbound_queue.max(1));
 
     let receive = async move {
-        while let Some(frame) = stream.next().await {
+        // A client that sends nothing, not even the answers to our pings,
+        // for `idle_timeout` has stopped reading or vanished.
+        while let Ok(Some(frame)) = tokio::time::timeout(idle_timeout, stream.next()).await {
             let frame = match frame {
                 Ok(Message::Text(text)) => Inbound::Text(text.to_string()),
                 Ok(Message::Binary(_)) => Inbound::Binary,
@@ -106,6 +186,12 @@ async fn serve(socket: WebSocket, context: SocketContext, _permit: OwnedSemaphor
                     if last_sent.elapsed() < half {
                         continue;
                     }
+                    // A protocol Ping for the client's own liveness check,
+                    // and a WebSocket ping that clients answer by
+                    // themselves, which shows they still read.
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        break;
+                    }
                     Outbound::Text(ServerMessage::Ping.to_json())
                 }
             };
@@ -130,7 +216,12 @@ async fn serve(socket: WebSocket, context: SocketContext, _permit: OwnedSemaphor
 
     // Boxed, both: moved into `rest` below, they would otherwise take
     // their room twice in this future, which every socket holds.
-    let worker = Box::pin(run_socket(context, inbound_receiver, outbound_sender));
+    let worker = Box::pin(run_socket(
+        context,
+        client,
+        inbound_receiver,
+        outbound_sender,
+    ));
     let send = Box::pin(send);
     // When the client goes away the receive loop ends and drops `inbound`,
     // which ends the worker, which drops its sender, which ends the send

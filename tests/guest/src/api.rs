@@ -28,11 +28,13 @@ pub fn echo(_ctx: &QueryCtx, args: Value) -> capstan::Result<Value> {
 #[derive(Serialize, Deserialize)]
 pub struct Clock {
     now_ms: f64,
+    /// From the seed of std's hash maps (WASI's insecure seed).
     random: Int64,
+    /// From `getrandom` (WASI's secure random source).
+    secure: Int64,
 }
 
-/// The wall clock, and a random number from the WASI random source (which
-/// seeds std's hash maps).
+/// The wall clock, and random numbers from both WASI random sources.
 fn read_clock() -> Clock {
     use std::hash::BuildHasher;
     let now_ms = std::time::SystemTime::now()
@@ -41,10 +43,11 @@ fn read_clock() -> Clock {
     Clock {
         now_ms,
         random: Int64(std::collections::hash_map::RandomState::new().hash_one(1u8) as i64),
+        secure: Int64(getrandom::u64().unwrap_or_default() as i64),
     }
 }
 
-/// The clock and a random number, as a query sees them.
+/// The clock and random numbers, as a query sees them.
 #[capstan::query]
 pub fn clock(_ctx: &QueryCtx) -> capstan::Result<Clock> {
     Ok(read_clock())
@@ -201,6 +204,12 @@ pub fn increment(ctx: &mut MutationCtx, name: String) -> capstan::Result<Int64> 
             Ok(Int64(1))
         }
     }
+}
+
+/// The clock and random numbers, as a mutation sees them.
+#[capstan::mutation]
+pub fn mutation_clock(_ctx: &mut MutationCtx) -> capstan::Result<Clock> {
+    Ok(read_clock())
 }
 
 #[derive(Serialize)]

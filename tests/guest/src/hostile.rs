@@ -63,3 +63,10 @@ pub fn panics(_ctx: &QueryCtx) -> capstan::Result<()> {
 pub fn huge(_ctx: &QueryCtx, bytes: usize) -> capstan::Result<String> {
     Ok("x".repeat(bytes))
 }
+
+/// An action that calls itself, deeper each time, until it is refused:
+/// the refusal comes back up the chain.
+#[capstan::action]
+pub fn nest(ctx: &mut capstan::ActionCtx, depth: f64) -> capstan::Result<f64> {
+    ctx.run_action::<nest>(&NestArgs { depth: depth + 1.0 })
+}

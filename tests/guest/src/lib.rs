@@ -13,11 +13,11 @@ capstan::app! {
     functions: [
         api::{
             echo, clock, list, list_round, by_note, get, page, count_all, write_in_query, logs, fail, fail_plain,
-            secret, env, send, edit, edit_unset, swap, remove, increment, stamp, send_and_list,
+            secret, env, send, edit, edit_unset, swap, remove, increment, stamp, mutation_clock, send_and_list,
             action_clock, call_secret,
         },
         auth::{whoami, whoami_internal, whoami_mutation, whoami_action, check_secret},
-        hostile::{spin, spin_on, bomb, recurse, panics, huge},
+        hostile::{spin, spin_on, bomb, recurse, panics, huge, nest},
         values::{echo_json, numbers, store, load},
     ],
 }

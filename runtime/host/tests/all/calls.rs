@@ -87,6 +87,7 @@ fn queries_and_mutations_are_deterministic() {
             access: Access::Query(fixture.store.begin_at(ts).expect("snapshot")),
             environment: Arc::default(),
             identity: Default::default(),
+            deadline: None,
         });
         serde_json::from_str::<serde_json::Value>(&outcome.result.expect("runs")).expect("json")
     };
@@ -115,10 +116,74 @@ fn queries_and_mutations_are_deterministic() {
             access: Access::Action(Arc::new(NoNestedCalls)),
             environment: Arc::default(),
             identity: Default::default(),
+            deadline: None,
         });
         serde_json::from_str::<serde_json::Value>(&outcome.result.expect("runs")).expect("json")
     };
     assert_ne!(action(())["random"], action(())["random"]);
+}
+
+/// A query's random numbers repeat for the same call, snapshot and caller
+/// under one seed key, and cannot be told by anyone without the key; a
+/// mutation's are the operating system's.
+#[test]
+fn random_numbers_are_repeatable_for_queries_and_unpredictable_for_everyone_else() {
+    use capstan_host::{HostEngine, SeedKey};
+    use capstan_protocol::{Identity, UserIdentity};
+
+    let key = [7u8; 32];
+    let fixture =
+        guest_on(&HostEngine::with_seed_key(limits(), SeedKey::new(key)).expect("engine"));
+    // The same deployment's key after a restart, and another deployment's.
+    let restarted =
+        guest_on(&HostEngine::with_seed_key(limits(), SeedKey::new(key)).expect("engine"));
+    let other =
+        guest_on(&HostEngine::with_seed_key(limits(), SeedKey::new([8; 32])).expect("engine"));
+    let snapshot = fixture.store.latest_ts();
+    let user = Identity::User(Arc::new(UserIdentity::new(
+        "https://issuer|alice".into(),
+        "https://issuer".into(),
+        "alice".into(),
+        Default::default(),
+        None,
+    )));
+    let run = |fixture: &Fixture, path: &str, identity: Identity| {
+        let transaction = fixture.store.begin_at(snapshot).expect("snapshot");
+        let access = match path {
+            "api:clock" => Access::Query(transaction),
+            _ => Access::Mutation(transaction),
+        };
+        let outcome = fixture.module.run(Call {
+            path: path.into(),
+            args: "{}".into(),
+            access,
+            environment: Arc::default(),
+            identity,
+            deadline: None,
+        });
+        let value: serde_json::Value =
+            serde_json::from_str(&outcome.result.expect("runs")).expect("json");
+        (value["random"].clone(), value["secure"].clone())
+    };
+    let anonymous = run(&fixture, "api:clock", Identity::Anonymous);
+    assert_eq!(anonymous, run(&fixture, "api:clock", Identity::Anonymous));
+    assert_eq!(anonymous, run(&restarted, "api:clock", Identity::Anonymous));
+    let alice = run(&fixture, "api:clock", user.clone());
+    for (what, seen) in [
+        ("another caller", alice.clone()),
+        (
+            "another deployment",
+            run(&other, "api:clock", Identity::Anonymous),
+        ),
+    ] {
+        assert_ne!(seen.0, anonymous.0, "{what}: a different insecure seed");
+        assert_ne!(seen.1, anonymous.1, "{what}: different secure numbers");
+    }
+    assert_eq!(alice, run(&fixture, "api:clock", user));
+
+    let first = run(&fixture, "api:mutation_clock", Identity::Anonymous);
+    let second = run(&fixture, "api:mutation_clock", Identity::Anonymous);
+    assert_ne!(first.1, second.1, "a mutation draws fresh numbers each run");
 }
 
 #[test]
@@ -256,6 +321,7 @@ fn an_action_runs_a_mutation_then_a_query() {
         })),
         environment: Arc::default(),
         identity: Default::default(),
+        deadline: None,
     });
     let value: serde_json::Value =
         serde_json::from_str(&outcome.result.expect("runs")).expect("json");

@@ -32,13 +32,12 @@ pub struct Fixture {
 }
 
 pub fn guest() -> Fixture {
-    let engine = engine();
-    let (module, _) = Module::load(
-        &engine,
-        &component("capstan-test-guest", "test_guest"),
-        None,
-    )
-    .expect("loads");
+    guest_on(&engine())
+}
+
+pub fn guest_on(engine: &HostEngine) -> Fixture {
+    let (module, _) =
+        Module::load(engine, &component("capstan-test-guest", "test_guest"), None).expect("loads");
     let store = Store::open_in_memory(StoreConfig {
         gc_interval: None,
         ..StoreConfig::default()
@@ -72,6 +71,7 @@ impl Fixture {
                 "hello".to_owned(),
             )])),
             identity: Default::default(),
+            deadline: None,
         });
         if let Some(transaction) = outcome.transaction.take()
             && outcome.result.is_ok()

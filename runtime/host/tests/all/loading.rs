@@ -42,3 +42,39 @@ fn files_that_are_not_components_are_refused() {
         assert!(matches!(error, Error::NotAComponent(_)), "{error}");
     }
 }
+
+#[test]
+fn a_corrupted_compiled_component_is_compiled_again_not_run() {
+    let engine = engine();
+    let bytes = component("counter", "counter");
+    let dir = tempfile::tempdir().expect("temp dir");
+    Module::load(&engine, &bytes, Some(dir.path())).expect("loads");
+    let artifact = std::fs::read_dir(dir.path())
+        .expect("cache dir")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.extension().is_some_and(|e| e == "cwasm"))
+        .expect("an artifact");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&artifact)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "compiled code is its owner's only");
+    }
+    let mut code = std::fs::read(&artifact).expect("read");
+    let middle = code.len() / 2;
+    code[middle] ^= 0x5a;
+    std::fs::write(&artifact, &code).expect("write");
+
+    let (module, origin) = Module::load(&engine, &bytes, Some(dir.path())).expect("loads");
+    assert_eq!(
+        origin,
+        Origin::Compiled,
+        "a corrupted artifact is not loaded"
+    );
+    assert!(module.functions().contains_key("counter:increment"));
+    let (_, origin) = Module::load(&engine, &bytes, Some(dir.path())).expect("loads");
+    assert_eq!(origin, Origin::Cached, "and is replaced by a sound one");
+}

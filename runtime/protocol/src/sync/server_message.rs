@@ -236,6 +236,11 @@ impl QueryOutcome {
         self.journal.as_deref()
     }
 
+    /// Bytes of the outcome as a modification carries it.
+    pub fn size(&self) -> usize {
+        self.fields().len()
+    }
+
     /// Writes the outcome's fields into a modification's map.
     fn serialize_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
         let tags = ("QueryUpdated", "QueryFailed");

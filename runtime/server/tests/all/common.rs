@@ -26,6 +26,8 @@ pub fn config(data: &Path) -> ServerConfig {
     config.host.max_args = 1 << 20;
     config.host.max_result = 1 << 20;
     config.sync.max_message_size = 1 << 20;
+    // As `capstan dev`: the tests read what functions log.
+    config.logs_to_clients = true;
     config
 }
 

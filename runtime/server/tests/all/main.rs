@@ -9,6 +9,7 @@ mod concurrency;
 mod conformance;
 mod deploys;
 mod examples;
+mod hardening;
 mod socket;
 mod socket_limits;
 mod sync;

@@ -57,10 +57,16 @@ impl Client {
 
     /// The next message other than Ping.
     pub(crate) async fn next(&mut self) -> anyhow::Result<Value> {
+        // One deadline for the message, however many pings come first.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let frame = tokio::time::timeout(WAIT, self.socket.next())
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("the socket closed"))??;
+            // WebSocket pings are answered by the library.
+            if matches!(frame, Message::Ping(_) | Message::Pong(_)) {
+                continue;
+            }
             let Message::Text(text) = frame else {
                 anyhow::bail!("unexpected frame {frame:?}");
             };
@@ -77,6 +83,16 @@ impl Client {
                 self.version = message["endVersion"].clone();
             }
             return Ok(message);
+        }
+    }
+
+    /// The next message of type `kind`, skipping others.
+    pub(crate) async fn next_of(&mut self, kind: &str) -> anyhow::Result<Value> {
+        loop {
+            let message = self.next().await?;
+            if message["type"] == kind {
+                return Ok(message);
+            }
         }
     }
 

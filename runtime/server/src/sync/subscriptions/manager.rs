@@ -1,6 +1,8 @@
 //! The manager's task: after each batch of commits it re-runs the live
 //! queries whose read sets the commits' writes intersect, runs the
 //! subscriptions left to it, and publishes every result at one timestamp.
+//! A query the server failed to run is run again after a back-off, until
+//! it runs.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,8 +16,9 @@ use capstan_store::read_set::CommitEntry;
 use tokio::sync::{broadcast, watch};
 
 use super::{Pending, QueryHandle, QueryKey, Shared, Stats};
-use crate::app::{App, Caller, public_result};
+use crate::app::{App, Caller, QueryRun, public_result};
 use crate::executor::Placement;
+use capstan_host::Failure;
 
 /// The manager's task: re-runs the queries each batch of commits affects.
 pub(super) struct Manager {
@@ -23,6 +26,48 @@ pub(super) struct Manager {
     pub(super) commits: broadcast::Receiver<Arc<CommitEntry>>,
     pub(super) generations: watch::Receiver<u64>,
     pub(super) shared: Arc<Shared>,
+    pub(super) retries: Retries,
+}
+
+/// The live queries the server failed to run, and when each runs again.
+#[derive(Default)]
+pub(super) struct Retries {
+    due: HashMap<QueryHandle, (u32, tokio::time::Instant)>,
+}
+
+impl Retries {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+    const LONGEST: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Another failure of `handle`: its next run waits twice as long as
+    /// the last, up to [`Retries::LONGEST`].
+    fn failed(&mut self, handle: QueryHandle) {
+        let now = tokio::time::Instant::now();
+        let (attempts, at) = self.due.entry(handle).or_insert((0, now));
+        let wait = Self::FIRST
+            .saturating_mul(1 << (*attempts).min(16))
+            .min(Self::LONGEST);
+        *attempts += 1;
+        *at = now + wait;
+    }
+
+    fn succeeded(&mut self, handle: QueryHandle) {
+        self.due.remove(&handle);
+    }
+
+    fn next(&self) -> Option<tokio::time::Instant> {
+        self.due.values().map(|(_, at)| *at).min()
+    }
+
+    /// The handles due now.
+    fn take_due(&mut self) -> Vec<QueryHandle> {
+        let now = tokio::time::Instant::now();
+        self.due
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(handle, _)| *handle)
+            .collect()
+    }
 }
 
 /// What invalidated the published results.
@@ -33,6 +78,8 @@ enum Invalidation {
     All,
     /// Nothing changed; subscriptions are pending.
     Pending,
+    /// Queries the server failed to run are due to run again.
+    Retry(Vec<QueryHandle>),
 }
 
 impl Manager {
@@ -68,6 +115,9 @@ impl Manager {
                     Invalidation::All
                 }
                 () = self.shared.wake.notified() => Invalidation::Pending,
+                () = sleep_until(self.retries.next()), if self.retries.next().is_some() => {
+                    Invalidation::Retry(self.retries.take_due())
+                }
             };
             self.refresh(invalidation).await;
         }
@@ -113,6 +163,14 @@ impl Manager {
                     state.queries.keys().copied().collect(),
                 ),
                 Invalidation::Pending => (self.published_ts(), Vec::new()),
+                Invalidation::Retry(handles) => {
+                    for handle in &handles {
+                        if !state.queries.contains_key(handle) {
+                            self.retries.succeeded(*handle);
+                        }
+                    }
+                    (self.published_ts(), handles)
+                }
             };
             let ts = ts.max(self.published_ts());
             let mut runs = Vec::new();
@@ -191,11 +249,16 @@ impl Manager {
                     continue;
                 }
                 // When the server failed to run it, the query keeps what it
-                // read before, so that the next commit there runs it again.
-                if let Some(read_set) = read_set {
-                    state.index.remove(handle, &query.read_set);
-                    state.index.insert(handle, &read_set);
-                    query.read_set = read_set;
+                // read before, so that the next commit there runs it again,
+                // and runs again after a back-off anyway.
+                match read_set {
+                    Some(read_set) => {
+                        self.retries.succeeded(handle);
+                        state.index.remove(handle, &query.read_set);
+                        state.index.insert(handle, &read_set);
+                        query.read_set = read_set;
+                    }
+                    None => self.retries.failed(handle),
                 }
                 if published
                     .results
@@ -224,13 +287,20 @@ impl Manager {
             for waiting in pending.remove(&key).unwrap_or_default() {
                 let handle = match state.join(&self.shared, &key, &waiting.subscriber) {
                     Some(handle) => handle,
-                    None => state.insert(
-                        &self.shared,
-                        key.clone(),
-                        &waiting.subscriber,
-                        outcome.clone(),
-                        read_set.clone().unwrap_or_default(),
-                    ),
+                    None => {
+                        let handle = state.insert(
+                            &self.shared,
+                            key.clone(),
+                            &waiting.subscriber,
+                            outcome.clone(),
+                            read_set.clone().unwrap_or_default(),
+                        );
+                        // Nothing it read is known: only a retry runs it.
+                        if read_set.is_none() {
+                            self.retries.failed(handle);
+                        }
+                        handle
+                    }
                 };
                 let _ = waiting.reply.send(handle);
             }
@@ -272,6 +342,15 @@ pub(super) async fn execute(
         )
         .await
     {
+        // The server's own failure inside the run (a store fault) says
+        // nothing of the data either.
+        Ok(QueryRun {
+            result: Err(Failure::Internal(error)),
+            ..
+        }) => {
+            tracing::error!(path = %key.path, %error, "a subscribed query failed in the server");
+            (server_error(), None)
+        }
         Ok(run) => (
             QueryOutcome::new(public_result(run.result), run.log_lines),
             Some(run.read_set),
@@ -288,4 +367,12 @@ fn server_error() -> QueryOutcome {
         .public_message()
         .unwrap_or_default();
     QueryOutcome::new(Err(FunctionFailure::new(message)), Vec::new())
+}
+
+/// Sleeps until `at`; with no time set, forever.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

@@ -211,6 +211,7 @@ impl Subscriptions {
             socket_runs: limits.socket_runs,
         });
         let manager = Manager {
+            retries: manager::Retries::default(),
             commits,
             generations: app.generations(),
             app: app.clone(),
@@ -310,10 +311,20 @@ impl Subscriptions {
                 if let Some(handle) = state.join(&self.shared, &key, subscriber) {
                     return Some(handle);
                 }
-                if let Some(read_set) = read_set
-                    && state.takes(ts, epoch, &read_set)
-                {
-                    return Some(state.insert(&self.shared, key, subscriber, outcome, read_set));
+                match read_set {
+                    Some(read_set) if state.takes(ts, epoch, &read_set) => {
+                        return Some(state.insert(
+                            &self.shared,
+                            key,
+                            subscriber,
+                            outcome,
+                            read_set,
+                        ));
+                    }
+                    Some(_) => {}
+                    // The server failed to run it: the manager runs it,
+                    // and again after a back-off until it runs.
+                    None => break,
                 }
             }
             // At once if it was published during the run.

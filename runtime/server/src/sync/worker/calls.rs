@@ -62,12 +62,19 @@ impl From<Result<FunctionResult, Error>> for Finished {
 }
 
 pub(super) struct MutationJob {
-    /// `(sessionId, requestId)`: present when the client said Connect.
-    receipt: Option<Vec<u8>>,
+    /// The socket's session id: present when the client said Connect.
+    session: Option<String>,
+    /// Its arguments' room in the socket's queue, given back when it ends.
+    _room: tokio::sync::OwnedSemaphorePermit,
     request_id: RequestId,
     path: FunctionPath,
     args: String,
     identity: Identity,
+}
+
+/// The KiB of arguments a socket's queued mutations may hold.
+pub(super) fn budget_kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
 }
 
 impl Worker {
@@ -84,36 +91,49 @@ impl Worker {
             }
         };
         let identity = self.identity.clone();
-        let receipt = self
-            .session_id
-            .as_ref()
-            .map(|session| format!("mutation/{session}/{request_id}").into_bytes());
-        self.mutation_queue()
-            .send(MutationJob {
-                receipt,
-                request_id,
-                path: call.udf_path,
-                args,
-                identity,
-            })
+        // Room for its arguments among the socket's queued mutations: a
+        // socket that sends faster than its mutations run waits here.
+        let budget = self.queued_mutation_bytes.clone();
+        let kib = u32::try_from(args.len().div_ceil(1024).max(1))
+            .unwrap_or(u32::MAX)
+            .min(budget_kib(self.context.limits.queued_mutation_bytes));
+        let room = budget
+            .acquire_many_owned(kib)
+            .await
+            .map_err(|_| Close::from(Error::internal("the mutation queue closed")))?;
+        let job = MutationJob {
+            _room: room,
+            session: self.session_id.clone(),
+            request_id,
+            path: call.udf_path,
+            args,
+            identity,
+        };
+        // A full queue holds up this socket's worker (and so its reading)
+        // until the mutation ahead finishes: back-pressure, not loss.
+        let queue = self.mutation_queue().clone();
+        queue
+            .send(job)
+            .await
             .map_err(|_| Close::from(Error::internal("the mutation runner stopped")))
     }
 
-    fn mutation_queue(&mut self) -> &mpsc::UnboundedSender<MutationJob> {
+    fn mutation_queue(&mut self) -> &mpsc::Sender<MutationJob> {
+        let capacity = self.context.limits.mutation_queue.max(1);
         self.mutations.get_or_insert_with(|| {
-            let (jobs, mut receiver) = mpsc::unbounded_channel::<MutationJob>();
+            let (jobs, mut receiver) = mpsc::channel::<MutationJob>(capacity);
             let app = self.context.app.clone();
             let completed = self.completed_sender.clone();
             // Ends when the worker drops `jobs`.
             self.context.tasks.spawn(async move {
                 while let Some(job) = receiver.recv().await {
-                    let result = match job.receipt {
-                        Some(receipt) => {
+                    let result = match &job.session {
+                        Some(session) => {
                             app.call_mutation_once(
                                 &job.path,
                                 job.args,
                                 Caller::new(job.identity.clone()),
-                                receipt,
+                                (session, job.request_id.0),
                             )
                             .await
                         }
@@ -141,16 +161,9 @@ impl Worker {
     }
 
     pub(super) async fn action(&mut self, call: FunctionCall) -> Result<(), Close> {
+        // The socket's frames are not read while it has the most actions
+        // running (`run_socket`), so there is room for this one.
         let (request_id, path) = (call.request_id, call.udf_path);
-        if self.actions_in_flight >= self.context.limits.max_actions_in_flight {
-            return Err(Close::refuse(
-                ErrorCode::TooManyConcurrentRequests,
-                format!(
-                    "at most {} actions run at once per socket",
-                    self.context.limits.max_actions_in_flight
-                ),
-            ));
-        }
         let args = match call_arguments(Some(call.args)) {
             Ok(args) => args,
             Err(error) => {

@@ -22,10 +22,15 @@ mod query_set;
 mod transition;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use capstan_protocol::ErrorCode;
 use capstan_protocol::Timestamp;
-use capstan_protocol::sync::{ClientMessage, QueryId, ServerMessage, StateVersion};
+use capstan_protocol::sync::{
+    ClientMessage, QueryId, QuerySetModification, ServerMessage, StateVersion,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +38,8 @@ use super::subscriptions::Subscriber;
 use super::{Identity, Subscriptions, SyncLimits};
 use crate::app::App;
 use crate::credentials::Credentials;
+use crate::metrics::Metrics;
+use crate::rate_limit::Limiters;
 use calls::{Completed, MutationJob};
 use close::Close;
 use query_set::LiveQuery;
@@ -69,10 +76,17 @@ pub struct SocketContext {
     /// Every socket and the calls it started: the server waits for them
     /// before it closes the store.
     pub tasks: tokio_util::task::TaskTracker,
+    /// Bytes of live results all sockets hold, against
+    /// `SyncLimits::max_live_result_bytes`.
+    pub live_result_bytes: Arc<AtomicUsize>,
+    pub metrics: Metrics,
+    pub limiters: Arc<Limiters>,
 }
 
 struct Worker {
     context: SocketContext,
+    /// The client's address, for its rate limits.
+    client: IpAddr,
     outbound: mpsc::Sender<Outbound>,
     session_id: Option<String>,
     client_clock_skew: f64,
@@ -85,12 +99,16 @@ struct Worker {
     /// The newest commit of a mutation answered on this socket that no
     /// Transition has covered yet.
     uncovered: Option<Timestamp>,
-    mutations: Option<mpsc::UnboundedSender<MutationJob>>,
+    mutations: Option<mpsc::Sender<MutationJob>>,
+    /// KiB of arguments the socket's queued mutations may still hold.
+    queued_mutation_bytes: Arc<tokio::sync::Semaphore>,
     /// Boxed: a channel allocates room for 32 messages up front, and every
     /// socket has this one.
     completed_sender: mpsc::UnboundedSender<Box<Completed>>,
     actions_in_flight: usize,
     transitions_sent: u64,
+    /// Bytes of the results last sent, counted in `live_result_bytes`.
+    result_bytes: usize,
     /// How the subscription manager wakes this socket.
     subscriber: Subscriber,
 }
@@ -99,14 +117,19 @@ struct Worker {
 /// the client breaks the protocol (then the socket is closed with a reason).
 pub async fn run_socket(
     context: SocketContext,
+    client: IpAddr,
     mut inbound: mpsc::Receiver<Inbound>,
     outbound: mpsc::Sender<Outbound>,
 ) {
     let (completed_sender, mut completed) = mpsc::unbounded_channel();
     let mut updates = context.subscriptions.updates();
     let shutdown = context.shutdown.clone();
+    let queued_mutation_bytes = Arc::new(tokio::sync::Semaphore::new(calls::budget_kib(
+        context.limits.queued_mutation_bytes,
+    ) as usize));
     let mut worker = Worker {
         context,
+        client,
         outbound,
         session_id: None,
         client_clock_skew: 0.0,
@@ -118,9 +141,11 @@ pub async fn run_socket(
         sent: StateVersion::default(),
         uncovered: None,
         mutations: None,
+        queued_mutation_bytes,
         completed_sender,
         actions_in_flight: 0,
         transitions_sent: 0,
+        result_bytes: 0,
         subscriber: Subscriber::new(),
     };
     let notify = worker.subscriber.notify.clone();
@@ -131,7 +156,9 @@ pub async fn run_socket(
         let step = tokio::select! {
             // Boxed: handling a message needs far more room than waiting,
             // and every idle socket would hold that room.
-            frame = inbound.recv() => match frame {
+            // Not while the socket runs its most actions: its next frames
+            // wait unread (and then its client's sends) until one ends.
+            frame = inbound.recv(), if worker.actions_in_flight < worker.context.limits.max_actions_in_flight => match frame {
                 Some(frame) => Box::pin(worker.receive(frame)).await,
                 None => break None,
             },
@@ -167,6 +194,8 @@ pub async fn run_socket(
             .unsubscribe(query.handle, &worker.subscriber)
             .await;
     }
+    worker.queries.clear();
+    worker.account_results();
     tracing::debug!(
         session = worker.session_id.as_deref().unwrap_or("-"),
         transitions = worker.transitions_sent,
@@ -175,6 +204,31 @@ pub async fn run_socket(
 }
 
 impl Worker {
+    /// Takes `calls` from the client's call budget, waiting for them when
+    /// the wait is short (the socket's messages then wait unread); a client
+    /// far over its rate is disconnected, to come back later.
+    async fn pace_calls(&self, calls: usize) -> Result<(), Close> {
+        const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+        let keys = crate::rate_limit::keys(self.client, &self.identity);
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        for _ in 0..calls {
+            loop {
+                match self.context.limiters.calls.take(&keys) {
+                    Ok(()) => break,
+                    Err(wait) if wait <= LONGEST_WAIT => tokio::time::sleep(wait).await,
+                    Err(_) => {
+                        self.context.metrics.refused("call_rate");
+                        return Err(Close::refuse(
+                            ErrorCode::RateLimited,
+                            "too many calls from this client",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn send(&self, message: ServerMessage) -> Result<(), Close> {
         self.send_text(message.to_json()).await
     }
@@ -247,15 +301,22 @@ impl Worker {
                 modifications,
             } => {
                 self.check_expiry().await?;
+                let added = modifications
+                    .iter()
+                    .filter(|m| matches!(m, QuerySetModification::Add { .. }))
+                    .count();
+                self.pace_calls(added).await?;
                 self.modify_query_set(base_version, new_version, modifications)
                     .await
             }
             ClientMessage::Mutation(call) => {
                 self.check_expiry().await?;
+                self.pace_calls(1).await?;
                 self.mutation(call).await
             }
             ClientMessage::Action(call) => {
                 self.check_expiry().await?;
+                self.pace_calls(1).await?;
                 self.action(call).await
             }
             ClientMessage::Authenticate {

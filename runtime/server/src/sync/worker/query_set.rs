@@ -20,6 +20,13 @@ pub(super) struct LiveQuery {
     pub(super) sent: Option<Arc<QueryOutcome>>,
 }
 
+impl LiveQuery {
+    /// Bytes of the result last sent, which the socket holds.
+    pub(super) fn sent_size(&self) -> usize {
+        self.sent.as_ref().map_or(0, |sent| sent.size())
+    }
+}
+
 impl Worker {
     pub(super) async fn modify_query_set(
         &mut self,

@@ -2,33 +2,54 @@
 //! last saw to the published one, cut into chunks when it is too long.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use capstan_protocol::FunctionFailure;
 use capstan_protocol::sync::{
-    ServerMessage, StateModification, StateVersion, Transition, TransitionChunk,
+    QueryOutcome, ServerMessage, StateModification, StateVersion, Transition, TransitionChunk,
 };
 
 use super::Worker;
 use super::close::Close;
+use super::query_set::LiveQuery;
 
 impl Worker {
     /// Sends a Transition to the published timestamp if anything the client
     /// should learn changed: a query's result, the query set or identity
     /// version (`forced`), or a mutation now covered.
     pub(super) async fn transition(&mut self, forced: bool) -> Result<(), Close> {
+        let limits = &self.context.limits;
+        let mut held: usize = self.queries.values().map(LiveQuery::sent_size).sum();
+        let before = held;
+        let live = &self.context.live_result_bytes;
         let (ts, mut changes) = self.context.subscriptions.read(|published| {
             let mut changes = Vec::new();
             for (query_id, query) in &self.queries {
                 let Some(outcome) = published.results.get(&query.handle) else {
                     continue;
                 };
+                // Within the socket's budget and the server's, or a
+                // failure that says so in its place.
+                let grows = outcome.size().saturating_sub(query.sent_size());
+                let outcome = if grows > 0
+                    && (held + grows > limits.max_socket_result_bytes
+                        || live.load(Ordering::Relaxed) + (held - before) + grows
+                            > limits.max_live_result_bytes)
+                {
+                    self.context.metrics.refused("live_result_budget");
+                    over_budget(limits.max_socket_result_bytes)
+                } else {
+                    outcome.clone()
+                };
                 let same = query
                     .sent
                     .as_ref()
-                    .is_some_and(|sent| Arc::ptr_eq(sent, outcome) || **sent == **outcome);
+                    .is_some_and(|sent| Arc::ptr_eq(sent, &outcome) || **sent == *outcome);
                 if !same {
+                    held = held - query.sent_size() + outcome.size();
                     changes.push(StateModification::Query {
                         query_id: *query_id,
-                        outcome: outcome.clone(),
+                        outcome,
                     });
                 }
             }
@@ -51,6 +72,7 @@ impl Worker {
                 query.sent = Some(outcome.clone());
             }
         }
+        self.account_results();
         let end = StateVersion {
             query_set: self.query_set_version,
             identity: self.identity_version,
@@ -89,6 +111,33 @@ impl Worker {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// The failure a query gets in place of a result that would pass the
+/// socket's or the server's budget for live results.
+fn over_budget(socket_budget: usize) -> Arc<QueryOutcome> {
+    Arc::new(QueryOutcome::new(
+        Err(FunctionFailure::new(format!(
+            "this query's result does not fit in the live results a socket may hold ({} MiB) or the server holds for all sockets; subscribe to fewer or smaller queries",
+            socket_budget >> 20
+        ))),
+        Vec::new(),
+    ))
+}
+
+impl Worker {
+    /// Brings the server-wide count of live result bytes up to date with
+    /// what this socket holds now.
+    pub(super) fn account_results(&mut self) {
+        let now: usize = self.queries.values().map(LiveQuery::sent_size).sum();
+        let live = &self.context.live_result_bytes;
+        if now >= self.result_bytes {
+            live.fetch_add(now - self.result_bytes, Ordering::Relaxed);
+        } else {
+            live.fetch_sub(self.result_bytes - now, Ordering::Relaxed);
+        }
+        self.result_bytes = now;
     }
 }
 
