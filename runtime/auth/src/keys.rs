@@ -545,6 +545,9 @@ mod tests {
         );
     }
 
+    /// A 2048-bit modulus (its shape is all these tests need).
+    const N_2048: &str = "wMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwA";
+
     #[test]
     fn keys_of_other_kinds_are_skipped_and_broken_ones_refused() {
         let jwks = serde_json::json!({"keys": [
@@ -552,7 +555,7 @@ mod tests {
             {"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB"},
             {"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"},
             {"kty": "RSA", "alg": "RS512", "n": "AQAB", "e": "AQAB"},
-            {"kty": "RSA", "kid": "r", "n": "AQAB", "e": "AQAB"},
+            {"kty": "RSA", "kid": "r", "n": N_2048, "e": "AQAB"},
         ]});
         let set = KeySet::parse(&jwks, &Algorithm::ALL).unwrap();
         assert_eq!(set.keys.len(), 1);

@@ -156,13 +156,23 @@ enum EnvCommand {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
+    // `CAPSTAN_LOG` filters (`capstan=debug`); `CAPSTAN_LOG_FORMAT=json`
+    // writes one JSON object a line, with the socket's and call's spans,
+    // for a log collector.
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CAPSTAN_LOG")
                 .unwrap_or_else(|_| "capstan=info,warn".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if std::env::var("CAPSTAN_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
+    } else {
+        logs.init();
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

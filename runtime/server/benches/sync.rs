@@ -216,6 +216,11 @@ async fn server() -> anyhow::Result<()> {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
     let mut config = ServerConfig::new(dir.path(), "127.0.0.1:0".parse()?);
     config.sync.max_sockets = 20_000;
+    // Every client of the bench is 127.0.0.1.
+    config.http.max_connections_per_ip = 100_000;
+    config.http.max_sockets_per_ip = 100_000;
+    config.rate_limits.sockets.per_second = 0.0;
+    config.rate_limits.calls.per_second = 0.0;
     let server = Server::start(config).await?;
     let component = capstan_test_support::component_path(
         "capstan-test-guest",

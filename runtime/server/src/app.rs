@@ -33,6 +33,9 @@ use crate::mutations::{Mutation, Mutations, receipt_key};
 pub struct Caller {
     pub identity: Identity,
     pub internal: bool,
+    /// The client's address, when the call came from a client: with the
+    /// identity, it names the caller's share of the calls running at once.
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Caller {
@@ -40,6 +43,27 @@ impl Caller {
         Caller {
             internal: identity.is_privileged(),
             identity,
+            client: None,
+        }
+    }
+
+    /// The same caller, calling from `client`.
+    pub fn from(self, client: std::net::IpAddr) -> Caller {
+        Caller {
+            client: Some(client),
+            ..self
+        }
+    }
+
+    /// Whose share of the calls running at once this call takes: a signed-in
+    /// user's own, an anonymous client's address's; admin and service keys
+    /// and the server's own calls take none.
+    pub(crate) fn share(&self) -> Option<String> {
+        match (&self.identity, self.client) {
+            (Identity::Admin { .. } | Identity::Service { .. }, _) => None,
+            (Identity::User(_), _) => Some(self.identity.caller_key()),
+            (Identity::Anonymous, Some(client)) => Some(format!("ip:{client}")),
+            (Identity::Anonymous, None) => None,
         }
     }
 
@@ -49,6 +73,7 @@ impl Caller {
         Caller {
             identity: self.identity.clone(),
             internal: true,
+            client: self.client,
         }
     }
 }
@@ -200,7 +225,7 @@ impl App {
                 .deployment()
                 .and_then(|d| d.function(path).map(|(_, info)| info.kind)),
         };
-        let _admitted = self.inner.executor.admit(kind).await?;
+        let _admitted = self.inner.executor.admit(kind, caller.share()).await?;
         self.run(expected, path, args, caller, None).await
     }
 
@@ -381,7 +406,7 @@ impl App {
         let _admitted = self
             .inner
             .executor
-            .admit(Some(FunctionKind::Mutation))
+            .admit(Some(FunctionKind::Mutation), caller.share())
             .await?;
         let (_, module, _) = self.resolve(Some(FunctionKind::Mutation), path, &caller)?;
         let receipt = receipt_key(session, request_id, &caller.identity, path, &args);

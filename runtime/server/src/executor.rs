@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use capstan_host::{Call, Failure, FunctionKind, Module, Outcome as RunOutcome};
 use capstan_protocol::ErrorCode;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 use crate::error::Error;
 use crate::limits::ServerLimits;
@@ -43,11 +43,16 @@ pub struct Executor {
     max_calls: usize,
     max_instances: usize,
     metrics: Metrics,
+    /// Each caller's share of the calls running at once: a client past it
+    /// waits for its own calls, not for everyone's.
+    shares: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+    per_caller: usize,
 }
 
 /// A top-level call's admission, held for its length.
 #[derive(Debug)]
 pub struct Admission<'a> {
+    _share: Option<OwnedSemaphorePermit>,
     _call: SemaphorePermit<'a>,
     _action: Option<SemaphorePermit<'a>>,
 }
@@ -79,6 +84,8 @@ impl Executor {
             max_calls: calls,
             max_instances: (instances as usize).max(1),
             metrics,
+            shares: Default::default(),
+            per_caller: limits.max_calls_per_caller.clamp(1, calls),
             calls: Semaphore::new(calls),
             actions: Semaphore::new(limits.max_concurrent_actions.clamp(1, calls)),
             instances: Semaphore::new((instances as usize).max(1)),
@@ -91,7 +98,11 @@ impl Executor {
     /// A place among the top-level calls running at once (and, for an
     /// action, among the actions), held for the call's length. Callers
     /// wait their turn.
-    pub async fn admit(&self, kind: Option<FunctionKind>) -> Result<Admission<'_>, Error> {
+    pub async fn admit(
+        &self,
+        kind: Option<FunctionKind>,
+        share: Option<String>,
+    ) -> Result<Admission<'_>, Error> {
         use std::sync::atomic::Ordering;
         // The queue of waiting calls is bounded too: past it, refuse.
         if self.calls.available_permits() == 0
@@ -104,9 +115,22 @@ impl Executor {
             ));
         }
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let admitted = self.admit_waiting(kind).await;
+        let admitted = self.admit_waiting(kind, share).await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         admitted
+    }
+
+    /// The semaphore of one caller's share; callers with nothing running
+    /// are forgotten when the table grows.
+    fn share(&self, key: String) -> Arc<Semaphore> {
+        let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+        if shares.len() >= 4096 && !shares.contains_key(&key) {
+            shares.retain(|_, share| Arc::strong_count(share) > 1);
+        }
+        shares
+            .entry(key)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_caller)))
+            .clone()
     }
 
     /// Top-level calls running now, waiting now, and instances in use.
@@ -118,14 +142,23 @@ impl Executor {
         )
     }
 
-    async fn admit_waiting(&self, kind: Option<FunctionKind>) -> Result<Admission<'_>, Error> {
+    async fn admit_waiting(
+        &self,
+        kind: Option<FunctionKind>,
+        share: Option<String>,
+    ) -> Result<Admission<'_>, Error> {
         let closed = |_| Error::new(ErrorCode::Unavailable, "the server is shutting down");
+        let share = match share {
+            Some(key) => Some(self.share(key).acquire_owned().await.map_err(closed)?),
+            None => None,
+        };
         let action = match kind {
             Some(FunctionKind::Action) => Some(self.actions.acquire().await.map_err(closed)?),
             _ => None,
         };
         let call = self.calls.acquire().await.map_err(closed)?;
         Ok(Admission {
+            _share: share,
             _call: call,
             _action: action,
         })

@@ -289,7 +289,7 @@ async fn try_function_call(
         );
         return Err((error, Some(wait)));
     }
-    try_run_call(state, headers, body, kind, caller)
+    try_run_call(state, headers, body, kind, caller.from(client))
         .await
         .map_err(|e| (e, None))
 }

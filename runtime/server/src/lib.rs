@@ -77,6 +77,7 @@ pub struct Server {
     sockets: tokio_util::task::TaskTracker,
     /// Whether it terminates TLS.
     tls: bool,
+    http: limits::HttpLimits,
 }
 
 impl Server {
@@ -199,12 +200,18 @@ impl Server {
             manager,
             sockets,
             tls: config.tls.is_some(),
+            http: config.http.clone(),
         })
     }
 
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// What its HTTP front enforces.
+    pub fn config_http(&self) -> &limits::HttpLimits {
+        &self.http
     }
 
     /// The token that stops this server when cancelled.

@@ -15,6 +15,9 @@ pub struct ServerLimits {
     /// run under their action's place, so an action never waits for its
     /// own children.
     pub max_concurrent_calls: usize,
+    /// Calls one caller (a signed-in user, or an anonymous client's
+    /// address) runs at once; its further calls wait for its own.
+    pub max_calls_per_caller: usize,
     /// Calls waiting for a place, beyond which calls are refused (503)
     /// rather than queued.
     pub max_waiting_calls: usize,
@@ -70,6 +73,7 @@ impl Default for ServerLimits {
             max_concurrent_calls: 64,
             max_concurrent_actions: 32,
             max_waiting_calls: 1024,
+            max_calls_per_caller: 16,
             instance_wait: Duration::from_secs(10),
             max_action_depth: 8,
             max_request_body: HostLimits::default().max_args + (64 << 10),

@@ -147,13 +147,14 @@ fn random_numbers_are_repeatable_for_queries_and_unpredictable_for_everyone_else
         Default::default(),
         None,
     )));
-    let run = |fixture: &Fixture, path: &str, identity: Identity| {
+    // One store for all three, so that they read one snapshot.
+    let run = |module: &Fixture, path: &str, identity: Identity| {
         let transaction = fixture.store.begin_at(snapshot).expect("snapshot");
         let access = match path {
             "api:clock" => Access::Query(transaction),
             _ => Access::Mutation(transaction),
         };
-        let outcome = fixture.module.run(Call {
+        let outcome = module.module.run(Call {
             path: path.into(),
             args: "{}".into(),
             access,

@@ -28,6 +28,16 @@ pub fn config(data: &Path) -> ServerConfig {
     config.sync.max_message_size = 1 << 20;
     // As `capstan dev`: the tests read what functions log.
     config.logs_to_clients = true;
+    // Every test client comes from 127.0.0.1, many at once: the
+    // per-address caps and rates are the hostile-client tests' business.
+    config.http.max_connections_per_ip = 100_000;
+    config.http.max_sockets_per_ip = 100_000;
+    let unlimited = capstan_server::rate_limit::Rate {
+        per_second: 0.0,
+        burst: 1.0,
+    };
+    config.rate_limits.calls = unlimited;
+    config.rate_limits.sockets = unlimited;
     config
 }
 

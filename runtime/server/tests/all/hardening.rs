@@ -520,3 +520,60 @@ async fn metrics_are_scraped_and_admin_actions_audited() -> anyhow::Result<()> {
     assert_eq!(entries[1]["target"], "REGION");
     server.stop().await
 }
+
+/// What only the operator should read stays on the server: a function's
+/// log lines (unless the server is told to send them, as `capstan dev`
+/// does) and why an issuer's keys could not be fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_and_key_fetch_failures_stay_on_the_server() -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let dir = temp_dir();
+    let mut config = crate::common::config(dir.path());
+    config.logs_to_clients = false;
+    let server = TestServer::spawn_with(config).await?;
+    // An issuer nobody answers for.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let issuer = format!("http://{dead}");
+    let app_config = json!({"auth": {"providers": [{"domain": issuer, "applicationID": "app"}]}});
+    let (status, body) = server
+        .deploy_with(&[crate::common::test_guest()], app_config)
+        .await?;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = server.call("query", "api:logs", json!({})).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["logLines"], json!([]), "{body}");
+    let mut client = Client::connect(&server).await?;
+    client.subscribe(0, 0, "api:logs", json!({})).await?;
+    let transition = client.next_of("Transition").await?;
+    assert_eq!(transition["modifications"][0]["logLines"], json!([]));
+
+    let part = |value: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+    };
+    let token = format!(
+        "{}.{}.{}",
+        part(json!({"alg": "RS256", "kid": "k", "typ": "JWT"})),
+        part(json!({"iss": issuer, "aud": "app", "sub": "u", "exp": 4_000_000_000u64})),
+        part(json!("not a signature")),
+    );
+    let response = server
+        .client
+        .post(server.url("/api/query"))
+        .bearer_auth(&token)
+        .json(&json!({"path": "auth:whoami", "args": {}}))
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        !text.contains(&dead.to_string()),
+        "the issuer's address leaked: {text}"
+    );
+    assert!(
+        !text.to_lowercase().contains("connect"),
+        "the failure leaked: {text}"
+    );
+    server.stop().await
+}

@@ -10,6 +10,7 @@ mod conformance;
 mod deploys;
 mod examples;
 mod hardening;
+mod hostile_clients;
 mod socket;
 mod socket_limits;
 mod sync;

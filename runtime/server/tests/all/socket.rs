@@ -33,10 +33,29 @@ impl Client {
         Client::resume(server, &session).await
     }
 
+    /// A client of its own session from the local address `from` (any of
+    /// 127.0.0.0/8 on Linux): another client address to the server.
+    pub(crate) async fn connect_from(
+        server: &TestServer,
+        from: std::net::Ipv4Addr,
+    ) -> anyhow::Result<Client> {
+        let url = server.url("/api/1.48.0/sync").replacen("http", "ws", 1);
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind((from, 0).into())?;
+        let stream = socket.connect(server.server.addr).await?;
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let (socket, _) = tokio_tungstenite::client_async(url, stream).await?;
+        Client::start(socket, "5d8f9a2e-0000-4000-8000-ffffffffffff").await
+    }
+
     /// A client continuing `session`, as after a reconnect.
     pub(crate) async fn resume(server: &TestServer, session: &str) -> anyhow::Result<Client> {
         let url = server.url("/api/1.48.0/sync").replacen("http", "ws", 1);
         let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+        Client::start(socket, session).await
+    }
+
+    async fn start(socket: Socket, session: &str) -> anyhow::Result<Client> {
         let mut client = Client {
             socket,
             version: json!({"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="}),

@@ -64,6 +64,7 @@ impl From<Result<FunctionResult, Error>> for Finished {
 pub(super) struct MutationJob {
     /// The socket's session id: present when the client said Connect.
     session: Option<String>,
+    client: std::net::IpAddr,
     /// Its arguments' room in the socket's queue, given back when it ends.
     _room: tokio::sync::OwnedSemaphorePermit,
     request_id: RequestId,
@@ -103,6 +104,7 @@ impl Worker {
             .map_err(|_| Close::from(Error::internal("the mutation queue closed")))?;
         let job = MutationJob {
             _room: room,
+            client: self.client,
             session: self.session_id.clone(),
             request_id,
             path: call.udf_path,
@@ -132,7 +134,7 @@ impl Worker {
                             app.call_mutation_once(
                                 &job.path,
                                 job.args,
-                                Caller::new(job.identity.clone()),
+                                Caller::new(job.identity.clone()).from(job.client),
                                 (session, job.request_id.0),
                             )
                             .await
@@ -142,7 +144,7 @@ impl Worker {
                                 Some(FunctionKind::Mutation),
                                 &job.path,
                                 job.args,
-                                Caller::new(job.identity.clone()),
+                                Caller::new(job.identity.clone()).from(job.client),
                             )
                             .await
                         }
@@ -175,7 +177,7 @@ impl Worker {
         self.actions_in_flight += 1;
         let app = self.context.app.clone();
         let completed = self.completed_sender.clone();
-        let caller = Caller::new(self.identity.clone());
+        let caller = Caller::new(self.identity.clone()).from(self.client);
         // Ends when the action does.
         self.context.tasks.spawn(async move {
             let done = Completed::Action {
