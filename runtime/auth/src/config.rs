@@ -15,6 +15,7 @@
 //! checked when the app is deployed ([`AuthConfig::validate`]); a bad one
 //! fails the deploy with the reason.
 
+use capstan_protocol::address::is_loopback;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AuthError;
@@ -267,7 +268,7 @@ impl ProviderConfig {
                             ));
                         }
                         if let Some(rest) = url.strip_prefix("http://")
-                            && !is_loopback(authority(rest))
+                            && !is_loopback(rest)
                         {
                             return Err(format!(
                                 "\"jwks\" {url:?} is plain http: keys must come over https (http is for loopback only)"
@@ -332,25 +333,6 @@ pub(crate) fn normalize_issuer(text: &str) -> Result<String, String> {
         ));
     }
     Ok(with_scheme.trim_end_matches('/').to_owned())
-}
-
-/// The `host[:port]` of what follows a URL's `scheme://`.
-fn authority(rest: &str) -> &str {
-    rest.split(['/', '?', '#']).next().unwrap_or("")
-}
-
-/// Whether `authority` (`host[:port]`) names this machine.
-pub(crate) fn is_loopback(authority: &str) -> bool {
-    let host = match authority.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
-        None => authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, _)| host),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -198,18 +198,8 @@ impl Remote {
 /// Whether `url` keeps the admin key from strangers: https, or plain http
 /// to this machine.
 fn is_private(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return true;
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = match host.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(host, _)| host),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    url.strip_prefix("http://")
+        .is_none_or(capstan_protocol::address::is_loopback)
 }
 
 #[cfg(test)]

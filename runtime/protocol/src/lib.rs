@@ -22,7 +22,9 @@
 //! - [`clock`]: [`Clock`], the time every expiry is judged by, and
 //!   [`ManualClock`] for tests.
 //! - [`error`]: the codecs' error type, [`ValueError`].
+//! - [`address`]: whether an address names this machine.
 
+pub mod address;
 pub mod clock;
 pub mod error;
 pub mod error_code;

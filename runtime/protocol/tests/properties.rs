@@ -4,6 +4,14 @@ use capstan_protocol::key::{decode_key, decode_value, encode_key, encode_to_vec}
 use capstan_protocol::{Object, Value};
 use proptest::prelude::*;
 
+/// `CAPSTAN_FUZZ_CASES`, or `default` (what CI runs).
+fn cases(default: u32) -> u32 {
+    std::env::var("CAPSTAN_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn field_name() -> impl Strategy<Value = String> {
     "[a-zA-Z_][a-zA-Z0-9_ ]{0,8}"
 }
@@ -40,7 +48,7 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(cases(2000)))]
 
     #[test]
     fn json_round_trips(v in value()) {

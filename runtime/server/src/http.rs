@@ -169,6 +169,16 @@ async fn read_body_within(
     }
 }
 
+/// The body of an admin request other than a deploy.
+async fn read_admin_body(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Error> {
+    let limit = state.limits.max_admin_body;
+    read_body_within(state, headers, body, limit, state.http.body_timeout).await
+}
+
 /// Reads at most `limit` bytes of `body`; a larger one is read on (at most
 /// `drain` bytes more) and dropped, and refused.
 async fn read_body(body: Body, limit: usize, drain: usize) -> Result<Bytes, Error> {
@@ -460,14 +470,7 @@ async fn run_set_env(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), Error> {
-    let bytes = read_body_within(
-        state,
-        headers,
-        body,
-        state.limits.max_admin_body,
-        state.http.body_timeout,
-    )
-    .await?;
+    let bytes = read_admin_body(state, headers, body).await?;
     let request: SetEnvironmentVariable = serde_json::from_slice(&bytes).map_err(|e| {
         Error::new(
             ErrorCode::BadRequest,
@@ -528,14 +531,7 @@ async fn run_create_service_key(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<String, Error> {
-    let bytes = read_body_within(
-        state,
-        headers,
-        body,
-        state.limits.max_admin_body,
-        state.http.body_timeout,
-    )
-    .await?;
+    let bytes = read_admin_body(state, headers, body).await?;
     let request: NewServiceKeyRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
         NewServiceKeyRequest::default()
     } else {

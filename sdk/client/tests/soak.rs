@@ -17,21 +17,6 @@ fn value(json: serde_json::Value) -> Value {
     Value::from_json(&json).expect("a valid value")
 }
 
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kib| kib * 1024)
-}
-
 /// Increments `name` until `deadline` from a fresh client every 15 s,
 /// holding a subscription: (acknowledged, errors).
 async fn rust_side(
@@ -107,13 +92,13 @@ async fn mixed_traffic_with_reconnects_and_a_deploy() -> anyhow::Result<()> {
 
     // Warm, then a deploy in the middle, then the rest.
     tokio::time::sleep_until(started + Duration::from_secs(seconds / 4)).await;
-    let warm = resident_bytes();
+    let warm = capstan_test_support::resident_bytes();
     tokio::time::sleep_until(started + Duration::from_secs(seconds / 2)).await;
     server.app.deploy(vec![guest], Default::default()).await?;
     let mut peak = warm;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        peak = peak.max(resident_bytes());
+        peak = peak.max(capstan_test_support::resident_bytes());
     }
 
     let mut counted = Vec::new();

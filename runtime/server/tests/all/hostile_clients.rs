@@ -36,21 +36,6 @@ fn config(data: &std::path::Path) -> capstan_server::ServerConfig {
 /// The well-behaved client's own address.
 const GOOD: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kib| kib * 1024)
-}
-
 /// Runs `attack` while a good client subscribes and writes every 100 ms;
 /// checks its slowest answer and the growth of resident memory against
 /// `memory_ceiling`, and returns what the attack returned.
@@ -59,7 +44,7 @@ async fn under_attack<T>(
     memory_ceiling: u64,
     attack: impl Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
-    let before = resident_bytes();
+    let before = capstan_test_support::resident_bytes();
     let mut good = Client::connect_from(server, GOOD).await?;
     good.subscribe(0, 0, "api:count_all", json!({})).await?;
     good.value_of(0).await?;
@@ -81,14 +66,14 @@ async fn under_attack<T>(
         };
         assert_eq!(answer["success"], true, "{answer}");
         slowest = slowest.max(asked.elapsed());
-        peak = peak.max(resident_bytes());
+        peak = peak.max(capstan_test_support::resident_bytes());
         request += 1;
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(100)) => {}
             outcome = &mut attack => break outcome?,
         }
     };
-    peak = peak.max(resident_bytes());
+    peak = peak.max(capstan_test_support::resident_bytes());
     // And it is still answered once the attack is over.
     good.mutation(
         request,
