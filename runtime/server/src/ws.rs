@@ -131,12 +131,16 @@ pub async fn sync(
         })
 }
 
-async fn serve(
+/// The socket's future. Everything is set up here, before it starts, so
+/// that the future every socket holds keeps only what it waits on: the
+/// socket itself lives once, behind its split halves, and the worker and
+/// the send loop are boxed.
+fn serve(
     socket: WebSocket,
     context: SocketContext,
     client: std::net::IpAddr,
-    _held: (OwnedSemaphorePermit, ClientSlot),
-) {
+    held: (OwnedSemaphorePermit, ClientSlot),
+) -> impl std::future::Future<Output = ()> + Send {
     let ping_interval = context.limits.ping_interval;
     let idle_timeout = context.limits.idle_timeout;
     let (mut sink, mut stream) = socket.split();
@@ -215,7 +219,7 @@ async fn serve(
     };
 
     // Boxed, both: moved into `rest` below, they would otherwise take
-    // their room twice in this future, which every socket holds.
+    // their room twice in the future every socket holds.
     let worker = Box::pin(run_socket(
         context,
         client,
@@ -223,16 +227,22 @@ async fn serve(
         outbound_sender,
     ));
     let send = Box::pin(send);
-    // When the client goes away the receive loop ends and drops `inbound`,
-    // which ends the worker, which drops its sender, which ends the send
-    // loop. When the worker closes the socket first, the receive loop is
-    // dropped.
-    let mut rest = std::pin::pin!(async { tokio::join!(worker, send) });
-    tokio::select! {
-        _ = &mut rest => return,
-        () = receive => {}
+    // Boxed too: captured here and then polled in `select!`, it would take
+    // its room twice.
+    let receive = Box::pin(receive);
+    async move {
+        let _held = held;
+        // When the client goes away the receive loop ends and drops
+        // `inbound`, which ends the worker, which drops its sender, which
+        // ends the send loop. When the worker closes the socket first, the
+        // receive loop is dropped.
+        let mut rest = std::pin::pin!(async { tokio::join!(worker, send) });
+        tokio::select! {
+            _ = &mut rest => return,
+            () = receive => {}
+        }
+        rest.await;
     }
-    rest.await;
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary (close
