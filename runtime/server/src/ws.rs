@@ -140,7 +140,7 @@ fn serve(
     context: SocketContext,
     client: std::net::IpAddr,
     held: (OwnedSemaphorePermit, ClientSlot),
-) -> impl std::future::Future<Output = ()> + Send {
+) -> impl Future<Output = ()> + Send {
     let ping_interval = context.limits.ping_interval;
     let idle_timeout = context.limits.idle_timeout;
     let (mut sink, mut stream) = socket.split();
