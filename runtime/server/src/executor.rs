@@ -212,7 +212,6 @@ impl Executor {
         let began = Instant::now();
         let mut outcome = match placement {
             Placement::InPlace => {
-                let began = Instant::now();
                 let quick = pace.is_some_and(|pace| pace.quick(self.quick_run));
                 let outcome = run_in_place(module, call, quick).await?;
                 if let Some(pace) = pace {

@@ -263,45 +263,21 @@ async fn function_call(
     body: Body,
     kind: FunctionKind,
 ) -> Response {
-    match try_function_call(&state, peer, &headers, body, kind).await {
-        Ok(response) => response,
-        Err((error, retry_after)) => {
-            let mut response = error.into_response();
-            if let Some(wait) = retry_after
-                && let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
-            {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
-        }
-    }
-}
-
-async fn try_function_call(
-    state: &HttpState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    body: Body,
-    kind: FunctionKind,
-) -> Result<Response, (Error, Option<std::time::Duration>)> {
-    let caller = caller(state, headers).await.map_err(|e| (e, None))?;
-    let client = state.trusted.client(peer, headers);
+    let caller = match caller(&state, &headers).await {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    let client = state.trusted.client(peer, &headers);
     let keys = crate::rate_limit::keys(client, &caller.identity);
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     if let Err(wait) = state.limiters.calls.take(&keys) {
         state.metrics.refused("call_rate");
-        let error = Error::new(
-            ErrorCode::RateLimited,
-            format!(
-                "too many calls from this client; try again in {} ms",
-                wait.as_millis().max(1)
-            ),
-        );
-        return Err((error, Some(wait)));
+        return crate::rate_limit::refusal("calls from this client", wait);
     }
-    try_run_call(state, headers, body, kind, caller.from(client))
-        .await
-        .map_err(|e| (e, None))
+    match try_run_call(&state, &headers, body, kind, caller.from(client)).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
 }
 
 async fn try_run_call(

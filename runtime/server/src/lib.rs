@@ -129,7 +129,8 @@ impl Server {
                 limiters: limiters.clone(),
             },
             &config.http,
-        )?;
+            trusted.clone(),
+        );
         let scrape = {
             let (sync_state, subscriptions, app) =
                 (sync_state.clone(), subscriptions.clone(), app.clone());

@@ -76,6 +76,26 @@ pub fn keys(client: std::net::IpAddr, identity: &capstan_protocol::Identity) -> 
     }
 }
 
+/// The answer to a request over its rate: 429 (a socket's upgrade
+/// included), saying what came too often, with `Retry-After`.
+pub fn refusal(what: &str, wait: Duration) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let error = crate::error::Error::new(
+        capstan_protocol::ErrorCode::RateLimited,
+        format!(
+            "too many {what}; try again in {} ms",
+            wait.as_millis().max(1)
+        ),
+    );
+    let mut response = error.into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, value);
+    }
+    response
+}
+
 /// One kind of request's buckets.
 #[derive(Debug)]
 pub struct RateLimiter {

@@ -35,14 +35,14 @@ pub struct SyncState {
 }
 
 impl SyncState {
-    pub fn new(context: SocketContext, http: &HttpLimits) -> Result<SyncState, Error> {
-        Ok(SyncState {
+    pub fn new(context: SocketContext, http: &HttpLimits, trusted: TrustedProxies) -> SyncState {
+        SyncState {
             sockets: Arc::new(Semaphore::new(context.limits.max_sockets)),
             per_client: ClientSlots::new(http.max_sockets_per_ip),
-            trusted: TrustedProxies::parse(&http.trusted_proxies).map_err(Error::config)?,
+            trusted,
             allowed_origins: http.allowed_origins.clone(),
             context,
-        })
+        }
     }
 
     /// Sockets open now.
@@ -81,18 +81,7 @@ pub async fn sync(
         .take(&[&format!("ip:{client}")])
     {
         state.context.metrics.refused("socket_rate");
-        let mut response = Error::new(
-            ErrorCode::RateLimited,
-            format!(
-                "too many new sockets from this address; try again in {} ms",
-                wait.as_millis().max(1)
-            ),
-        )
-        .into_response();
-        if let Ok(value) = wait.as_secs().max(1).to_string().parse() {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return response;
+        return crate::rate_limit::refusal("new sockets from this address", wait);
     }
     let Some(slot) = state.per_client.try_take(client) else {
         state.context.metrics.refused("sockets_per_client");
