@@ -26,6 +26,9 @@ use crate::error::AuthError;
 pub struct AuthConfig {
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+    /// Capstan signs users in itself ([`crate::built_in`]).
+    #[serde(default, rename = "builtIn", skip_serializing_if = "Option::is_none")]
+    pub built_in: Option<crate::built_in::BuiltInConfig>,
 }
 
 /// One provider as written in the config.
@@ -155,6 +158,9 @@ pub(crate) enum JwksSource {
 impl AuthConfig {
     /// Checks every provider; the error names the provider and the problem.
     pub fn validate(&self) -> Result<(), AuthError> {
+        if let Some(built_in) = &self.built_in {
+            built_in.validate().map_err(AuthError::InvalidConfig)?;
+        }
         self.providers()
             .map(|_| ())
             .map_err(AuthError::InvalidConfig)

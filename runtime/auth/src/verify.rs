@@ -51,6 +51,8 @@ impl Default for VerifierOptions {
 enum Keys {
     Inline(Arc<KeySet>),
     Remote(RemoteKeys),
+    /// The server's own issuer: its keys, in process.
+    Issuer(crate::issuer::IssuerKeys),
 }
 
 /// Verifies tokens against one auth config. Cheap to share; keys are cached
@@ -152,6 +154,24 @@ impl Verifier {
         })
     }
 
+    /// Trusts the server's own `issuer` too, before the configured
+    /// providers: its tokens are checked like an OIDC provider's, with its
+    /// keys read in process rather than fetched.
+    pub fn trusting(mut self, issuer: &crate::issuer::Issuer) -> Verifier {
+        self.providers.insert(
+            0,
+            (
+                Provider::Oidc {
+                    issuer: issuer.url.trim_end_matches('/').to_owned(),
+                    application_id: issuer.audience.clone(),
+                    algorithms: Algorithm::ALL.to_vec(),
+                },
+                Keys::Issuer(issuer.keys.clone()),
+            ),
+        );
+        self
+    }
+
     /// Whether any provider is configured.
     pub fn is_empty(&self) -> bool {
         self.providers.is_empty()
@@ -218,6 +238,7 @@ impl Verifier {
 
         let set = match keys {
             Keys::Inline(set) => set.clone(),
+            Keys::Issuer(keys) => keys.key_set(),
             Keys::Remote(remote) => {
                 let want = kid.map_or(Want::Any, Want::Kid);
                 remote

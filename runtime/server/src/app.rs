@@ -124,21 +124,49 @@ struct AppInner {
     deployments: Deployments,
     executor: Executor,
     mutations: Mutations,
+    /// Built-in auth: the issuer and the sign-in functions.
+    sign_in: Arc<crate::auth::SignIn>,
 }
 
 impl App {
     /// Opens the store and the engine, and serves the persisted deployment,
     /// if any.
-    pub async fn open(config: &ServerConfig, metrics: Metrics) -> Result<App, Error> {
+    pub async fn open(
+        config: &ServerConfig,
+        public_url: &str,
+        metrics: Metrics,
+    ) -> Result<App, Error> {
         let data_dir = DataDir::create(&config.data_dir)?;
         let store = Store::open(&data_dir.store(), config.store.clone())
             .map_err(|e| Error::config(format!("cannot open the store: {e}")))?;
+        let ring = crate::auth::signing_keys::load_or_create(
+            data_dir.root(),
+            config.auth_algorithm,
+            config.clock.unix_seconds(),
+        )?;
+        let issuer = capstan_auth::Issuer {
+            url: public_url.trim_end_matches('/').to_owned(),
+            audience: "convex".into(),
+            keys: capstan_auth::IssuerKeys::new(ring).map_err(Error::config)?,
+        };
+        let messenger = crate::auth::messages::Messenger::new(if config.dev_outbox {
+            crate::auth::messages::Fallback::DevOutbox(data_dir.root().join("dev_outbox.jsonl"))
+        } else {
+            crate::auth::messages::Fallback::Refuse
+        });
+        let sign_in = Arc::new(crate::auth::SignIn::new(
+            store.clone(),
+            issuer.clone(),
+            config.clock.clone(),
+            messenger,
+        ));
         let engine = HostEngine::with_seed_key(config.host.clone(), data_dir.seed_key()?)
             .map_err(Error::config)?;
         let limits = &config.limits;
         let deployments = Deployments::open(
             engine,
             config.auth.clone(),
+            issuer,
             config.clock.clone(),
             data_dir,
             limits,
@@ -150,6 +178,7 @@ impl App {
                 mutations: Mutations::new(store.clone(), limits, metrics.clone()),
                 store,
                 deployments,
+                sign_in,
                 executor: Executor::new(
                     limits,
                     config.host.max_instances,
@@ -167,6 +196,50 @@ impl App {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Built-in auth: the issuer and the sign-in service.
+    pub fn sign_in(&self) -> &Arc<crate::auth::SignIn> {
+        &self.inner.sign_in
+    }
+
+    /// The built-in auth function at `path`, if the deployment turns
+    /// built-in auth on and `path` is one: its kind.
+    fn native(&self, path: &FunctionPath) -> Option<(Arc<Deployment>, FunctionKind)> {
+        let kind = crate::auth::function_kind(path.as_str())?;
+        let deployment = self.deployment()?;
+        deployment.config.auth.built_in.as_ref()?;
+        Some((deployment, kind))
+    }
+
+    /// Runs a built-in auth function.
+    async fn run_native(
+        &self,
+        deployment: &Deployment,
+        (expected, kind): (Option<FunctionKind>, FunctionKind),
+        path: &FunctionPath,
+        args: &str,
+        caller: &Caller,
+    ) -> Result<FunctionResult, Error> {
+        if let Some(expected) = expected
+            && expected != kind
+        {
+            return Err(Error::new(
+                ErrorCode::BadRequest,
+                format!("{path} is a {kind}, not a {expected}"),
+            ));
+        }
+        let Some(config) = deployment.config.auth.built_in.as_ref() else {
+            return Err(Error::new(
+                ErrorCode::NotFound,
+                format!("Could not find public function for '{path}'"),
+            ));
+        };
+        let environment = self.inner.deployments.environment();
+        self.inner
+            .sign_in
+            .call(config, &environment, path.as_str(), args, caller)
+            .await
     }
 
     pub fn deployment(&self) -> Option<Arc<Deployment>> {
@@ -221,9 +294,10 @@ impl App {
     ) -> Result<FunctionResult, Error> {
         let kind = match expected {
             Some(kind) => Some(kind),
-            None => self
-                .deployment()
-                .and_then(|d| d.function(path).map(|(_, info)| info.kind)),
+            None => self.native(path).map(|(_, kind)| kind).or_else(|| {
+                self.deployment()
+                    .and_then(|d| d.function(path).map(|(_, info)| info.kind))
+            }),
         };
         let _admitted = self.inner.executor.admit(kind, caller.share()).await?;
         self.run(expected, path, args, caller, None).await
@@ -239,6 +313,11 @@ impl App {
         caller: Caller,
         nesting: Option<Nesting>,
     ) -> Result<FunctionResult, Error> {
+        if let Some((deployment, kind)) = self.native(path) {
+            return self
+                .run_native(&deployment, (expected, kind), path, &args, &caller)
+                .await;
+        }
         let (_, module, info) = self.resolve(expected, path, &caller)?;
         let deadline = nesting.map(|n| n.deadline);
         let environment = self.inner.deployments.environment();
@@ -347,6 +426,29 @@ impl App {
         caller: Caller,
         placement: Placement,
     ) -> Result<QueryRun, Error> {
+        if let Some((deployment, kind)) = self.native(path) {
+            let run = self
+                .run_native(
+                    &deployment,
+                    (Some(FunctionKind::Query), kind),
+                    path,
+                    &args,
+                    &caller,
+                )
+                .await;
+            return Ok(QueryRun {
+                result: match run {
+                    Ok(run) => run.result,
+                    Err(e) => Err(Failure::Function {
+                        message: e.public_message().to_owned(),
+                        data: None,
+                    }),
+                },
+                log_lines: Vec::new(),
+                // It reads no documents: only the caller's identity.
+                read_set: ReadSet::default(),
+            });
+        }
         let (deployment, module) = match self.resolve(Some(FunctionKind::Query), path, &caller) {
             Ok((deployment, module, _)) => (deployment, module),
             Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::BadRequest) => {

@@ -45,6 +45,15 @@ pub struct ServerConfig {
     /// (`capstan serve`), where they may hold what a caller should not
     /// read; on for `capstan dev`.
     pub logs_to_clients: bool,
+    /// The address clients reach the server at, the issuer of its tokens
+    /// and the base of sign-in links (`None`: the listen address).
+    pub public_url: Option<String>,
+    /// The algorithm of the first auth signing key (and of rotations).
+    pub auth_algorithm: capstan_auth::Algorithm,
+    /// With no SMTP server configured, sign-in emails go to the console and
+    /// the data directory's `dev_outbox.jsonl` (`capstan dev`) rather than
+    /// failing.
+    pub dev_outbox: bool,
 }
 
 impl ServerConfig {
@@ -62,6 +71,9 @@ impl ServerConfig {
             auth: capstan_auth::VerifierOptions::default(),
             clock: Clock::system(),
             logs_to_clients: false,
+            public_url: None,
+            auth_algorithm: capstan_auth::Algorithm::Rs256,
+            dev_outbox: false,
         }
     }
 
@@ -140,6 +152,21 @@ impl ServerConfig {
             }
             config.rate_limits = rates;
         }
+        if let Some(store) = file.store {
+            store.apply(&mut config.store)?;
+        }
+        if let Some(url) = file.public_url {
+            config.public_url = Some(check_public_url(&url)?);
+        }
+        if let Some(auth) = file.auth {
+            config.auth_algorithm =
+                capstan_auth::Algorithm::parse(&auth.algorithm).ok_or_else(|| {
+                    format!(
+                        "auth.algorithm = {:?}: use RS256, ES256 or EdDSA",
+                        auth.algorithm
+                    )
+                })?;
+        }
         config.tls = file.tls;
         if let Some(logs) = file.logs {
             config.logs_to_clients = logs.to_clients;
@@ -159,6 +186,87 @@ struct FileConfig {
     rate_limits: Option<RateLimits>,
     tls: Option<TlsConfig>,
     logs: Option<FileLogs>,
+    store: Option<FileStore>,
+    public_url: Option<String>,
+    auth: Option<FileAuth>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuth {
+    algorithm: String,
+}
+
+/// A public URL: http(s), a host, no path, query or trailing `/`.
+pub fn check_public_url(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("public_url = {url:?}: it must start with https:// or http://"))?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
+        return Err(format!(
+            "public_url = {url:?}: give the origin only, such as \"https://api.example.com\""
+        ));
+    }
+    Ok(url.to_owned())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStore {
+    cache_mib: Option<u64>,
+    version_retention_s: Option<u64>,
+    receipt_retention_s: Option<u64>,
+    gc_interval_s: Option<u64>,
+    write_log_mib: Option<usize>,
+    write_log_max_age_s: Option<u64>,
+}
+
+impl FileStore {
+    fn apply(self, store: &mut StoreConfig) -> Result<(), String> {
+        if let Some(mib) = self.cache_mib {
+            if mib == 0 {
+                return Err("store.cache_mib must be at least 1".into());
+            }
+            store.cache_bytes = mib << 20;
+        }
+        if let Some(mib) = self.write_log_mib {
+            if mib == 0 {
+                return Err("store.write_log_mib must be at least 1".into());
+            }
+            store.write_log_bytes = mib << 20;
+        }
+        let seconds = |name: &str, value: Option<u64>, target: &mut Duration| match value {
+            Some(0) => Err(format!("store.{name} must be at least 1")),
+            Some(s) => {
+                *target = Duration::from_secs(s);
+                Ok(())
+            }
+            None => Ok(()),
+        };
+        seconds(
+            "version_retention_s",
+            self.version_retention_s,
+            &mut store.retention,
+        )?;
+        seconds(
+            "receipt_retention_s",
+            self.receipt_retention_s,
+            &mut store.receipt_retention,
+        )?;
+        seconds(
+            "write_log_max_age_s",
+            self.write_log_max_age_s,
+            &mut store.write_log_max_age,
+        )?;
+        if let Some(s) = self.gc_interval_s {
+            let mut interval = Duration::ZERO;
+            seconds("gc_interval_s", Some(s), &mut interval)?;
+            store.gc_interval = Some(interval);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]
@@ -187,6 +295,13 @@ mod tests {
         let config = ServerConfig::from_toml(text).expect("deploy/capstan.toml parses");
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/capstan"));
         assert_eq!(config.listen.port(), 3210);
+        let (store, defaults) = (&config.store, StoreConfig::default());
+        assert_eq!(store.cache_bytes, defaults.cache_bytes);
+        assert_eq!(store.retention, defaults.retention);
+        assert_eq!(store.receipt_retention, defaults.receipt_retention);
+        assert_eq!(store.gc_interval, defaults.gc_interval);
+        assert_eq!(store.write_log_bytes, defaults.write_log_bytes);
+        assert_eq!(store.write_log_max_age, defaults.write_log_max_age);
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl Deployment {
         components: &[Vec<u8>],
         config: AppConfig,
         cache_dir: &Path,
-        auth_options: &VerifierOptions,
+        (auth_options, issuer): (&VerifierOptions, &capstan_auth::Issuer),
         clock: &Clock,
     ) -> Result<(Deployment, Vec<Origin>), Error> {
         if components.is_empty() {
@@ -66,10 +66,18 @@ impl Deployment {
                 "a deploy needs at least one component",
             ));
         }
-        let verifier = Arc::new(
-            Verifier::new(&config.auth, auth_options.clone(), clock.clone())
-                .map_err(|e| Error::new(ErrorCode::BadDeploy, e.to_string()))?,
-        );
+        let bad = |e: String| Error::new(ErrorCode::BadDeploy, e);
+        let mut verifier = Verifier::new(&config.auth, auth_options.clone(), clock.clone())
+            .map_err(|e| bad(e.to_string()))?;
+        if let Some(built_in) = &config.auth.built_in {
+            built_in.validate().map_err(bad)?;
+            // The server's own tokens, checked like any provider's.
+            verifier = verifier.trusting(&capstan_auth::Issuer {
+                audience: built_in.token.audience.clone(),
+                ..issuer.clone()
+            });
+        }
+        let verifier = Arc::new(verifier);
         let mut modules = Vec::new();
         let mut origins = Vec::new();
         let mut routes = BTreeMap::new();
@@ -78,6 +86,13 @@ impl Deployment {
             let (module, origin) = Module::load(engine, bytes, Some(cache_dir))
                 .map_err(|e| Error::new(ErrorCode::BadDeploy, format!("component {index}: {e}")))?;
             for path in module.functions().keys() {
+                if config.auth.built_in.is_some()
+                    && crate::auth::function_kind(path.as_str()).is_some()
+                {
+                    return Err(bad(format!(
+                        "function {path:?} is served by built-in auth; rename it or turn built-in auth off"
+                    )));
+                }
                 if routes.insert(path.clone(), index).is_some() {
                     return Err(Error::new(
                         ErrorCode::BadDeploy,
@@ -100,6 +115,9 @@ impl Deployment {
             }
             modules.push(Arc::new(module));
             origins.push(origin);
+        }
+        if config.auth.built_in.is_some() {
+            crate::auth::tables::merge_into(&mut schema).map_err(bad)?;
         }
         schema
             .validate()

@@ -23,6 +23,9 @@ use crate::limits::ServerLimits;
 pub struct Deployments {
     engine: HostEngine,
     auth_options: VerifierOptions,
+    /// The server's own token issuer, trusted by deployments that turn
+    /// built-in auth on.
+    issuer: capstan_auth::Issuer,
     /// Judges the expiry of user tokens and of cached provider keys.
     clock: Clock,
     data_dir: DataDir,
@@ -45,6 +48,7 @@ impl Deployments {
     pub async fn open(
         engine: HostEngine,
         auth_options: VerifierOptions,
+        issuer: capstan_auth::Issuer,
         clock: Clock,
         data_dir: DataDir,
         limits: &ServerLimits,
@@ -58,6 +62,7 @@ impl Deployments {
         let deployments = Deployments {
             engine,
             auth_options,
+            issuer,
             clock,
             data_dir,
             current: RwLock::new(None),
@@ -131,13 +136,14 @@ impl Deployments {
         let cache_dir = self.data_dir.compiled();
         let auth_options = self.auth_options.clone();
         let clock = self.clock.clone();
+        let issuer = self.issuer.clone();
         let (mut deployment, origins) = tokio::task::spawn_blocking(move || {
             Deployment::build(
                 &engine,
                 &components,
                 config,
                 &cache_dir,
-                &auth_options,
+                (&auth_options, &issuer),
                 &clock,
             )
         })

@@ -125,8 +125,9 @@ pub fn router(state: HttpState, sync: crate::ws::SyncState) -> Router {
         .route("/api/audit", get(audit_log))
         // Bodies are read with explicit limits so the error is ours.
         .layer(DefaultBodyLimit::disable())
-        .with_state(state)
+        .with_state(state.clone())
         .merge(public)
+        .merge(crate::auth::routes::router(state.app.clone()).layer(cors(&state.http)))
         .merge(sockets)
 }
 

@@ -12,6 +12,8 @@
 //!   [`deployment`]: one deployment's components and config.
 //! - [`data_dir`]: what lives where in the data directory.
 //! - [`audit`]: the log of admin actions.
+//! - [`auth`]: built-in auth: the issuer, `auth:signIn` and its flows,
+//!   sessions, the auth tables and routes.
 //! - [`credentials`]: from credentials to an identity; token checks.
 //!   [`keys`]: the admin key and service keys.
 //! - [`listener`]: the accept loop: per-client connection caps, header
@@ -31,6 +33,7 @@
 pub mod app;
 pub mod arguments;
 pub mod audit;
+pub mod auth;
 pub mod client_ip;
 pub mod client_slots;
 pub mod config;
@@ -104,7 +107,21 @@ impl Server {
         ));
         let trusted = client_ip::TrustedProxies::parse(&config.http.trusted_proxies)
             .map_err(Error::config)?;
-        let app = App::open(&config, metrics.clone()).await?;
+        let public_url = config.public_url.clone().unwrap_or_else(|| {
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            // Clients cannot reach 0.0.0.0: name this machine's loopback.
+            let host = if addr.ip().is_unspecified() {
+                format!("localhost:{}", addr.port())
+            } else {
+                addr.to_string()
+            };
+            format!("{scheme}://{host}")
+        });
+        let app = App::open(&config, &public_url, metrics.clone()).await?;
         let credentials = credentials::Credentials {
             app: app.clone(),
             admin_key: admin_key.clone(),
@@ -151,6 +168,9 @@ impl Server {
                 gauges
                     .query_runs
                     .set(i64::try_from(runs).unwrap_or(i64::MAX));
+                let log = app.store().write_log_usage();
+                gauges.write_log_commits.set(log.entries as i64);
+                gauges.write_log_bytes.set(log.bytes as i64);
             }
         };
         let router = http::router(

@@ -48,6 +48,8 @@ pub(crate) struct Gauges {
     pub calls_running: Gauge,
     pub calls_waiting: Gauge,
     pub instances_in_use: Gauge,
+    pub write_log_commits: Gauge,
+    pub write_log_bytes: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -162,6 +164,16 @@ impl Metrics {
                 "instances_in_use",
                 "Engine instances in use",
                 &gauges.instances_in_use,
+            ),
+            (
+                "write_log_commits",
+                "Recent commits the store keeps in memory",
+                &gauges.write_log_commits,
+            ),
+            (
+                "write_log_bytes",
+                "Bytes of the recent commits the store keeps in memory",
+                &gauges.write_log_bytes,
             ),
         ] {
             registry.register(name, help, gauge.clone());

@@ -106,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     println!("raw fdatasync (256 B write + fdatasync): {fsync_rate:>10.0} /s");
 
     let persistence = Arc::new(Counting {
-        inner: SledPersistence::open(&dir.path().join("store"))?,
+        inner: SledPersistence::open(&dir.path().join("store"), 128 << 20)?,
         syncs: AtomicUsize::new(0),
     });
     let store = Store::with_persistence(

@@ -61,6 +61,14 @@ pub struct StoreConfig {
     /// transactions and for subscribers catching up. A transaction whose
     /// snapshot is older than the oldest remembered commit must retry.
     pub write_log_capacity: usize,
+    /// Most bytes of commits the write log holds; past it the oldest commits
+    /// leave even when fewer than `write_log_capacity` are kept.
+    pub write_log_bytes: usize,
+    /// Commits older than this (measured from the newest) leave the write
+    /// log: no transaction or subscriber needs to look that far back.
+    pub write_log_max_age: Duration,
+    /// Bytes of the engine's page cache (sled's `cache_capacity`).
+    pub cache_bytes: u64,
     /// Most transactions committed together with one sync.
     pub max_group_size: usize,
     /// Queued commits waiting for the committer.
@@ -75,6 +83,9 @@ impl Default for StoreConfig {
             receipt_retention: Duration::from_secs(24 * 60 * 60),
             gc_interval: Some(Duration::from_secs(60)),
             write_log_capacity: 65_536,
+            write_log_bytes: 32 << 20,
+            write_log_max_age: Duration::from_secs(120),
+            cache_bytes: 128 << 20,
             max_group_size: 1024,
             commit_queue: 4096,
         }

@@ -87,3 +87,26 @@ pub struct CommitEntry {
     /// The commit applied a new schema: every reader should start over.
     pub schema_changed: bool,
 }
+
+impl CommitEntry {
+    /// Bytes the entry holds in memory, allocations included: what the write
+    /// log counts against its byte budget.
+    pub fn size(&self) -> usize {
+        let key = |k: &Option<Vec<u8>>| k.as_ref().map_or(0, Vec::capacity);
+        size_of::<Self>()
+            + self
+                .writes
+                .iter()
+                .map(|write| {
+                    size_of::<DocumentWrite>()
+                        + write
+                            .index_keys
+                            .iter()
+                            .map(|change| {
+                                size_of::<IndexKeyChange>() + key(&change.old) + key(&change.new)
+                            })
+                            .sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+}

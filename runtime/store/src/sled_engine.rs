@@ -35,12 +35,14 @@ impl std::fmt::Debug for SledPersistence {
 }
 
 impl SledPersistence {
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Opens the store in `dir` with a page cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         remove_unfinished_snapshots(dir)?;
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(cache_bytes)
             .open()
             .map_err(|e| {
                 Error::Storage(format!("cannot open the store at {}: {e}", dir.display()))

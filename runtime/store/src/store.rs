@@ -19,7 +19,7 @@ use crate::read_set::CommitEntry;
 use crate::schema::Schema;
 use crate::sled_engine::SledPersistence;
 use crate::transaction::Transaction;
-use crate::write_log::{Truncated, WriteLog};
+use crate::write_log::{self, Truncated, WriteLog};
 
 /// State shared by the handle, transactions, the committer and the collector.
 pub(crate) struct Shared {
@@ -177,7 +177,10 @@ struct Threads {
 impl Store {
     /// Opens (or creates) the sled store in `dir`.
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Store> {
-        Store::with_persistence(Arc::new(SledPersistence::open(dir)?), config)
+        Store::with_persistence(
+            Arc::new(SledPersistence::open(dir, config.cache_bytes)?),
+            config,
+        )
     }
 
     /// A store that lives in memory only, for tests.
@@ -208,7 +211,14 @@ impl Store {
         let gc_interval = config.gc_interval;
         let shared = Arc::new(Shared {
             persistence,
-            write_log: WriteLog::new(config.write_log_capacity, last_ts),
+            write_log: WriteLog::new(
+                write_log::Bounds {
+                    entries: config.write_log_capacity,
+                    bytes: config.write_log_bytes,
+                    max_age: config.write_log_max_age,
+                },
+                last_ts,
+            ),
             config,
             state: Mutex::new(State {
                 ts: last_ts,
@@ -333,6 +343,11 @@ impl Store {
     /// The remembered commits after `ts`, oldest first.
     pub fn commits_after(&self, ts: Timestamp) -> Result<Vec<Arc<CommitEntry>>, Truncated> {
         self.shared.write_log.after(ts)
+    }
+
+    /// How many commits and bytes the write log holds.
+    pub fn write_log_usage(&self) -> write_log::Usage {
+        self.shared.write_log.usage()
     }
 
     /// Removes versions that no open or future snapshot can see.

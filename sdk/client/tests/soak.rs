@@ -90,16 +90,43 @@ async fn mixed_traffic_with_reconnects_and_a_deploy() -> anyhow::Result<()> {
         .map(|i| tokio::spawn(rust_side(url.clone(), format!("soak-rust-{i}"), deadline)))
         .collect();
 
-    // Warm, then a deploy in the middle, then the rest.
-    tokio::time::sleep_until(started + Duration::from_secs(seconds / 4)).await;
-    let warm = capstan_test_support::resident_bytes();
-    tokio::time::sleep_until(started + Duration::from_secs(seconds / 2)).await;
-    server.app.deploy(vec![guest], Default::default()).await?;
-    let mut peak = warm;
+    // Sample memory every second: warm at a quarter, a deploy at half,
+    // the peak after warming.
+    let (warm_at, deploy_at) = (
+        started + Duration::from_secs(seconds / 4),
+        started + Duration::from_secs(seconds / 2),
+    );
+    let (mut warm, mut peak, mut deployed) = (None, 0, false);
+    let mut reported = started;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        peak = peak.max(capstan_test_support::resident_bytes());
+        let now = tokio::time::Instant::now();
+        let resident = capstan_test_support::resident_bytes();
+        if now >= warm_at {
+            warm.get_or_insert(resident);
+            peak = peak.max(resident);
+        }
+        if now >= deploy_at && !deployed {
+            server
+                .app
+                .deploy(vec![guest.clone()], Default::default())
+                .await?;
+            deployed = true;
+        }
+        if now - reported >= Duration::from_secs(60) {
+            reported = now;
+            let log = server.app.store().write_log_usage();
+            eprintln!(
+                "soak: {} s, resident {} MiB, write log {} commits / {} KiB",
+                (now - started).as_secs(),
+                resident >> 20,
+                log.entries,
+                log.bytes >> 10
+            );
+        }
     }
+    anyhow::ensure!(deployed, "the run ended before the deploy");
+    let warm = warm.unwrap_or(peak);
 
     let mut counted = Vec::new();
     for (i, side) in rust.into_iter().enumerate() {

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod built_in_auth;
 mod calls;
 mod common;
 mod concurrency;
