@@ -159,6 +159,7 @@ impl App {
             issuer.clone(),
             config.clock.clone(),
             messenger,
+            data_dir.root().to_owned(),
         ));
         let engine = HostEngine::with_seed_key(config.host.clone(), data_dir.seed_key()?)
             .map_err(Error::config)?;

@@ -122,6 +122,8 @@ pub fn router(state: HttpState, sync: crate::ws::SyncState) -> Router {
             post(create_service_key).delete(revoke_service_key),
         )
         .route("/api/admin_key/rotate", post(rotate_admin_key))
+        .route("/api/auth/keys/rotate", post(rotate_auth_keys))
+        .route("/api/auth/keys/import", post(import_auth_key))
         .route("/api/audit", get(audit_log))
         // Bodies are read with explicit limits so the error is ours.
         .layer(DefaultBodyLimit::disable())
@@ -555,6 +557,72 @@ async fn rotate_admin_key(
     let result = state.credentials.admin_key.rotate();
     let key = audited(&state, peer, &headers, "admin_key.rotate", None, result)?;
     Ok(axum::Json(serde_json::json!({ "adminKey": key })).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RotateAuthKeys {
+    /// `RS256` (default), `ES256` or `EdDSA`.
+    algorithm: Option<String>,
+}
+
+/// A new signing key for built-in auth; the old one stays published until
+/// its tokens expire.
+async fn rotate_auth_keys(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Error> {
+    require_admin(&state, &headers).await?;
+    let bytes = read_admin_body(&state, &headers, body).await?;
+    let request: RotateAuthKeys = if bytes.is_empty() {
+        RotateAuthKeys::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::new(ErrorCode::BadRequest, format!("invalid request: {e}")))?
+    };
+    let algorithm = match request.algorithm.as_deref() {
+        None => capstan_auth::Algorithm::Rs256,
+        Some(name) => capstan_auth::Algorithm::parse(name).ok_or_else(|| {
+            Error::new(
+                ErrorCode::BadRequest,
+                format!("algorithm {name:?}: use RS256, ES256 or EdDSA"),
+            )
+        })?,
+    };
+    let result = state.app.sign_in().rotate_keys(algorithm);
+    let kid = audited(&state, peer, &headers, "auth_keys.rotate", None, result)?;
+    Ok(axum::Json(serde_json::json!({ "kid": kid })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ImportAuthKey {
+    /// Convex Auth's `JWT_PRIVATE_KEY`.
+    jwt_private_key: String,
+}
+
+/// Makes Convex Auth's signing key the current one, so an app moving over
+/// keeps the same JWKS.
+async fn import_auth_key(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Error> {
+    require_admin(&state, &headers).await?;
+    let bytes = read_admin_body(&state, &headers, body).await?;
+    let request: ImportAuthKey = serde_json::from_slice(&bytes).map_err(|_| {
+        // The body holds a private key: the error does not quote it.
+        Error::new(
+            ErrorCode::BadRequest,
+            "the body must be {\"jwtPrivateKey\": \"-----BEGIN PRIVATE KEY----- …\"}",
+        )
+    })?;
+    let result = state.app.sign_in().import_key(&request.jwt_private_key);
+    let kid = audited(&state, peer, &headers, "auth_keys.import", None, result)?;
+    Ok(axum::Json(serde_json::json!({ "kid": kid })).into_response())
 }
 
 /// The newest admin actions: `?limit=n` (default 100, at most 10 000).

@@ -130,6 +130,22 @@ impl Server {
             clock: config.clock.clone(),
         };
         let shutdown = CancellationToken::new();
+        // Expired sessions, tokens and codes leave the auth tables.
+        tokio::spawn({
+            let (app, shutdown) = (app.clone(), shutdown.clone());
+            async move {
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {
+                            if let Err(error) = app.sign_in().sweep().await {
+                                tracing::warn!(?error, "sweeping expired sign-in rows failed");
+                            }
+                        }
+                    }
+                }
+            }
+        });
         let (subscriptions, manager) =
             sync::Subscriptions::start(app.clone(), &config.sync, shutdown.clone());
         let sockets = tokio_util::task::TaskTracker::new();

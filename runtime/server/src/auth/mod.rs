@@ -17,6 +17,7 @@
 //! - [`routes`]: `/.well-known/openid-configuration` and `jwks.json`.
 
 pub mod accounts;
+pub mod cleanup;
 pub mod codes;
 pub mod flows;
 pub mod messages;
@@ -113,6 +114,8 @@ pub struct SignIn {
     /// tens of milliseconds).
     hashing: tokio::sync::Semaphore,
     pub(crate) messenger: messages::Messenger,
+    /// Where the signing keys live (the data directory).
+    keys_dir: std::path::PathBuf,
 }
 
 /// One call's view: the service, the deployment's config and environment,
@@ -131,6 +134,7 @@ impl SignIn {
         issuer: Issuer,
         clock: Clock,
         messenger: messages::Messenger,
+        keys_dir: std::path::PathBuf,
     ) -> SignIn {
         SignIn {
             store,
@@ -138,7 +142,31 @@ impl SignIn {
             clock,
             hashing: tokio::sync::Semaphore::new(4),
             messenger,
+            keys_dir,
         }
+    }
+
+    /// Makes a new signing key current; tokens signed with the old one stay
+    /// valid until they expire. The new key's `kid`.
+    pub fn rotate_keys(&self, algorithm: capstan_auth::Algorithm) -> Result<String, Error> {
+        let ring = signing_keys::rotate(&self.keys_dir, algorithm, self.clock.unix_seconds())?;
+        self.publish(ring)
+    }
+
+    /// Makes Convex Auth's `JWT_PRIVATE_KEY` the current signing key.
+    pub fn import_key(&self, private_key: &str) -> Result<String, Error> {
+        let ring =
+            signing_keys::import_convex(&self.keys_dir, private_key, self.clock.unix_seconds())?;
+        self.publish(ring)
+    }
+
+    fn publish(&self, ring: capstan_auth::KeyRing) -> Result<String, Error> {
+        let kid = ring
+            .current()
+            .map(|key| key.kid.clone())
+            .unwrap_or_default();
+        self.issuer.keys.replace(ring).map_err(Error::config)?;
+        Ok(kid)
     }
 
     /// Milliseconds since the Unix epoch, by the server's clock.

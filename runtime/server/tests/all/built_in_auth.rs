@@ -591,3 +591,83 @@ async fn bad_built_in_configs_fail_the_deploy() -> anyhow::Result<()> {
     }
     server.stop().await
 }
+
+#[tokio::test]
+async fn rotated_keys_keep_old_tokens_valid_until_they_expire() -> anyhow::Result<()> {
+    let auth = Auth::start(password_config()).await?;
+    let (old_token, refresh) = tokens(
+        &auth
+            .ok(sign_up("lu@example.com", "correct horse"), None)
+            .await?,
+    );
+    let old_kid = header(&old_token)["kid"].clone();
+    let response: Value = auth
+        .server
+        .client
+        .post(auth.server.url("/api/auth/keys/rotate"))
+        .header("Authorization", auth.server.admin())
+        .json(&json!({"algorithm": "ES256"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let new_kid = response["kid"].clone();
+    assert_ne!(new_kid, old_kid, "{response}");
+    // Both keys are published; the old token still works.
+    let jwks: Value = auth
+        .server
+        .client
+        .get(auth.server.url("/.well-known/jwks.json"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "{jwks}");
+    assert_eq!(auth.whoami(&old_token).await?["value"]["kind"], "user");
+    let (new_token, _) = tokens(&auth.ok(json!({"refreshToken": refresh}), None).await?);
+    assert_eq!(header(&new_token)["kid"], new_kid);
+    assert_eq!(header(&new_token)["alg"], "ES256");
+    assert_eq!(auth.whoami(&new_token).await?["value"]["kind"], "user");
+    // Past its expiry the old token fails like any other.
+    auth.clock.advance(Duration::from_secs(3600 + 10));
+    let (status, body) = auth
+        .server
+        .call_as(
+            "query",
+            "auth:whoami",
+            json!({}),
+            Some(format!("Bearer {old_token}")),
+        )
+        .await?;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.to_string().contains("expired"), "{body}");
+    auth.server.stop().await
+}
+
+#[tokio::test]
+async fn expired_rows_are_swept() -> anyhow::Result<()> {
+    let auth = Auth::start(password_config()).await?;
+    auth.ok(sign_up("mo@example.com", "correct horse"), None)
+        .await?;
+    auth.ok(
+        json!({"provider": "email", "params": {"email": "ned@example.com"}}),
+        None,
+    )
+    .await?;
+    let app = &auth.server.server.app;
+    let swept = app
+        .sign_in()
+        .sweep()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(swept.sessions + swept.codes, 0, "nothing has expired yet");
+    auth.clock.advance(Duration::from_secs(31 * 86_400));
+    let swept = app
+        .sign_in()
+        .sweep()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(swept.sessions, 1, "{swept:?}");
+    assert_eq!(swept.codes, 1, "{swept:?}");
+    auth.server.stop().await
+}
