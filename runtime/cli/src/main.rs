@@ -100,6 +100,15 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Sign-in emails and texts `capstan dev` kept instead of sending them
+    /// (no AUTH_SMTP_URL set), newest last.
+    Outbox {
+        #[arg(long, default_value = DEV_DATA)]
+        data_dir: PathBuf,
+        /// How many, newest last.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
     /// Print the admin key of the server whose data is in --data-dir,
     /// rotate it (`capstan keys rotate`), or manage service keys
     /// (`capstan keys service create|list|revoke`).
@@ -122,6 +131,15 @@ enum KeysCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Built-in auth's signing keys: `rotate` makes a new one (the old one
+    /// stays published until its tokens expire); `import` takes Convex
+    /// Auth's JWT_PRIVATE_KEY so users moving over stay signed in.
+    Auth {
+        #[command(subcommand)]
+        command: AuthKeysCommand,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Named keys with which servers call functions, internal ones included,
     /// as `Authorization: Bearer <key>`; functions see a service identity.
     Service {
@@ -129,6 +147,20 @@ enum KeysCommand {
         command: ServiceCommand,
         #[command(flatten)]
         target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuthKeysCommand {
+    Rotate {
+        /// RS256 (default), ES256 or EdDSA.
+        #[arg(long, default_value = "RS256")]
+        algorithm: String,
+    },
+    Import {
+        /// A file holding the key; by default the JWT_PRIVATE_KEY variable.
+        #[arg(long)]
+        private_key_file: Option<PathBuf>,
     },
 }
 
@@ -301,6 +333,55 @@ async fn run(command: Command) -> anyhow::Result<()> {
             eprintln!("admin key rotated; the old one no longer works");
             Ok(())
         }
+        Command::Keys {
+            command: Some(KeysCommand::Auth { command, target }),
+            ..
+        } => {
+            let remote = Remote::new(&target.url, admin_key(target.admin_key)?);
+            let kid = match command {
+                AuthKeysCommand::Rotate { algorithm } => {
+                    remote
+                        .auth_keys("rotate", serde_json::json!({ "algorithm": algorithm }))
+                        .await?
+                }
+                AuthKeysCommand::Import { private_key_file } => {
+                    let key = match private_key_file {
+                        Some(path) => std::fs::read_to_string(&path)
+                            .with_context(|| format!("cannot read {}", path.display()))?,
+                        None => std::env::var("JWT_PRIVATE_KEY").map_err(|_| {
+                            anyhow::anyhow!("pass --private-key-file or set JWT_PRIVATE_KEY")
+                        })?,
+                    };
+                    remote
+                        .auth_keys("import", serde_json::json!({ "jwtPrivateKey": key }))
+                        .await?
+                }
+            };
+            println!("{kid}");
+            eprintln!(
+                "tokens are now signed with key {kid}; earlier keys stay published until their tokens expire"
+            );
+            Ok(())
+        }
+        Command::Outbox { data_dir, limit } => {
+            let path = data_dir.join("dev_outbox.jsonl");
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            if lines.is_empty() {
+                eprintln!("no messages in {}", path.display());
+            }
+            for line in &lines[lines.len().saturating_sub(limit)..] {
+                let message: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                println!(
+                    "to {} ({}): {}\n{}\n",
+                    message["to"].as_str().unwrap_or("?"),
+                    message["channel"].as_str().unwrap_or("?"),
+                    message["subject"].as_str().unwrap_or(""),
+                    message["text"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
         Command::Audit { limit, target } => {
             let remote = Remote::new(&target.url, admin_key(target.admin_key)?);
             for entry in remote.audit(limit).await? {
@@ -411,17 +492,21 @@ async fn dev(dir: &Path, port: u16) -> anyhow::Result<()> {
     let mut config = ServerConfig::new(dir.join(DEV_DATA), listen);
     // A developer reads what their functions log where they call them.
     config.logs_to_clients = true;
+    // Sign-in emails go to the console and `capstan outbox` until an SMTP
+    // server is configured.
+    config.dev_outbox = true;
     let server = Server::start(config).await?;
     let summary = server
         .app
         .deploy(vec![component], dev_config(&dir)?)
         .await?;
     eprintln!(
-        "capstan dev: serving {} at {} ({} functions)\nadmin key: capstan keys --data-dir {}",
+        "capstan dev: serving {} at {} ({} functions)\nadmin key: capstan keys --data-dir {}\nsign-in emails (until AUTH_SMTP_URL is set): capstan outbox, or {}",
         dir.display(),
         server.url(),
         summary.functions,
-        dir.join(DEV_DATA).display()
+        dir.join(DEV_DATA).display(),
+        dir.join(DEV_DATA).join("dev_outbox.jsonl").display()
     );
     let token = server.shutdown_token();
     let stop = token.clone();

@@ -187,6 +187,24 @@ impl Remote {
             .context("the server answered without a key")
     }
 
+    /// A new signing key for built-in auth (`rotate`) or Convex Auth's
+    /// (`import`): its `kid`.
+    pub async fn auth_keys(&self, action: &str, body: Value) -> anyhow::Result<String> {
+        let response = self
+            .client
+            .post(format!("{}/api/auth/keys/{action}", self.url))
+            .header("Authorization", self.auth())
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        let body = Self::check(response).await?;
+        body["kid"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the server answered without a key id")
+    }
+
     /// The newest `limit` admin actions.
     pub async fn audit(&self, limit: usize) -> anyhow::Result<Vec<Value>> {
         Ok(serde_json::from_value(
