@@ -25,7 +25,7 @@ export function signingKey(kid) {
  * Starts a provider at http://127.0.0.1:`port` signing with `keys` (the
  * first signs). ID tokens live `idTokenTtl` seconds. Returns `{issuer, stop}`.
  */
-export async function startProvider(port, keys, idTokenTtl = 3600) {
+export async function startProvider(port, keys, idTokenTtl = 3600, extraClients = []) {
   const issuer = `http://127.0.0.1:${port}`;
   const provider = new Provider(issuer, {
     clients: [
@@ -36,6 +36,7 @@ export async function startProvider(port, keys, idTokenTtl = 3600) {
         grant_types: ["authorization_code"],
         response_types: ["code"],
       },
+      ...extraClients,
     ],
     jwks: { keys },
     claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"] },
@@ -79,7 +80,7 @@ async function fetchAgain(url, options) {
 }
 
 /** A fetch that keeps cookies and never follows redirects. */
-function browser() {
+export function browser() {
   const jar = new Map();
   return async (url, options = {}) => {
     const headers = { ...(options.headers ?? {}) };
@@ -136,25 +137,34 @@ export async function idToken(issuer, login) {
       if (!body.id_token) throw new Error(`no ID token: ${JSON.stringify(body)}`);
       return body.id_token;
     }
-    const url = new URL(location, issuer).toString();
-    let response;
-    if (url.includes("/interaction/")) {
-      const page = await get(url);
-      const html = await page.text();
-      const prompt = html.includes('name="login"') ? "login" : "consent";
-      const form = prompt === "login" ? { prompt, login, password: "any" } : { prompt };
-      response = await get(url, {
-        method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams(form),
-      });
-    } else {
-      response = await get(url);
-    }
-    location = response.headers.get("location");
-    if (!location) {
-      throw new Error(`the login stopped at ${url}: ${response.status} ${await response.text()}`);
-    }
+    location = await loginStep(get, new URL(location, issuer).toString(), login);
   }
   throw new Error("the login did not finish");
+}
+
+/**
+ * One step of a login at the provider, as a person at a browser takes it:
+ * fill in the login form, agree to the consent form, or follow a redirect.
+ * Returns the next location.
+ */
+export async function loginStep(get, url, login) {
+  let response;
+  if (url.includes("/interaction/")) {
+    const page = await get(url);
+    const html = await page.text();
+    const prompt = html.includes('name="login"') ? "login" : "consent";
+    const form = prompt === "login" ? { prompt, login, password: "any" } : { prompt };
+    response = await get(url, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(form),
+    });
+  } else {
+    response = await get(url);
+  }
+  const location = response.headers.get("location");
+  if (!location) {
+    throw new Error(`the login stopped at ${url}: ${response.status} ${await response.text()}`);
+  }
+  return location;
 }

@@ -310,7 +310,7 @@ fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
 
 /// An issuer as tokens carry it: a scheme (`https://` when none is
 /// written), no trailing `/`.
-pub(crate) fn normalize_issuer(text: &str) -> Result<String, String> {
+pub fn normalize_issuer(text: &str) -> Result<String, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("the issuer is empty".into());

@@ -268,6 +268,11 @@ impl App {
             .await
     }
 
+    /// The deployment's environment variables, shared.
+    pub fn environment(&self) -> Arc<capstan_host::Environment> {
+        self.inner.deployments.environment()
+    }
+
     pub fn environment_variables(&self) -> BTreeMap<String, String> {
         self.inner.deployments.environment_variables()
     }

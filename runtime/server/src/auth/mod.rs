@@ -116,6 +116,8 @@ pub struct SignIn {
     pub(crate) messenger: messages::Messenger,
     /// Where the signing keys live (the data directory).
     keys_dir: std::path::PathBuf,
+    /// Talks to OAuth providers.
+    pub(crate) http: reqwest::Client,
 }
 
 /// One call's view: the service, the deployment's config and environment,
@@ -143,6 +145,11 @@ impl SignIn {
             hashing: tokio::sync::Semaphore::new(4),
             messenger,
             keys_dir,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::limited(3))
+                .build()
+                .unwrap_or_default(),
         }
     }
 

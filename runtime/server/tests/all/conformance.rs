@@ -87,3 +87,43 @@ async fn the_convex_npm_client_signs_in_with_a_real_oidc_provider() -> anyhow::R
     .await?;
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_auth_works_with_the_npm_client_and_a_real_oidc_provider() -> anyhow::Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let dir = temp_dir();
+    let server = TestServer::spawn(dir.path()).await?;
+    let app_config = json!({"auth": {"builtIn": {"providers": {
+        "password": {"type": "password"},
+        "okta": {"type": "oidc", "issuer": format!("http://127.0.0.1:{port}")},
+    }}}});
+    let (status, body) = server.deploy_with(&[test_guest()], app_config).await?;
+    anyhow::ensure!(status == 200, "deploy: {body}");
+    let site = "http://app.localhost:5173";
+    for (name, value) in [
+        ("AUTH_OKTA_ID", "capstan-oauth"),
+        ("AUTH_OKTA_SECRET", "oauth-test-secret"),
+        ("SITE_URL", site),
+    ] {
+        server
+            .client
+            .put(server.url(&format!("/api/env/{name}")))
+            .header("Authorization", server.admin())
+            .json(&json!({ "value": value }))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    node_suite(
+        "builtin_auth.test.mjs",
+        &[
+            ("CAPSTAN_URL", server.server.url()),
+            ("OIDC_PORT", port.to_string()),
+            ("SITE_URL", site.to_owned()),
+        ],
+    )
+    .await?;
+    server.stop().await
+}
