@@ -263,6 +263,28 @@ pub struct User {
     pub is_anonymous: Option<bool>,
 }
 
+/// A refresh token of a session (`authRefreshTokens`); read by
+/// [`MutationCtx::invalidate_sessions`](crate::MutationCtx::invalidate_sessions).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, crate::Table)]
+#[serde(rename_all = "camelCase")]
+#[table(
+    name = "authRefreshTokens",
+    index(sessionId = [session_id]),
+    index(sessionIdAndParentRefreshTokenId = [session_id, parent_refresh_token_id])
+)]
+pub struct RefreshToken {
+    pub session_id: Id<Session>,
+    pub expiration_time: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_used_time: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_refresh_token_id: Option<Id<RefreshToken>>,
+    /// SHA-256 of the token's secret (built-in auth; absent for tokens
+    /// imported from Convex Auth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_hash: Option<String>,
+}
+
 /// A signed-in session (Convex Auth's `authSessions`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, crate::Table)]
 #[serde(rename_all = "camelCase")]

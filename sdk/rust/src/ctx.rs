@@ -62,6 +62,41 @@ impl QueryCtx {
     }
 }
 
+impl QueryCtx {
+    /// The signed-in user's document, if the caller is signed in by
+    /// Capstan's built-in auth (or Convex Auth) and their session has not
+    /// ended: a signed-out or invalidated session reads as signed out here
+    /// at once, though its access token lives on until it expires.
+    ///
+    /// ```ignore
+    /// let me = ctx.current_user::<User>()?.ok_or_else(|| capstan::error!("sign in first"))?;
+    /// ```
+    pub fn current_user<U: crate::table::UsersTable + DeserializeOwned>(
+        &self,
+    ) -> Result<Option<crate::Doc<U>>> {
+        let auth = self.auth();
+        let (Some(user), Some(session)) = (auth.user_id::<U>()?, auth.session_id()?) else {
+            return Ok(None);
+        };
+        let db = self.db();
+        let live = match db.get(&session)? {
+            Some(session) => session.expiration_time > host_now_ms(),
+            None => false,
+        };
+        if !live {
+            return Ok(None);
+        }
+        db.get(&user)
+    }
+}
+
+/// The transaction's clock, in milliseconds since the epoch.
+fn host_now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
 impl MutationCtx {
     #[doc(hidden)]
     pub fn __new() -> Self {
@@ -91,6 +126,49 @@ impl MutationCtx {
                 _context: PhantomData,
             },
         }
+    }
+
+    /// See [`QueryCtx::current_user`].
+    pub fn current_user<U: crate::table::UsersTable + DeserializeOwned>(
+        &self,
+    ) -> Result<Option<crate::Doc<U>>> {
+        self.query.current_user()
+    }
+
+    /// Signs `user` out everywhere but in the sessions `except` (say, the
+    /// caller's own): their sessions and refresh tokens are deleted, so no
+    /// token can be refreshed and [`QueryCtx::current_user`] reads them as
+    /// signed out. How many sessions ended. Convex Auth:
+    /// `invalidateSessions(ctx, {userId, except})`.
+    pub fn invalidate_sessions<U: crate::table::UsersTable>(
+        &mut self,
+        user: &crate::Id<U>,
+        except: &[crate::Id<crate::auth::Session>],
+    ) -> Result<usize> {
+        use crate::auth::{RefreshToken, Session};
+        let user: crate::Id<crate::auth::User> = crate::Id::from_string(user.as_str());
+        let sessions = self
+            .db()
+            .query::<Session>()
+            .with_index(Session::userId, |q| q.eq(&user))
+            .collect()?;
+        let mut ended = 0;
+        for session in sessions {
+            if except.contains(&session.id) {
+                continue;
+            }
+            let tokens = self
+                .db()
+                .query::<RefreshToken>()
+                .with_index(RefreshToken::sessionId, |q| q.eq(&session.id))
+                .collect()?;
+            for token in tokens {
+                self.db().delete(&token.id)?;
+            }
+            self.db().delete(&session.id)?;
+            ended += 1;
+        }
+        Ok(ended)
     }
 
     pub fn env(&self, name: &str) -> Option<String> {

@@ -41,6 +41,22 @@ pub fn whoami_action(ctx: &mut ActionCtx) -> capstan::Result<Value> {
     Ok(json!({"own": own, "nested": nested}))
 }
 
+/// The signed-in user's document (built-in auth), typed.
+#[capstan::query]
+pub fn me(ctx: &QueryCtx) -> capstan::Result<Option<capstan::Doc<User>>> {
+    ctx.current_user::<User>()
+}
+
+/// Ends every session of the caller.
+#[capstan::mutation]
+pub fn sign_out_everywhere(ctx: &mut MutationCtx) -> capstan::Result<f64> {
+    let user = ctx
+        .auth()
+        .user_id::<User>()?
+        .ok_or_else(|| capstan::error!("sign in first"))?;
+    Ok(ctx.invalidate_sessions(&user, &[])? as f64)
+}
+
 #[capstan::query]
 pub fn check_secret(ctx: &QueryCtx, name: String, presented: String) -> capstan::Result<bool> {
     ctx.auth().check_secret(&name, &presented)

@@ -16,7 +16,7 @@ capstan::app! {
             secret, env, send, edit, edit_unset, swap, remove, increment, stamp, mutation_clock, send_and_list,
             action_clock, call_secret,
         },
-        auth::{whoami, whoami_internal, whoami_mutation, whoami_action, check_secret},
+        auth::{whoami, whoami_internal, whoami_mutation, whoami_action, check_secret, me, sign_out_everywhere},
         hostile::{spin, spin_on, bomb, recurse, panics, huge, nest},
         values::{echo_json, numbers, store, load},
     ],

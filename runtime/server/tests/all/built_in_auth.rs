@@ -276,6 +276,44 @@ fn claims_user(value: &Value) -> String {
 }
 
 #[tokio::test]
+async fn functions_load_the_current_user_and_end_sessions() -> anyhow::Result<()> {
+    let auth = Auth::start(password_config()).await?;
+    let (token, refresh) = tokens(
+        &auth
+            .ok(sign_up("pia@example.com", "correct horse"), None)
+            .await?,
+    );
+    let bearer = Some(format!("Bearer {token}"));
+    let (_, me) = auth
+        .server
+        .call_as("query", "auth:me", json!({}), bearer.clone())
+        .await?;
+    assert_eq!(me["value"]["email"], "pia@example.com", "{me}");
+    assert!(me["value"]["_id"].is_string(), "{me}");
+    let (_, ended) = auth
+        .server
+        .call_as(
+            "mutation",
+            "auth:sign_out_everywhere",
+            json!({}),
+            bearer.clone(),
+        )
+        .await?;
+    assert_eq!(ended["value"], 1.0, "{ended}");
+    // The token is still a valid token, but its session is over.
+    let (_, me) = auth
+        .server
+        .call_as("query", "auth:me", json!({}), bearer)
+        .await?;
+    assert_eq!(me["value"], Value::Null, "{me}");
+    assert_eq!(
+        auth.ok(json!({"refreshToken": refresh}), None).await?,
+        json!({"tokens": null})
+    );
+    auth.server.stop().await
+}
+
+#[tokio::test]
 async fn a_refresh_token_used_again_after_the_grace_window_ends_its_session() -> anyhow::Result<()>
 {
     let auth = Auth::start(password_config()).await?;
