@@ -240,11 +240,16 @@ async fn deliver(
     url: Option<String>,
 ) -> Result<(), AuthError> {
     let minutes = settings.max_age().div_ceil(60);
-    let site = flow
+    // The site by its name, as people know it.
+    let site_url = flow
         .environment
         .get("SITE_URL")
         .map(|s| s.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| flow.auth.issuer.url.clone());
+    let site = site_url
+        .split_once("://")
+        .map_or(site_url.as_str(), |(_, host)| host)
+        .to_owned();
     let default_template = match (&url, phone) {
         (Some(_), _) => {
             "Sign in to {site} by opening this link:\n\n{url}\n\nIt works once, for {minutes} minutes. If you did not ask for it, ignore this message."

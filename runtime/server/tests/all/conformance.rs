@@ -10,7 +10,13 @@ use crate::common::*;
 /// Runs `node --test <file>` in `tests/conformance` with `env`.
 async fn node_suite(file: &str, env: &[(&str, String)]) -> anyhow::Result<()> {
     let suite = capstan_test_support::root().join("tests/conformance");
-    for package in ["convex", "oidc-provider"] {
+    for package in [
+        "convex",
+        "oidc-provider",
+        "@convex-dev/auth",
+        "playwright-core",
+        "smtp-server",
+    ] {
         anyhow::ensure!(
             suite
                 .join("node_modules")
@@ -122,6 +128,64 @@ async fn built_in_auth_works_with_the_npm_client_and_a_real_oidc_provider() -> a
             ("CAPSTAN_URL", server.server.url()),
             ("OIDC_PORT", port.to_string()),
             ("SITE_URL", site.to_owned()),
+        ],
+    )
+    .await?;
+    server.stop().await
+}
+
+/// A free port on loopback.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_auth_in_a_real_browser_with_real_email_and_oauth() -> anyhow::Result<()> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    anyhow::ensure!(
+        std::path::Path::new(&chromium).exists(),
+        "no Chromium at {chromium}: install Debian's `chromium` package (./tests/run does) or set CHROMIUM"
+    );
+    let (site_port, smtp_port, oidc_port) = (free_port()?, free_port()?, free_port()?);
+    let dir = temp_dir();
+    let server = TestServer::spawn(dir.path()).await?;
+    let app_config = json!({"auth": {"builtIn": {"providers": {
+        "password": {"type": "password", "reset": {"type": "email"}},
+        "email-code": {"type": "email", "maxAgeSeconds": 900},
+        "magic": {"type": "email", "link": true},
+        "okta": {"type": "oidc", "issuer": format!("http://127.0.0.1:{oidc_port}")},
+    }}}});
+    let (status, body) = server.deploy_with(&[test_guest()], app_config).await?;
+    anyhow::ensure!(status == 200, "deploy: {body}");
+    for (name, value) in [
+        ("AUTH_OKTA_ID", "capstan-oauth".to_owned()),
+        ("AUTH_OKTA_SECRET", "oauth-test-secret".to_owned()),
+        ("SITE_URL", format!("http://127.0.0.1:{site_port}")),
+        ("AUTH_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
+        (
+            "AUTH_EMAIL_FROM",
+            "Capstan Test <auth@capstan.test>".to_owned(),
+        ),
+    ] {
+        server
+            .client
+            .put(server.url(&format!("/api/env/{name}")))
+            .header("Authorization", server.admin())
+            .json(&json!({ "value": value }))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    node_suite(
+        "browser.test.mjs",
+        &[
+            ("CAPSTAN_URL", server.server.url()),
+            ("SITE_PORT", site_port.to_string()),
+            ("SMTP_PORT", smtp_port.to_string()),
+            ("OIDC_PORT", oidc_port.to_string()),
+            ("CHROMIUM", chromium),
         ],
     )
     .await?;
