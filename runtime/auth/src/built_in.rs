@@ -42,6 +42,23 @@ pub struct BuiltInConfig {
     /// app's `myapp://` scheme or a preview site.
     #[serde(default)]
     pub redirect_origins: Vec<String>,
+    /// The app's internal functions sign-in calls ([`Hooks`]).
+    #[serde(default)]
+    pub hooks: Hooks,
+}
+
+/// Internal functions of the app that sign-in calls, by path.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Hooks {
+    /// Query: fields for a new or updated user.
+    pub user_fields: Option<String>,
+    /// Mutation: told after a user is written.
+    pub after_user_created_or_updated: Option<String>,
+    /// Query: an error refuses the session.
+    pub before_session_creation: Option<String>,
+    /// Query: claims for the user's access tokens.
+    pub custom_claims: Option<String>,
 }
 
 fn ten() -> u32 {

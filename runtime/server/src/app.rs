@@ -213,6 +213,23 @@ impl App {
         Some((deployment, kind))
     }
 
+    /// Runs the app's function at `path` for built-in auth (a hook): as
+    /// `caller`, with internal functions in reach.
+    pub(crate) async fn run_hook(
+        &self,
+        kind: FunctionKind,
+        path: &str,
+        args: String,
+        caller: &Caller,
+    ) -> Result<FunctionResult, Error> {
+        let caller = Caller {
+            internal: true,
+            ..caller.clone()
+        };
+        let path = FunctionPath::parse(path);
+        Box::pin(self.run(Some(kind), &path, args, caller, None)).await
+    }
+
     /// Runs a built-in auth function.
     async fn run_native(
         &self,
@@ -239,7 +256,7 @@ impl App {
         let environment = self.inner.deployments.environment();
         self.inner
             .sign_in
-            .call(config, &environment, path.as_str(), args, caller)
+            .call(self, config, &environment, path.as_str(), args, caller)
             .await
     }
 

@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+mod auth_hooks;
 mod hostile;
 mod values;
 
@@ -17,6 +18,7 @@ capstan::app! {
             action_clock, call_secret,
         },
         auth::{whoami, whoami_internal, whoami_mutation, whoami_action, check_secret, me, sign_out_everywhere},
+        auth_hooks::{user_fields, after_user, before_session, claims},
         hostile::{spin, spin_on, bomb, recurse, panics, huge, nest},
         values::{echo_json, numbers, store, load},
     ],

@@ -156,18 +156,30 @@ pub async fn send_sign_in_code(
         Some((user, _)) => Link::ToUser(user),
         None => Link::ByProvenContact,
     };
-    flow.auth
+    let mut profile = Profile {
+        email: (!phone).then(|| address.clone()),
+        phone: phone.then(|| address.clone()),
+        ..Default::default()
+    };
+    let kind = if phone { "phone" } else { "email" };
+    let extra = super::hooks::user_fields(flow, provider, kind, &profile, params).await?;
+    profile.fields.extend(extra);
+    let created = flow
+        .auth
         .transact(|tx, now| {
-            let account = match accounts::find(tx, provider, &address)? {
-                Some(account) => account,
+            let (account, created) = match accounts::find(tx, provider, &address)? {
+                Some(account) => (account, None),
                 None => {
-                    let profile = Profile {
-                        email: (!phone).then(|| address.clone()),
-                        phone: phone.then(|| address.clone()),
-                        ..Default::default()
-                    };
-                    accounts::create(tx, provider, &address, None, &profile, link_to.clone(), now)?
-                        .0
+                    let (account, user) = accounts::create(
+                        tx,
+                        provider,
+                        &address,
+                        None,
+                        &profile,
+                        link_to.clone(),
+                        now,
+                    )?;
+                    (account, Some(user))
                 }
             };
             let contact = if phone {
@@ -183,9 +195,13 @@ pub async fn send_sign_in_code(
                 now + expires_in,
                 contact,
                 None,
-            )
+            )?;
+            Ok(created)
         })
         .await?;
+    if let Some(user) = created {
+        super::hooks::after_user(flow, &user, provider, kind, true).await?;
+    }
     deliver(flow, provider, settings, phone, &address, &code, url).await
 }
 

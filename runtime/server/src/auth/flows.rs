@@ -96,7 +96,7 @@ pub async fn sign_in(flow: &Flow<'_>, args: &str) -> Result<String, AuthError> {
             }
         }
         SignInProvider::Anonymous {} => {
-            let signed_in = anonymous(flow, &provider_id).await?;
+            let signed_in = anonymous(flow, &provider_id, &params).await?;
             tokens(flow, signed_in).await?
         }
         SignInProvider::Github(_)
@@ -164,9 +164,17 @@ pub fn start_session(
     })
 }
 
-/// `{tokens: {token, refreshToken}}` for a new session.
+/// `{tokens: {token, refreshToken}}` for a new session, if the app's
+/// `beforeSessionCreation` hook lets it be (otherwise it ends unused).
 pub async fn tokens(flow: &Flow<'_>, signed_in: SignedIn) -> Result<Json, AuthError> {
-    let token = access_token(flow, &signed_in.user, &signed_in.session)?;
+    if let Err(refusal) = super::hooks::check_session(flow, &signed_in.user).await {
+        let session = signed_in.session.clone();
+        flow.auth
+            .transact(|tx, _| sessions::end(tx, &session).map(|_| ()))
+            .await?;
+        return Err(refusal);
+    }
+    let token = access_token(flow, &signed_in.user, &signed_in.session).await?;
     Ok(json!({ "tokens": { "token": token, "refreshToken": signed_in.refresh } }))
 }
 
@@ -177,8 +185,10 @@ async fn tokens_or_null(flow: &Flow<'_>, signed_in: Option<SignedIn>) -> Result<
     }
 }
 
-/// A signed access token for `user`'s `session`.
-fn access_token(flow: &Flow<'_>, user: &str, session: &str) -> Result<String, AuthError> {
+/// A signed access token for `user`'s `session`, with the app's custom
+/// claims.
+async fn access_token(flow: &Flow<'_>, user: &str, session: &str) -> Result<String, AuthError> {
+    let claims = super::hooks::custom_claims(flow, user, session).await?;
     let issuer = capstan_auth::Issuer {
         audience: flow.config.token.audience.clone(),
         ..flow.auth.issuer.clone()
@@ -186,7 +196,7 @@ fn access_token(flow: &Flow<'_>, user: &str, session: &str) -> Result<String, Au
     issuer
         .sign(
             &format!("{user}|{session}"),
-            serde_json::Map::new(),
+            claims,
             flow.auth.clock.unix_seconds(),
             flow.config.token.lifetime_seconds,
         )
@@ -212,29 +222,41 @@ async fn refresh(flow: &Flow<'_>, token: &str) -> Result<String, AuthError> {
             user,
             session,
             refresh,
-        } => json!({ "tokens": {
-            "token": access_token(flow, &user, &session)?,
-            "refreshToken": refresh,
-        } }),
+        } => {
+            // A user the app has since refused (banned) is signed out.
+            if super::hooks::check_session(flow, &user).await.is_err() {
+                flow.auth
+                    .transact(|tx, _| sessions::end(tx, &session).map(|_| ()))
+                    .await?;
+                return Ok(json!({ "tokens": null }).to_string());
+            }
+            json!({ "tokens": {
+                "token": access_token(flow, &user, &session).await?,
+                "refreshToken": refresh,
+            } })
+        }
         Refreshed::Invalid => json!({ "tokens": null }),
     };
     Ok(result.to_string())
 }
 
 /// A new anonymous user, with an account keyed by a random id.
-async fn anonymous(flow: &Flow<'_>, provider: &str) -> Result<SignedIn, AuthError> {
+async fn anonymous(flow: &Flow<'_>, provider: &str, params: &Json) -> Result<SignedIn, AuthError> {
     let account_id = super::records::secret();
-    flow.auth
+    let mut profile = accounts::Profile {
+        fields: [(
+            "isAnonymous".to_owned(),
+            capstan_protocol::Value::Boolean(true),
+        )]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    };
+    let extra = super::hooks::user_fields(flow, provider, "anonymous", &profile, params).await?;
+    profile.fields.extend(extra);
+    let signed_in = flow
+        .auth
         .transact(|tx, now| {
-            let profile = accounts::Profile {
-                fields: [(
-                    "isAnonymous".to_owned(),
-                    capstan_protocol::Value::Boolean(true),
-                )]
-                .into_iter()
-                .collect(),
-                ..Default::default()
-            };
             let (_, user) = accounts::create(
                 tx,
                 provider,
@@ -246,5 +268,7 @@ async fn anonymous(flow: &Flow<'_>, provider: &str) -> Result<SignedIn, AuthErro
             )?;
             start_session(flow, tx, &user, now)
         })
-        .await
+        .await?;
+    super::hooks::after_user(flow, &signed_in.user, provider, "anonymous", true).await?;
+    Ok(signed_in)
 }

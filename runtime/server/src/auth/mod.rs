@@ -20,6 +20,7 @@ pub mod accounts;
 pub mod cleanup;
 pub mod codes;
 pub mod flows;
+pub mod hooks;
 pub mod messages;
 pub mod oauth;
 pub mod password;
@@ -125,6 +126,8 @@ pub struct SignIn {
 #[derive(Debug)]
 pub struct Flow<'a> {
     pub auth: &'a SignIn,
+    /// Runs the app's hooks.
+    pub app: &'a crate::app::App,
     pub config: &'a BuiltInConfig,
     pub environment: &'a Environment,
     pub caller: &'a Caller,
@@ -234,6 +237,7 @@ impl SignIn {
     /// Runs the native function at `path`.
     pub async fn call(
         &self,
+        app: &crate::app::App,
         config: &BuiltInConfig,
         environment: &Environment,
         path: &str,
@@ -242,6 +246,7 @@ impl SignIn {
     ) -> Result<FunctionResult, Error> {
         let flow = Flow {
             auth: self,
+            app,
             config,
             environment,
             caller,

@@ -397,7 +397,7 @@ pub async fn callback(
             format!("the provider refused the code: {error}"),
         ));
     }
-    let (account_id, profile) = match &endpoints.oidc {
+    let (account_id, mut profile) = match &endpoints.oidc {
         Some((issuer, jwks)) => {
             let id_token = tokens["id_token"]
                 .as_str()
@@ -421,9 +421,12 @@ pub async fn callback(
             github_profile(flow, access).await?
         }
     };
+    let extra = super::hooks::user_fields(flow, provider, "oauth", &profile, &Json::Null).await?;
+    profile.fields.extend(extra);
     let hand_off = records::random_text(ALPHANUMERIC, super::codes::LINK_CODE_LENGTH);
     let verifier_id = verifier.id.to_string();
-    flow.auth
+    let (user, created) = flow
+        .auth
         .transact(|tx, now| {
             // Signed in when it started: the provider joins that user.
             let caller_user = match records::text(&verifier, "sessionId") {
@@ -431,6 +434,7 @@ pub async fn callback(
                     .and_then(|s| records::text(&s, "userId").map(str::to_owned)),
                 None => None,
             };
+            let mut created = false;
             let account = match accounts::find(tx, provider, &account_id)? {
                 Some(account) => {
                     if let Some(user) = records::text(&account, "userId").map(str::to_owned) {
@@ -453,9 +457,13 @@ pub async fn callback(
                         Some(user) => Link::ToUser(user.clone()),
                         None => Link::ByVerifiedContact,
                     };
+                    created = true;
                     accounts::create(tx, provider, &account_id, None, &profile, link, now)?.0
                 }
             };
+            let user = records::text(&account, "userId")
+                .unwrap_or_default()
+                .to_owned();
             for old in records::find(
                 tx,
                 CODES,
@@ -478,9 +486,10 @@ pub async fn callback(
             if let Some(row) = tx.get(verifier.id)? {
                 tx.delete(row.id)?;
             }
-            Ok(())
+            Ok((user, created))
         })
         .await?;
+    super::hooks::after_user(flow, &user, provider, "oauth", created).await?;
     Ok(super::redirects::with_code(&destination, &hand_off))
 }
 

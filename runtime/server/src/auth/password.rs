@@ -37,7 +37,16 @@ pub async fn sign_in(
             .ok_or_else(|| AuthError::refused("InvalidArguments", "Missing `email` param"))?,
     )?;
     match step {
-        "signUp" => sign_up(flow, id, settings, &email, required(params, "password")?).await,
+        "signUp" => {
+            sign_up(
+                flow,
+                id,
+                settings,
+                (&email, required(params, "password")?),
+                params,
+            )
+            .await
+        }
         "signIn" => {
             sign_in_with_password(flow, id, settings, &email, required(params, "password")?).await
         }
@@ -169,10 +178,16 @@ async fn sign_up(
     flow: &Flow<'_>,
     id: &str,
     settings: &PasswordProvider,
-    email: &str,
-    password: &str,
+    (email, password): (&str, &str),
+    params: &Json,
 ) -> Result<Option<SignedIn>, AuthError> {
     check_rules(settings, password)?;
+    let mut profile = Profile {
+        email: Some(email.to_owned()),
+        ..Default::default()
+    };
+    let extra = super::hooks::user_fields(flow, id, "password", &profile, params).await?;
+    profile.fields.extend(extra);
     let hash = {
         let password = password.to_owned();
         flow.auth
@@ -187,7 +202,7 @@ async fn sign_up(
     };
     enum Outcome {
         Created(SignedIn),
-        CreatedUnverified,
+        CreatedUnverified(String),
         Exists,
     }
     let outcome = flow
@@ -196,10 +211,6 @@ async fn sign_up(
             if accounts::find(tx, id, email)?.is_some() {
                 return Ok(Outcome::Exists);
             }
-            let profile = Profile {
-                email: Some(email.to_owned()),
-                ..Default::default()
-            };
             let (_, user) = accounts::create(
                 tx,
                 id,
@@ -210,14 +221,18 @@ async fn sign_up(
                 now,
             )?;
             if settings.verify.is_some() {
-                return Ok(Outcome::CreatedUnverified);
+                return Ok(Outcome::CreatedUnverified(user));
             }
             start_session(flow, tx, &user, now).map(Outcome::Created)
         })
         .await?;
     match outcome {
-        Outcome::Created(signed_in) => Ok(Some(signed_in)),
-        Outcome::CreatedUnverified => {
+        Outcome::Created(signed_in) => {
+            super::hooks::after_user(flow, &signed_in.user, id, "password", true).await?;
+            Ok(Some(signed_in))
+        }
+        Outcome::CreatedUnverified(user) => {
+            super::hooks::after_user(flow, &user, id, "password", true).await?;
             if let Some(verify) = &settings.verify {
                 codes::send_account_code(flow, id, "verify", verify, email).await?;
             }

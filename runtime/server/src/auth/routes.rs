@@ -66,6 +66,7 @@ where
     let caller = Caller::new(Identity::Anonymous);
     let flow = Flow {
         auth: app.sign_in(),
+        app,
         config,
         environment: &environment,
         caller: &caller,

@@ -314,6 +314,68 @@ async fn functions_load_the_current_user_and_end_sessions() -> anyhow::Result<()
 }
 
 #[tokio::test]
+async fn the_apps_hooks_fill_users_refuse_sessions_and_add_claims() -> anyhow::Result<()> {
+    let mut config = password_config();
+    config["auth"]["builtIn"]["hooks"] = json!({
+        "userFields": "auth_hooks:user_fields",
+        "afterUserCreatedOrUpdated": "auth_hooks:after_user",
+        "beforeSessionCreation": "auth_hooks:before_session",
+        "customClaims": "auth_hooks:claims",
+    });
+    let auth = Auth::start(config).await?;
+    let mut args = sign_up("quinn@example.com", "correct horse");
+    args["params"]["name"] = json!("Quinn");
+    let (token, refresh) = tokens(&auth.ok(args, None).await?);
+    assert_eq!(claims(&token)["plan"], "pro");
+    let (_, me) = auth
+        .server
+        .call_as(
+            "query",
+            "auth:me",
+            json!({}),
+            Some(format!("Bearer {token}")),
+        )
+        .await?;
+    assert_eq!(me["value"]["name"], "Quinn", "{me}");
+    assert!(me["value"].get("password").is_none(), "{me}");
+    let (refreshed, _) = tokens(&auth.ok(json!({"refreshToken": refresh}), None).await?);
+    assert_eq!(
+        claims(&refreshed)["plan"],
+        "pro",
+        "claims come with every token"
+    );
+    // A banned user signs up (their account exists) but gets no session.
+    let (message, _) = auth
+        .refused(sign_up("rex@banned.example", "correct horse"), None)
+        .await?;
+    assert!(message.contains("banned"), "{message}");
+    let (message, _) = auth
+        .refused(sign_in("rex@banned.example", "correct horse"), None)
+        .await?;
+    assert!(message.contains("banned"), "{message}");
+    // Two users were made.
+    let (_, count) = auth
+        .server
+        .call_as(
+            "mutation",
+            "api:increment",
+            json!({"name": "users_created"}),
+            Some(auth.server.admin()),
+        )
+        .await?;
+    assert_eq!(
+        count["value"],
+        json!({"$integer": base64_int(3)}),
+        "{count}"
+    );
+    auth.server.stop().await
+}
+
+fn base64_int(n: i64) -> String {
+    base64::engine::general_purpose::STANDARD.encode(n.to_le_bytes())
+}
+
+#[tokio::test]
 async fn a_refresh_token_used_again_after_the_grace_window_ends_its_session() -> anyhow::Result<()>
 {
     let auth = Auth::start(password_config()).await?;
