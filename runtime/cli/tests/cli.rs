@@ -251,3 +251,136 @@ fn new_creates_an_app_that_builds() {
             .exists()
     );
 }
+
+/// Signs in every way that handles a secret with `capstan serve` logging
+/// at its most detailed, then reads the whole log: no password, code,
+/// refresh token or private key may be in it.
+#[test]
+fn no_secret_of_sign_in_reaches_the_log() {
+    let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let log = data.path().join("server.log");
+    let mut server = Running(
+        capstan()
+            .args(["serve", "--data-dir"])
+            .arg(data.path().join("data"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            // Everything, but the compiler's own tracing of machine code.
+            .env(
+                "CAPSTAN_LOG",
+                "trace,cranelift_codegen=warn,cranelift_frontend=warn,wasmtime_cranelift=warn,wasmtime=info,regalloc2=warn",
+            )
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("capstan serve starts"),
+    );
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let key = ok(capstan()
+        .args(["keys", "--data-dir"])
+        .arg(data.path().join("data"))
+        .output()
+        .expect("runs"));
+    let with = |command: &mut Command| {
+        command.args(["--url", &url, "--admin-key", &key]);
+    };
+    let app = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    std::fs::write(
+        app.path().join("capstan.json"),
+        r#"{"auth": {"builtIn": {"providers": {
+            "password": {"type": "password", "reset": {"type": "email"}},
+            "email": {"type": "email"}
+        }}}}"#,
+    )
+    .expect("write");
+    let mut deploy = capstan();
+    deploy
+        .arg("deploy")
+        .arg(app.path())
+        .arg("--component")
+        .arg(test_guest());
+    with(&mut deploy);
+    ok(deploy.output().expect("runs"));
+    // No SMTP server: sending fails, after the code was made and stored.
+    let run = |path: &str, args: &str| {
+        let mut run = capstan();
+        run.args(["run", path, args]);
+        with(&mut run);
+        run.output().expect("runs")
+    };
+    let password = "p4ssw0rd-that-must-not-leak";
+    let signed_up = ok(run(
+        "auth:signIn",
+        &format!(
+            r#"{{"provider": "password", "params": {{"flow": "signUp", "email": "s@example.com", "password": "{password}"}}}}"#
+        ),
+    ));
+    let tokens: serde_json::Value = serde_json::from_str(&signed_up).expect("json");
+    let refresh = tokens["tokens"]["refreshToken"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned();
+    let access = tokens["tokens"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let _ = run(
+        "auth:signIn",
+        &format!(
+            r#"{{"provider": "password", "params": {{"flow": "signIn", "email": "s@example.com", "password": "wrong-{password}"}}}}"#
+        ),
+    );
+    let _ = run(
+        "auth:signIn",
+        &format!(r#"{{"refreshToken": "{refresh}"}}"#),
+    );
+    let _ = run(
+        "auth:signIn",
+        &format!(r#"{{"refreshToken": "{refresh}"}}"#),
+    );
+    let _ = run(
+        "auth:signIn",
+        r#"{"provider": "email", "params": {"email": "e@example.com"}}"#,
+    );
+    let _ = run(
+        "auth:signIn",
+        r#"{"provider": "email", "params": {"email": "e@example.com", "code": "12345678"}}"#,
+    );
+    let _ = run(
+        "auth:signIn",
+        &format!(
+            r#"{{"provider": "password", "params": {{"flow": "reset-verification", "email": "s@example.com", "code": "87654321", "newPassword": "new-{password}"}}}}"#
+        ),
+    );
+    drop(server.0.kill());
+    let _ = server.0.wait();
+    let text = String::from_utf8_lossy(&std::fs::read(&log).expect("log")).into_owned();
+    assert!(
+        text.contains("auth:signIn") || text.len() > 1000,
+        "the log is detailed: {text}"
+    );
+    let keys = std::fs::read_to_string(data.path().join("data/auth_keys.json")).expect("keys");
+    let keys: serde_json::Value = serde_json::from_str(&keys).expect("keys json");
+    let private_key = keys["keys"][0]["privateKey"].as_str().expect("private key");
+    let (_, secret) = refresh.split_once('|').expect("id|secret");
+    let signature = access.rsplit('.').next().expect("signature");
+    for (what, secret) in [
+        ("the password", password),
+        ("the refresh token's secret", secret),
+        ("the access token", signature),
+        ("the signing key", &private_key[40..80]),
+        ("the admin key", key.as_str()),
+        ("a code", "87654321"),
+        ("a code", "12345678"),
+    ] {
+        assert!(!text.contains(secret), "{what} is in the log");
+    }
+}

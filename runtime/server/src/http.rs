@@ -420,7 +420,14 @@ async fn functions(State(state): State<HttpState>, headers: HeaderMap) -> Result
     let list: Vec<_> = state
         .app
         .deployment()
-        .map(|d| d.functions().cloned().collect())
+        .map(|d| {
+            let mut list: Vec<_> = d.functions().cloned().collect();
+            // Built-in auth's functions are the app's too.
+            if d.config.auth.built_in.is_some() {
+                list.extend(crate::auth::functions());
+            }
+            list
+        })
         .unwrap_or_default();
     Ok(axum::Json(list).into_response())
 }

@@ -67,7 +67,15 @@ async fn mixed_traffic_with_reconnects_and_a_deploy() -> anyhow::Result<()> {
         suite.display()
     );
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
-    let server = Server::start(ServerConfig::new(dir.path(), "127.0.0.1:0".parse()?)).await?;
+    let mut config = ServerConfig::new(dir.path(), "127.0.0.1:0".parse()?);
+    // To see what of the growth is the store's page cache filling up.
+    if let Some(mib) = std::env::var("CAPSTAN_SOAK_CACHE_MIB")
+        .ok()
+        .and_then(|m| m.parse::<u64>().ok())
+    {
+        config.store.cache_bytes = mib << 20;
+    }
+    let server = Server::start(config).await?;
     let guest = capstan_test_support::component("capstan-test-guest", "test_guest");
     server
         .app

@@ -55,6 +55,19 @@ pub fn function_kind(path: &str) -> Option<FunctionKind> {
     }
 }
 
+/// The functions built-in auth serves, described as the app's are.
+pub fn functions() -> impl Iterator<Item = capstan_protocol::FunctionInfo> {
+    [SIGN_IN, SIGN_OUT, IS_AUTHENTICATED]
+        .into_iter()
+        .filter_map(|path| {
+            Some(capstan_protocol::FunctionInfo {
+                path: capstan_protocol::FunctionPath::parse(path),
+                kind: function_kind(path)?,
+                visibility: capstan_protocol::Visibility::Public,
+            })
+        })
+}
+
 /// Why a step of sign-in did not go through.
 #[derive(Debug)]
 pub enum AuthError {
