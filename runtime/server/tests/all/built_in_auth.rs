@@ -771,3 +771,57 @@ async fn expired_rows_are_swept() -> anyhow::Result<()> {
     assert_eq!(swept.codes, 1, "{swept:?}");
     auth.server.stop().await
 }
+
+#[tokio::test]
+async fn phone_codes_go_through_the_apps_sms_webhook() -> anyhow::Result<()> {
+    use std::sync::{Arc, Mutex};
+    // The app's SMS gateway: records what it is asked to send.
+    let sent: Arc<Mutex<Vec<(Option<String>, Value)>>> = Arc::default();
+    let gateway = axum::Router::new().route(
+        "/sms",
+        axum::routing::post({
+            let sent = sent.clone();
+            move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                sent.lock().unwrap().push((auth, body));
+                "queued"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let gateway_url = format!("http://{}/sms", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, gateway).await });
+
+    let auth = Auth::start(auth_config(json!({
+        "sms": {"type": "phone", "webhook": gateway_url, "codeLength": 6},
+    })))
+    .await?;
+    auth.server
+        .client
+        .put(auth.server.url("/api/env/AUTH_SMS_KEY"))
+        .header("Authorization", auth.server.admin())
+        .json(&json!({"value": "gateway-token"}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let started = auth
+        .ok(json!({"provider": "sms", "params": {"phone": "+1 (555) 010-9999"}}), None)
+        .await?;
+    assert_eq!(started, json!({"started": true}));
+    let (bearer, message) = sent.lock().unwrap().last().cloned().expect("a text was sent");
+    assert_eq!(bearer.as_deref(), Some("Bearer gateway-token"));
+    assert_eq!(message["to"], "+15550109999", "numbers are normalised");
+    let code = message["code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 6);
+    assert!(message["message"].as_str().unwrap().contains(&code));
+    let signed_in = auth
+        .ok(json!({"provider": "sms", "params": {"phone": "+15550109999", "code": code}}), None)
+        .await?;
+    let (token, _) = tokens(&signed_in);
+    let me = auth.whoami(&token).await?;
+    assert_eq!(me["value"]["kind"], "user", "{me}");
+    auth.server.stop().await
+}
