@@ -47,9 +47,21 @@ pub async fn sign_in(flow: &Flow<'_>, args: &str) -> Result<String, AuthError> {
             return refresh(flow, &token).await;
         }
         if let Some(code) = code {
-            let signed_in =
-                codes::verify_and_sign_in(flow, code, &params, None, args.verifier.as_deref())
-                    .await?;
+            // Every failure of the code exchange is `{tokens: null}`, as
+            // the React client expects (it runs this for any `?code=`).
+            let signed_in = match codes::verify_and_sign_in(
+                flow,
+                code,
+                &params,
+                None,
+                args.verifier.as_deref(),
+            )
+            .await
+            {
+                Ok(signed_in) => signed_in,
+                Err(AuthError::Refused { .. }) => None,
+                Err(other) => return Err(other),
+            };
             return Ok(tokens_or_null(flow, signed_in).await?.to_string());
         }
         return Err(AuthError::refused(

@@ -98,6 +98,18 @@ impl Auth {
         Ok(body)
     }
 
+    async fn set_env(&self, name: &str, value: &str) -> anyhow::Result<()> {
+        self.server
+            .client
+            .put(self.server.url(&format!("/api/env/{name}")))
+            .header("Authorization", self.server.admin())
+            .json(&json!({ "value": value }))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
     fn outbox(&self) -> Vec<Value> {
         std::fs::read_to_string(self._dir.path().join("dev_outbox.jsonl"))
             .unwrap_or_default()
@@ -808,20 +820,86 @@ async fn phone_codes_go_through_the_apps_sms_webhook() -> anyhow::Result<()> {
         .await?
         .error_for_status()?;
     let started = auth
-        .ok(json!({"provider": "sms", "params": {"phone": "+1 (555) 010-9999"}}), None)
+        .ok(
+            json!({"provider": "sms", "params": {"phone": "+1 (555) 010-9999"}}),
+            None,
+        )
         .await?;
     assert_eq!(started, json!({"started": true}));
-    let (bearer, message) = sent.lock().unwrap().last().cloned().expect("a text was sent");
+    let (bearer, message) = sent
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .expect("a text was sent");
     assert_eq!(bearer.as_deref(), Some("Bearer gateway-token"));
     assert_eq!(message["to"], "+15550109999", "numbers are normalised");
     let code = message["code"].as_str().unwrap().to_owned();
     assert_eq!(code.len(), 6);
     assert!(message["message"].as_str().unwrap().contains(&code));
     let signed_in = auth
-        .ok(json!({"provider": "sms", "params": {"phone": "+15550109999", "code": code}}), None)
+        .ok(
+            json!({"provider": "sms", "params": {"phone": "+15550109999", "code": code}}),
+            None,
+        )
         .await?;
     let (token, _) = tokens(&signed_in);
     let me = auth.whoami(&token).await?;
     assert_eq!(me["value"]["kind"], "user", "{me}");
+    auth.server.stop().await
+}
+
+#[tokio::test]
+async fn code_guessing_hits_the_failed_attempt_budget() -> anyhow::Result<()> {
+    let auth = Auth::start(password_config()).await?;
+    auth.ok(
+        json!({"provider": "email", "params": {"email": "sam@example.com"}}),
+        None,
+    )
+    .await?;
+    let code = auth.last_code("sam@example.com")?;
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    for _ in 0..10 {
+        let (message, _) = auth
+            .refused(
+                json!({"provider": "email", "params": {"email": "sam@example.com", "code": wrong}}),
+                None,
+            )
+            .await?;
+        assert_eq!(message, "Could not verify code");
+    }
+    // Even the right code waits now: guessing an 8-digit code at 10 an hour
+    // takes years.
+    let (_, data) = auth
+        .refused(
+            json!({"provider": "email", "params": {"email": "sam@example.com", "code": code}}),
+            None,
+        )
+        .await?;
+    assert_eq!(data["code"], "TooManyFailedAttempts");
+    // Magic-link codes come without an address: failures are counted per
+    // client address, and past the budget even a real link does nothing.
+    auth.set_env("SITE_URL", "https://app.example.com").await?;
+    auth.ok(
+        json!({"provider": "magic", "params": {"email": "tia@example.com"}}),
+        None,
+    )
+    .await?;
+    let link = auth.last_code("tia@example.com")?;
+    for _ in 0..10 {
+        let guess = "A".repeat(32);
+        assert_eq!(
+            auth.ok(json!({"params": {"code": guess}}), None).await?,
+            json!({"tokens": null})
+        );
+    }
+    assert_eq!(
+        auth.ok(json!({"params": {"code": link}}), None).await?,
+        json!({"tokens": null})
+    );
     auth.server.stop().await
 }
