@@ -379,8 +379,7 @@ pub async fn verify_and_sign_in(
         identifier: &identifier,
         max_per_hour: flow.config.failed_attempts_per_hour,
     };
-    let outcome = flow
-        .auth
+    flow.auth
         .transact(|tx, now| {
             if !attempts.allowed(tx, now)? {
                 return Ok(Err(AuthError::refused(
@@ -422,8 +421,7 @@ pub async fn verify_and_sign_in(
                 .to_owned();
             start_session(flow, tx, &user, now).map(|s| Ok(Some(s)))
         })
-        .await?;
-    outcome
+        .await?
 }
 
 /// The code row `presented` names, if it is valid for this exchange.

@@ -147,9 +147,10 @@ async fn endpoints(flow: &Flow<'_>, id: &str) -> Result<Endpoints, AuthError> {
     };
     let (issuer, settings, default_scopes, form_post) = match provider {
         SignInProvider::Github(settings) => {
+            let base = github_base(flow, id)?;
             return Ok(Endpoints {
-                authorization: "https://github.com/login/oauth/authorize".into(),
-                token: "https://github.com/login/oauth/access_token".into(),
+                authorization: format!("{base}/login/oauth/authorize"),
+                token: format!("{base}/login/oauth/access_token"),
                 oidc: None,
                 scopes: scopes(settings, "read:user user:email"),
                 form_post: false,
@@ -418,7 +419,7 @@ pub async fn callback(
             let access = tokens["access_token"]
                 .as_str()
                 .ok_or_else(|| AuthError::internal("the provider sent no access token"))?;
-            github_profile(flow, access).await?
+            github_profile(flow, provider, access).await?
         }
     };
     let extra = super::hooks::user_fields(flow, provider, "oauth", &profile, &Json::Null).await?;
@@ -544,17 +545,42 @@ fn oidc_profile(
 }
 
 /// GitHub's user, with its primary email if GitHub verified it.
-async fn github_profile(flow: &Flow<'_>, access: &str) -> Result<(String, Profile), AuthError> {
-    let get = |url: &'static str| {
+/// GitHub's web address: github.com, or a GitHub Enterprise Server's from
+/// `AUTH_<ID>_ISSUER`.
+fn github_base(flow: &Flow<'_>, id: &str) -> Result<String, AuthError> {
+    match flow.environment.get(&env_name(id, "ISSUER")) {
+        Some(base) if !base.is_empty() => {
+            capstan_auth::config::normalize_issuer(base).map_err(AuthError::internal)
+        }
+        _ => Ok("https://github.com".to_owned()),
+    }
+}
+
+/// GitHub's REST API: api.github.com, or an Enterprise Server's `/api/v3`.
+fn github_api(base: &str) -> String {
+    if base == "https://github.com" {
+        "https://api.github.com".to_owned()
+    } else {
+        format!("{base}/api/v3")
+    }
+}
+
+async fn github_profile(
+    flow: &Flow<'_>,
+    provider: &str,
+    access: &str,
+) -> Result<(String, Profile), AuthError> {
+    let api = github_api(&github_base(flow, provider)?);
+    let get = |path: &str| {
         flow.auth
             .http
-            .get(url)
+            .get(format!("{api}{path}"))
             .bearer_auth(access)
             .header("Accept", "application/vnd.github+json")
             .header("User-Agent", "capstan")
             .send()
     };
-    let user: Json = get("https://api.github.com/user")
+    let user: Json = get("/user")
         .await
         .map_err(|e| AuthError::internal(format!("GitHub's user API: {}", e.without_url())))?
         .json()
@@ -565,7 +591,7 @@ async fn github_profile(flow: &Flow<'_>, access: &str) -> Result<(String, Profil
         Json::String(s) => s.clone(),
         _ => return Err(AuthError::internal("GitHub's user has no id")),
     };
-    let emails: Json = match get("https://api.github.com/user/emails").await {
+    let emails: Json = match get("/user/emails").await {
         Ok(response) => response.json().await.unwrap_or(Json::Null),
         Err(_) => Json::Null,
     };

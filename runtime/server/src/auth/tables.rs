@@ -13,8 +13,11 @@ pub const CODES: &str = "authVerificationCodes";
 pub const VERIFIERS: &str = "authVerifiers";
 pub const RATE_LIMITS: &str = "authRateLimits";
 
-/// Every auth table with its indexes (name, fields).
-const TABLES: &[(&str, &[(&str, &[&str])])] = &[
+/// An index: its name and fields.
+type IndexSpec = (&'static str, &'static [&'static str]);
+
+/// Every auth table with its indexes.
+const TABLES: &[(&str, &[IndexSpec])] = &[
     (USERS, &[("email", &["email"]), ("phone", &["phone"])]),
     (SESSIONS, &[("userId", &["userId"])]),
     (

@@ -788,7 +788,8 @@ async fn expired_rows_are_swept() -> anyhow::Result<()> {
 async fn phone_codes_go_through_the_apps_sms_webhook() -> anyhow::Result<()> {
     use std::sync::{Arc, Mutex};
     // The app's SMS gateway: records what it is asked to send.
-    let sent: Arc<Mutex<Vec<(Option<String>, Value)>>> = Arc::default();
+    type Sent = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+    let sent: Sent = Arc::default();
     let gateway = axum::Router::new().route(
         "/sms",
         axum::routing::post({
@@ -901,5 +902,156 @@ async fn code_guessing_hits_the_failed_attempt_budget() -> anyhow::Result<()> {
         auth.ok(json!({"params": {"code": link}}), None).await?,
         json!({"tokens": null})
     );
+    auth.server.stop().await
+}
+
+/// A GitHub Enterprise Server stand-in: the OAuth token endpoint and the
+/// user and emails APIs, for `user` with `emails`.
+async fn fake_github(user: Value, emails: Value) -> anyhow::Result<String> {
+    use axum::routing::{get, post};
+    let app = axum::Router::new()
+        .route(
+            "/login/oauth/access_token",
+            post(|body: String| async move {
+                // The code, the PKCE verifier and the client secret come in
+                // the form.
+                let ok = body.contains("code=gh-code")
+                    && body.contains("code_verifier=")
+                    && body.contains("client_secret=gh-secret");
+                axum::Json(if ok {
+                    json!({"access_token": "gh-access", "token_type": "bearer"})
+                } else {
+                    json!({"error": "bad_verification_code"})
+                })
+            }),
+        )
+        .route("/api/v3/user", get(move || async move { axum::Json(user) }))
+        .route(
+            "/api/v3/user/emails",
+            get(move || async move { axum::Json(emails) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+/// Signs in with `github` the way a browser goes through it: the start,
+/// Capstan's redirect to GitHub (with its state cookie), GitHub's redirect
+/// back, and the code exchange. The tokens, or null.
+async fn github_round_trip(auth: &Auth, token: Option<&str>) -> anyhow::Result<Value> {
+    let started = auth.ok(json!({"provider": "github"}), token).await?;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let to_github = browser
+        .get(started["redirect"].as_str().expect("a redirect"))
+        .send()
+        .await?;
+    assert_eq!(to_github.status(), 302);
+    let cookie = to_github.headers()["set-cookie"]
+        .to_str()?
+        .split(';')
+        .next()
+        .expect("a cookie")
+        .to_owned();
+    let location = reqwest::Url::parse(to_github.headers()["location"].to_str()?)?;
+    let state = location
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("a state");
+    assert!(
+        location
+            .query_pairs()
+            .any(|(k, v)| k == "code_challenge_method" && v == "S256")
+    );
+    let back = browser
+        .get(auth.server.url(&format!(
+            "/api/auth/callback/github?code=gh-code&state={state}"
+        )))
+        .header("cookie", cookie)
+        .send()
+        .await?;
+    assert_eq!(back.status(), 302);
+    let app = reqwest::Url::parse(back.headers()["location"].to_str()?)?;
+    let Some(code) = app
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+    else {
+        return Ok(json!({"tokens": null}));
+    };
+    auth.ok(
+        json!({"params": {"code": code}, "verifier": started["verifier"]}),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn github_links_by_email_only_when_github_verified_it() -> anyhow::Result<()> {
+    let mut config = password_config();
+    config["auth"]["builtIn"]["providers"]["github"] = json!({"type": "github"});
+    let auth = Auth::start(config).await?;
+    // Someone with a verified email already (a code was sent to it).
+    auth.ok(
+        json!({"provider": "email", "params": {"email": "una@example.com"}}),
+        None,
+    )
+    .await?;
+    let code = auth.last_code("una@example.com")?;
+    let una = claims_user(
+        &auth
+            .ok(
+                json!({"provider": "email", "params": {"email": "una@example.com", "code": code}}),
+                None,
+            )
+            .await?,
+    );
+    for (name, value) in [
+        ("AUTH_GITHUB_ID", "gh-client"),
+        ("AUTH_GITHUB_SECRET", "gh-secret"),
+        ("SITE_URL", "https://app.example.com"),
+    ] {
+        auth.set_env(name, value).await?;
+    }
+
+    // A GitHub account claiming her address without GitHub having verified
+    // it gets a user of its own.
+    let unverified = fake_github(
+        json!({"id": 1001, "login": "mallory", "name": "Mallory"}),
+        json!([{"email": "una@example.com", "primary": true, "verified": false}]),
+    )
+    .await?;
+    auth.set_env("AUTH_GITHUB_ISSUER", &unverified).await?;
+    let mallory = github_round_trip(&auth, None).await?;
+    assert!(mallory["tokens"].is_object(), "{mallory}");
+    assert_ne!(
+        claims_user(&mallory),
+        una,
+        "no takeover through an unverified email"
+    );
+
+    // Her own GitHub account, with the address verified, joins her user.
+    let verified = fake_github(
+        json!({"id": 2002, "login": "una", "name": "Una"}),
+        json!([{"email": "Una@Example.com", "primary": true, "verified": true}]),
+    )
+    .await?;
+    auth.set_env("AUTH_GITHUB_ISSUER", &verified).await?;
+    let signed_in = github_round_trip(&auth, None).await?;
+    assert_eq!(claims_user(&signed_in), una);
+    let (token, _) = tokens(&signed_in);
+    let (_, me) = auth
+        .server
+        .call_as(
+            "query",
+            "auth:me",
+            json!({}),
+            Some(format!("Bearer {token}")),
+        )
+        .await?;
+    assert_eq!(me["value"]["name"], "Una", "{me}");
     auth.server.stop().await
 }
