@@ -75,6 +75,14 @@ async fn mixed_traffic_with_reconnects_and_a_deploy() -> anyhow::Result<()> {
     {
         config.store.cache_bytes = mib << 20;
     }
+    // To see what of it is exactly-once receipts kept for a day.
+    if let Some(seconds) = std::env::var("CAPSTAN_SOAK_RECEIPT_SECONDS")
+        .ok()
+        .and_then(|m| m.parse::<u64>().ok())
+    {
+        config.store.receipt_retention = Duration::from_secs(seconds);
+        config.store.gc_interval = Some(Duration::from_secs(10));
+    }
     let server = Server::start(config).await?;
     let guest = capstan_test_support::component("capstan-test-guest", "test_guest");
     server
