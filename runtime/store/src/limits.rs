@@ -80,7 +80,10 @@ impl Default for StoreConfig {
         StoreConfig {
             limits: Limits::default(),
             retention: Duration::from_secs(300),
-            receipt_retention: Duration::from_secs(24 * 60 * 60),
+            // Long enough for a client to come back from a dropped
+            // connection or a short sleep and resend; the store's memory
+            // grows with mutations per second times this.
+            receipt_retention: Duration::from_secs(10 * 60),
             gc_interval: Some(Duration::from_secs(60)),
             write_log_capacity: 65_536,
             write_log_bytes: 32 << 20,

@@ -75,7 +75,7 @@ async fn mixed_traffic_with_reconnects_and_a_deploy() -> anyhow::Result<()> {
     {
         config.store.cache_bytes = mib << 20;
     }
-    // To see what of it is exactly-once receipts kept for a day.
+    // To see what of it is the exactly-once receipts.
     if let Some(seconds) = std::env::var("CAPSTAN_SOAK_RECEIPT_SECONDS")
         .ok()
         .and_then(|m| m.parse::<u64>().ok())
