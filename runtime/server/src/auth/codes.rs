@@ -85,7 +85,7 @@ async fn take_send(flow: &Flow<'_>, address: &str) -> Result<(), AuthError> {
 }
 
 /// Replaces the account's code by a new one's hash.
-fn store_code(
+pub(super) fn store_code(
     tx: &mut Tx,
     account: &Document,
     provider: &str,

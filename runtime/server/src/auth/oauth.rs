@@ -27,8 +27,8 @@ use serde_json::{Value as Json, json};
 
 use super::accounts::{self, Link, Profile};
 use super::flows::param;
-use super::records::{self, ALPHANUMERIC, float, object, string};
-use super::tables::{CODES, SESSIONS, VERIFIERS};
+use super::records::{self, ALPHANUMERIC, object, string};
+use super::tables::{SESSIONS, VERIFIERS};
 use super::{AuthError, Flow};
 
 /// How long the browser has to come back from the provider.
@@ -465,24 +465,14 @@ pub async fn callback(
             let user = records::text(&account, "userId")
                 .unwrap_or_default()
                 .to_owned();
-            for old in records::find(
+            super::codes::store_code(
                 tx,
-                CODES,
-                "accountId",
-                &[("accountId", Value::from(account.id.to_string()))],
-                None,
-            )? {
-                tx.delete(old.id)?;
-            }
-            tx.insert(
-                CODES,
-                object([
-                    ("accountId", string(account.id.to_string())),
-                    ("provider", string(provider)),
-                    ("code", string(records::digest(&hand_off))),
-                    ("expirationTime", float(now + HAND_OFF_MS)),
-                    ("verifier", string(&verifier_id)),
-                ]),
+                &account,
+                provider,
+                &hand_off,
+                now + HAND_OFF_MS,
+                (None, None),
+                Some(&verifier_id),
             )?;
             if let Some(row) = tx.get(verifier.id)? {
                 tx.delete(row.id)?;

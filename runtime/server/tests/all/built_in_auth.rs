@@ -99,15 +99,7 @@ impl Auth {
     }
 
     async fn set_env(&self, name: &str, value: &str) -> anyhow::Result<()> {
-        self.server
-            .client
-            .put(self.server.url(&format!("/api/env/{name}")))
-            .header("Authorization", self.server.admin())
-            .json(&json!({ "value": value }))
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(())
+        self.server.set_env(name, value).await
     }
 
     fn outbox(&self) -> Vec<Value> {
@@ -541,14 +533,7 @@ async fn email_codes_are_single_use_and_bound_to_their_address() -> anyhow::Resu
 #[tokio::test]
 async fn magic_links_sign_in_through_the_code_exchange() -> anyhow::Result<()> {
     let auth = Auth::start(password_config()).await?;
-    auth.server
-        .client
-        .put(auth.server.url("/api/env/SITE_URL"))
-        .header("Authorization", auth.server.admin())
-        .json(&json!({"value": "https://app.example.com"}))
-        .send()
-        .await?
-        .error_for_status()?;
+    auth.set_env("SITE_URL", "https://app.example.com").await?;
     auth.ok(
         json!({"provider": "magic", "params": {"email": "ida@example.com", "redirectTo": "/welcome"}}),
         None,
@@ -812,14 +797,7 @@ async fn phone_codes_go_through_the_apps_sms_webhook() -> anyhow::Result<()> {
         "sms": {"type": "phone", "webhook": gateway_url, "codeLength": 6},
     })))
     .await?;
-    auth.server
-        .client
-        .put(auth.server.url("/api/env/AUTH_SMS_KEY"))
-        .header("Authorization", auth.server.admin())
-        .json(&json!({"value": "gateway-token"}))
-        .send()
-        .await?
-        .error_for_status()?;
+    auth.set_env("AUTH_SMS_KEY", "gateway-token").await?;
     let started = auth
         .ok(
             json!({"provider": "sms", "params": {"phone": "+1 (555) 010-9999"}}),

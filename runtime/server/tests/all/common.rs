@@ -102,6 +102,18 @@ impl TestServer {
         Ok((response.status().as_u16(), response.json().await?))
     }
 
+    /// Sets deployment environment variable `name` through the admin API.
+    pub async fn set_env(&self, name: &str, value: &str) -> anyhow::Result<()> {
+        self.client
+            .put(self.url(&format!("/api/env/{name}")))
+            .header("Authorization", self.admin())
+            .json(&json!({ "value": value }))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
     /// Calls `/api/{kind}` as a client, the way `ConvexHttpClient` does.
     pub async fn call(&self, kind: &str, path: &str, args: Value) -> anyhow::Result<(u16, Value)> {
         self.call_as(kind, path, args, None).await

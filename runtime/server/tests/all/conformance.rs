@@ -113,14 +113,7 @@ async fn built_in_auth_works_with_the_npm_client_and_a_real_oidc_provider() -> a
         ("AUTH_OKTA_SECRET", "oauth-test-secret"),
         ("SITE_URL", site),
     ] {
-        server
-            .client
-            .put(server.url(&format!("/api/env/{name}")))
-            .header("Authorization", server.admin())
-            .json(&json!({ "value": value }))
-            .send()
-            .await?
-            .error_for_status()?;
+        server.set_env(name, value).await?;
     }
     node_suite(
         "builtin_auth.test.mjs",
@@ -169,14 +162,7 @@ async fn built_in_auth_in_a_real_browser_with_real_email_and_oauth() -> anyhow::
             "Capstan Test <auth@capstan.test>".to_owned(),
         ),
     ] {
-        server
-            .client
-            .put(server.url(&format!("/api/env/{name}")))
-            .header("Authorization", server.admin())
-            .json(&json!({ "value": value }))
-            .send()
-            .await?
-            .error_for_status()?;
+        server.set_env(name, &value).await?;
     }
     node_suite(
         "browser.test.mjs",
