@@ -23,6 +23,10 @@ pub struct HostLimits {
     pub max_output: usize,
     /// Guest stack, in bytes.
     pub max_stack: usize,
+    /// Functions one call may schedule.
+    pub max_scheduled_per_call: u32,
+    /// Largest HTTP action request or response body.
+    pub max_http_body: usize,
     /// Instances that may exist at once across all calls (the pool size).
     pub max_instances: u32,
 }
@@ -40,6 +44,8 @@ impl Default for HostLimits {
             max_log_line: 32 << 10,
             max_output: 1 << 20,
             max_stack: 512 << 10,
+            max_scheduled_per_call: 1000,
+            max_http_body: 20 << 20,
             max_instances: 256,
         }
     }

@@ -18,6 +18,7 @@ use crate::cache::{self, Origin};
 use crate::capabilities::Access;
 use crate::capabilities::db::InternalFault;
 use crate::capabilities::log::LogLines;
+use crate::capabilities::platform::{HttpRequest, HttpResponse, Platform};
 use crate::engine::HostEngine;
 use crate::error::{Error, Failure, Result};
 use crate::limiter::{MemoryLimitExceeded, MemoryLimiter};
@@ -38,6 +39,8 @@ pub struct Call {
     /// When a nested call must end by (its outermost action's deadline),
     /// if sooner than its kind's time limit.
     pub deadline: Option<std::time::Instant>,
+    /// The scheduler, files and fetch.
+    pub platform: Option<Arc<dyn Platform>>,
 }
 
 impl std::fmt::Debug for Call {
@@ -73,6 +76,27 @@ impl std::fmt::Debug for Outcome {
     }
 }
 
+/// What an HTTP action produced.
+#[derive(Debug)]
+pub struct HttpOutcome {
+    pub result: Result<HttpResponse, Failure>,
+    pub log_lines: Vec<String>,
+}
+
+/// An HTTP action's route, as the component declares it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// `GET`, `POST`, …, or `*` for any method.
+    pub method: String,
+    pub path: String,
+    /// Whether `path` is a prefix: every path under it matches.
+    pub prefix: bool,
+    /// The HTTP action, `module:function`.
+    pub handler: String,
+    /// CORS settings as JSON, if browsers may call the route.
+    pub cors: Option<String>,
+}
+
 /// A deployed component, ready to instantiate: compiled once, linked once,
 /// described once.
 pub struct Module {
@@ -80,6 +104,9 @@ pub struct Module {
     pre: AppPre<CallState>,
     functions: BTreeMap<FunctionPath, FunctionInfo>,
     schema: capstan_store::Schema,
+    routes: Vec<Route>,
+    /// The cron jobs, as the component describes them (JSON).
+    crons: String,
     digest: String,
 }
 
@@ -141,6 +168,8 @@ impl Module {
             pre,
             functions: BTreeMap::new(),
             schema: capstan_store::Schema::default(),
+            routes: Vec::new(),
+            crons: "[]".into(),
             digest,
         };
         module.inspect()?;
@@ -152,8 +181,7 @@ impl Module {
         let mut store = self.store(
             Reach::Nothing,
             Duration::from_secs(60),
-            Arc::default(),
-            Identity::Anonymous,
+            (Arc::default(), Identity::Anonymous, None),
             None,
         );
         let app = self
@@ -167,6 +195,22 @@ impl Module {
         let schema = guest
             .call_schema(&mut store)
             .map_err(|e| Error::Inspect(format!("{e:#}")))?;
+        let routes = guest
+            .call_routes(&mut store)
+            .map_err(|e| Error::Inspect(format!("{e:#}")))?;
+        self.crons = guest
+            .call_crons(&mut store)
+            .map_err(|e| Error::Inspect(format!("{e:#}")))?;
+        self.routes = routes
+            .into_iter()
+            .map(|route| Route {
+                method: route.method,
+                path: route.path,
+                prefix: route.prefix,
+                handler: route.handler,
+                cors: route.cors,
+            })
+            .collect();
         for spec in specs {
             let path = FunctionPath::parse(&spec.path);
             if path.module().is_empty() || path.function().is_empty() || path != spec.path.as_str()
@@ -200,6 +244,11 @@ impl Module {
         schema
             .validate()
             .map_err(|e| Error::InvalidSchema(e.to_string()))?;
+        if let Some(table) = schema.tables.keys().find(|name| name.starts_with('_')) {
+            return Err(Error::InvalidSchema(format!(
+                "table name {table:?} starts with '_', which is kept for system tables"
+            )));
+        }
         self.schema = schema;
         Ok(())
     }
@@ -216,6 +265,16 @@ impl Module {
         &self.schema
     }
 
+    /// The HTTP actions' routes.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The cron jobs, as JSON: `[{"name", "schedule", "function", "args"}]`.
+    pub fn crons(&self) -> &str {
+        &self.crons
+    }
+
     /// The bounds its calls run under.
     pub fn limits(&self) -> &crate::HostLimits {
         self.engine.limits()
@@ -230,8 +289,11 @@ impl Module {
         &self,
         reach: Reach,
         timeout: Duration,
-        environment: Arc<Environment>,
-        identity: Identity,
+        (environment, identity, platform): (
+            Arc<Environment>,
+            Identity,
+            Option<Arc<dyn Platform>>,
+        ),
         determinism: Option<Determinism>,
     ) -> Store<CallState> {
         let limits = self.engine.limits();
@@ -262,6 +324,8 @@ impl Module {
             environment,
             identity,
             logs,
+            platform,
+            limits.clone(),
         );
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|state| &mut state.limiter);
@@ -350,21 +414,96 @@ impl Module {
             }
             timeout = timeout.min(left);
         }
-        let (max_result, memory) = (limits.max_result, limits.memory);
+        let max_result = limits.max_result;
+        let (result, log_lines, transaction) = self.invoke(call, timeout, determinism, |app, store, path, args| {
+            app.capstan_runtime_guest().call_invoke(store, path, args)
+        });
+        Outcome {
+            result: result.and_then(|json| check_result(json, max_result)),
+            log_lines,
+            transaction,
+        }
+    }
+
+    /// Runs the HTTP action `call.path` on `request`: an action, with the
+    /// real clock and `call.access` to run other functions.
+    pub fn run_http(&self, call: Call, request: HttpRequest) -> HttpOutcome {
+        let refuse = |failure| HttpOutcome {
+            result: Err(failure),
+            log_lines: Vec::new(),
+        };
+        if !self.routes.iter().any(|route| route.handler == call.path.as_str()) {
+            let message = format!("could not find HTTP action {:?}", call.path.as_str());
+            return refuse(Failure::Function {
+                message,
+                data: None,
+            });
+        }
+        if call.access.kind() != FunctionKind::Action {
+            return refuse(Failure::Internal(format!(
+                "{} is an HTTP action, called as a {}",
+                call.path,
+                call.access.kind()
+            )));
+        }
+        let limits = self.engine.limits();
+        let max_body = limits.max_http_body;
+        let mut timeout = limits.action_timeout;
+        if let Some(deadline) = call.deadline {
+            timeout = timeout.min(deadline.saturating_duration_since(std::time::Instant::now()));
+        }
+        let request = request.into();
+        let (result, log_lines, _) = self.invoke(call, timeout, None, move |app, store, path, _| {
+            app.capstan_runtime_guest()
+                .call_invoke_http(store, path, &request)
+        });
+        let result = result.and_then(|response| {
+            let response = HttpResponse::from(response);
+            if response.body.len() > max_body {
+                return Err(Failure::ResultTooLarge {
+                    size: response.body.len(),
+                    limit: max_body,
+                });
+            }
+            if !(100..=999).contains(&response.status) {
+                return Err(Failure::InvalidResult(format!(
+                    "{} is not an HTTP status",
+                    response.status
+                )));
+            }
+            Ok(response)
+        });
+        HttpOutcome { result, log_lines }
+    }
+
+    /// Instantiates the component in a fresh store for `call` and runs
+    /// `invoke` on it; classifies a trap.
+    fn invoke<T>(
+        &self,
+        call: Call,
+        timeout: Duration,
+        determinism: Option<Determinism>,
+        invoke: impl FnOnce(
+            &crate::bindings::App,
+            &mut Store<CallState>,
+            &str,
+            &String,
+        ) -> wasmtime::Result<Result<T, types::FunctionError>>,
+    ) -> (Result<T, Failure>, Vec<String>, Option<Transaction>) {
+        let memory = self.engine.limits().memory;
         let mut store = self.store(
             Reach::Call(call.access),
             timeout,
-            call.environment,
-            call.identity,
+            (call.environment, call.identity, call.platform),
             determinism,
         );
-        let result = self.pre.instantiate(&mut store).and_then(|app| {
-            app.capstan_runtime_guest()
-                .call_invoke(&mut store, call.path.as_str(), &call.args)
-        });
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|app| invoke(&app, &mut store, call.path.as_str(), &call.args));
         let state = store.into_data();
         let result = match result {
-            Ok(Ok(json)) => check_result(json, max_result),
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(Failure::Function {
                 message: error.message,
                 data: error.data,
@@ -375,11 +514,7 @@ impl Module {
             Reach::Call(access) => access.into_transaction(),
             Reach::Nothing => None,
         };
-        Outcome {
-            result,
-            log_lines: state.logs.finish(),
-            transaction,
-        }
+        (result, state.logs.finish(), transaction)
     }
 }
 
@@ -397,6 +532,8 @@ impl Module {
             Arc::default(),
             Identity::Anonymous,
             logs,
+            None,
+            self.engine.limits().clone(),
         );
         let mut store = Store::new(self.engine.engine(), state);
         store.set_epoch_deadline(u64::MAX / 2);

@@ -11,7 +11,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::capabilities::Access;
 use crate::capabilities::log::LogLines;
+use crate::capabilities::platform::Platform;
 use crate::limiter::MemoryLimiter;
+use crate::limits::HostLimits;
 
 /// Deployment environment variables.
 pub type Environment = BTreeMap<String, String>;
@@ -38,6 +40,13 @@ pub struct CallState {
     /// Who is calling.
     pub(crate) identity: Identity,
     pub(crate) logs: LogLines,
+    /// The scheduler, files and fetch; none when the component only
+    /// describes itself.
+    pub(crate) platform: Option<Arc<dyn Platform>>,
+    /// Functions this call scheduled so far, bounded by
+    /// `limits.max_scheduled_per_call`.
+    pub(crate) scheduled: u32,
+    pub(crate) limits: HostLimits,
     /// A fault of the server (not the app) hit during a host call: the call
     /// is aborted and reported as internal.
     pub(crate) internal: Option<String>,
@@ -51,6 +60,8 @@ impl CallState {
         environment: Arc<Environment>,
         identity: Identity,
         logs: LogLines,
+        platform: Option<Arc<dyn Platform>>,
+        limits: HostLimits,
     ) -> Self {
         CallState {
             wasi,
@@ -60,6 +71,9 @@ impl CallState {
             environment,
             identity,
             logs,
+            platform,
+            scheduled: 0,
+            limits,
             internal: None,
         }
     }

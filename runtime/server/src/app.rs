@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use capstan_host::{
     Access, Call, Failure, FunctionError, FunctionInfo, FunctionKind, FunctionPath, HostEngine,
-    Module, NestedCalls, Visibility,
+    HttpOutcome, HttpRequest, Module, NestedCalls, Platform, Visibility,
 };
 use capstan_protocol::http::{ComponentStats, DeploySummary};
 use capstan_protocol::{ErrorCode, FunctionFailure, Identity, JsonText, Timestamp};
@@ -126,6 +126,19 @@ struct AppInner {
     mutations: Mutations,
     /// Built-in auth: the issuer and the sign-in functions.
     sign_in: Arc<crate::auth::SignIn>,
+    /// The scheduler, files and fetch, for functions.
+    services: Arc<crate::platform::Services>,
+}
+
+/// An [`App`] that does not keep it alive: held by what the app itself
+/// owns and calls back into.
+#[derive(Clone, Debug)]
+pub struct WeakApp(std::sync::Weak<AppInner>);
+
+impl WeakApp {
+    pub fn upgrade(&self) -> Option<App> {
+        self.0.upgrade().map(|inner| App { inner })
+    }
 }
 
 impl App {
@@ -163,6 +176,23 @@ impl App {
         ));
         let engine = HostEngine::with_seed_key(config.host.clone(), data_dir.seed_key()?)
             .map_err(Error::config)?;
+        let backend = capstan_files::LocalFiles::open(data_dir.files())
+            .map_err(|e| Error::config(format!("cannot open the file store: {e}")))?;
+        let files = crate::platform::files::Files::new(
+            Arc::new(backend),
+            data_dir.secret("files_key")?,
+            public_url,
+            config.platform.max_file_bytes,
+        );
+        let outbound = capstan_outbound::Outbound::new(config.platform.fetch.clone())
+            .map_err(|e| Error::config(format!("fetch: {e}")))?;
+        let services = Arc::new(crate::platform::Services::new(
+            store.clone(),
+            files,
+            outbound,
+            config.clock.clone(),
+            (public_url, config.platform.max_http_body),
+        ));
         let limits = &config.limits;
         let deployments = Deployments::open(
             engine,
@@ -173,8 +203,9 @@ impl App {
             limits,
         )
         .await?;
-        Ok(App {
+        let app = App {
             inner: Arc::new(AppInner {
+                services,
                 limits: limits.clone(),
                 mutations: Mutations::new(store.clone(), limits, metrics.clone()),
                 store,
@@ -187,9 +218,23 @@ impl App {
                     metrics,
                 ),
             }),
-        })
+        };
+        app.inner.services.attach(app.downgrade());
+        Ok(app)
     }
 
+    pub fn downgrade(&self) -> WeakApp {
+        WeakApp(Arc::downgrade(&self.inner))
+    }
+
+    /// The scheduler, files and fetch.
+    pub fn services(&self) -> &Arc<crate::platform::Services> {
+        &self.inner.services
+    }
+
+    fn platform(&self) -> Option<Arc<dyn Platform>> {
+        Some(self.inner.services.clone())
+    }
     /// Top-level calls running and waiting, and engine instances in use.
     pub fn load(&self) -> (usize, usize, usize) {
         self.inner.executor.load()
@@ -355,6 +400,8 @@ impl App {
                     environment,
                     identity: caller.identity,
                     deadline,
+                    platform: self.platform(),
+                    job: None,
                 };
                 return self
                     .inner
@@ -389,6 +436,7 @@ impl App {
             environment,
             identity: caller.identity,
             deadline,
+            platform: self.platform(),
         };
         let outcome = self
             .inner
@@ -498,6 +546,7 @@ impl App {
             environment: self.inner.deployments.environment(),
             identity: caller.identity,
             deadline: None,
+            platform: self.platform(),
         };
         let outcome = self
             .inner
@@ -547,10 +596,89 @@ impl App {
             environment: self.inner.deployments.environment(),
             identity: caller.identity,
             deadline: None,
+            platform: self.platform(),
+            job: None,
         };
         mutations
             .run(&self.inner.executor, mutation, Some(&receipt))
             .await
+    }
+
+    /// Runs the scheduled job `job` (a row of `_scheduled_functions`) of
+    /// `path` with `args`: a mutation records its success in its own
+    /// commit; an action runs once, marked in progress first. As an
+    /// internal caller with no identity, as Convex runs them.
+    pub(crate) async fn run_job(
+        &self,
+        kind: FunctionKind,
+        path: &FunctionPath,
+        args: String,
+        job: capstan_store::DocumentId,
+    ) -> Result<FunctionResult, Error> {
+        let caller = Caller {
+            identity: Identity::Anonymous,
+            internal: true,
+            client: None,
+        };
+        let _admitted = self.inner.executor.admit(Some(kind), None).await?;
+        match kind {
+            FunctionKind::Mutation => {
+                let (_, module, _) = self.resolve(Some(kind), path, &caller)?;
+                let mutation = Mutation {
+                    module,
+                    path: path.clone(),
+                    args,
+                    environment: self.inner.deployments.environment(),
+                    identity: caller.identity,
+                    deadline: None,
+                    platform: self.platform(),
+                    job: Some(job),
+                };
+                self.inner
+                    .mutations
+                    .run(&self.inner.executor, mutation, None)
+                    .await
+            }
+            FunctionKind::Action | FunctionKind::Query => {
+                self.run(Some(kind), path, args, caller, None).await
+            }
+        }
+    }
+
+    /// Runs the HTTP action `handler` of `module` on `request`, as
+    /// `caller`: an action, which may run other functions.
+    pub async fn call_http(
+        &self,
+        module: Arc<Module>,
+        handler: &str,
+        request: HttpRequest,
+        caller: Caller,
+    ) -> Result<HttpOutcome, Error> {
+        let _admitted = self
+            .inner
+            .executor
+            .admit(Some(FunctionKind::Action), caller.share())
+            .await?;
+        let nesting = Nesting {
+            depth: 1,
+            deadline: Instant::now() + module.limits().action_timeout,
+        };
+        let access = Access::Action(Arc::new(Nested {
+            app: self.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            caller: caller.nested(),
+            nesting,
+        }));
+        let call = Call {
+            path: FunctionPath::parse(handler),
+            args: String::new(),
+            access,
+            environment: self.inner.deployments.environment(),
+            identity: caller.identity,
+            deadline: Some(nesting.deadline),
+            platform: self.platform(),
+        };
+        self.inner.executor.run_http(module, call, request).await
     }
 
     /// Stops accepting calls and closes the store.

@@ -54,6 +54,8 @@ pub struct ServerConfig {
     /// the data directory's `dev_outbox.jsonl` (`capstan dev`) rather than
     /// failing.
     pub dev_outbox: bool,
+    /// Scheduler, files, HTTP actions and outbound HTTP.
+    pub platform: crate::platform::PlatformConfig,
 }
 
 impl ServerConfig {
@@ -74,6 +76,7 @@ impl ServerConfig {
             public_url: None,
             auth_algorithm: capstan_auth::Algorithm::Rs256,
             dev_outbox: false,
+            platform: crate::platform::PlatformConfig::default(),
         }
     }
 
@@ -167,6 +170,21 @@ impl ServerConfig {
                     )
                 })?;
         }
+        if let Some(fetch) = file.fetch {
+            fetch.apply(&mut config.platform.fetch)?;
+        }
+        if let Some(files) = file.files {
+            if !(1..=1 << 20).contains(&files.max_file_mib) {
+                return Err("files.max_file_mib must be between 1 and 1048576".into());
+            }
+            config.platform.max_file_bytes = files.max_file_mib << 20;
+        }
+        if let Some(scheduler) = file.scheduler {
+            if !(1..=1024).contains(&scheduler.concurrency) {
+                return Err("scheduler.concurrency must be between 1 and 1024".into());
+            }
+            config.platform.scheduler_concurrency = scheduler.concurrency;
+        }
         config.tls = file.tls;
         if let Some(logs) = file.logs {
             config.logs_to_clients = logs.to_clients;
@@ -189,6 +207,63 @@ struct FileConfig {
     store: Option<FileStore>,
     public_url: Option<String>,
     auth: Option<FileAuth>,
+    fetch: Option<FileFetch>,
+    files: Option<FileFiles>,
+    scheduler: Option<FileScheduler>,
+}
+
+/// `[fetch]`: outbound HTTP from actions.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFetch {
+    timeout_ms: Option<u64>,
+    max_response_mib: Option<usize>,
+    max_redirects: Option<usize>,
+    #[serde(default)]
+    allowed_networks: Vec<String>,
+    allowed_hosts: Option<Vec<String>>,
+}
+
+impl FileFetch {
+    fn apply(self, fetch: &mut capstan_outbound::OutboundConfig) -> Result<(), String> {
+        if let Some(ms) = self.timeout_ms {
+            if ms == 0 {
+                return Err("fetch.timeout_ms must be at least 1".into());
+            }
+            fetch.timeout = Duration::from_millis(ms);
+        }
+        if let Some(mib) = self.max_response_mib {
+            if !(1..=1024).contains(&mib) {
+                return Err("fetch.max_response_mib must be between 1 and 1024".into());
+            }
+            fetch.max_response_bytes = mib << 20;
+        }
+        if let Some(redirects) = self.max_redirects {
+            if redirects > 20 {
+                return Err("fetch.max_redirects must be at most 20".into());
+            }
+            fetch.max_redirects = redirects;
+        }
+        fetch.allowed_networks = self.allowed_networks;
+        fetch.allowed_hosts = self.allowed_hosts;
+        // Checked here, so a bad network is the file's error at start.
+        capstan_outbound::Outbound::new(fetch.clone()).map_err(|e| format!("fetch: {e}"))?;
+        Ok(())
+    }
+}
+
+/// `[files]`: file storage.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFiles {
+    max_file_mib: u64,
+}
+
+/// `[scheduler]`: scheduled functions and crons.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileScheduler {
+    concurrency: usize,
 }
 
 #[derive(Deserialize)]

@@ -80,6 +80,43 @@ impl DataDir {
         }
     }
 
+    /// A 256-bit secret kept in the file `name` (hex, private), made on
+    /// first use: keys the server signs with, such as file URLs'.
+    pub fn secret(&self, name: &str) -> Result<[u8; 32], Error> {
+        let path = self.root.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let text = text.trim();
+                let mut bytes = [0u8; 32];
+                let valid = text.len() == 64
+                    && bytes.iter_mut().enumerate().all(|(i, byte)| {
+                        text.get(2 * i..2 * i + 2)
+                            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                            .map(|b| *byte = b)
+                            .is_some()
+                    });
+                if valid {
+                    Ok(bytes)
+                } else {
+                    Err(Error::config(format!("{} does not hold a key", path.display())))
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut bytes = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+                let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                write_private(&path, text.as_bytes())?;
+                Ok(bytes)
+            }
+            Err(e) => Err(Error::config(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    /// Where uploaded files live (the local file store).
+    pub fn files(&self) -> PathBuf {
+        self.root.join("files")
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

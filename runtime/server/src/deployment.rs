@@ -39,6 +39,10 @@ pub struct Deployment {
     pub config: AppConfig,
     /// Checks user tokens against `config.auth`.
     pub verifier: Arc<Verifier>,
+    /// The HTTP actions' routes.
+    pub http: crate::platform::http_actions::Routes,
+    /// The cron jobs.
+    pub crons: Vec<crate::platform::crons::CronSpec>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -119,6 +123,13 @@ impl Deployment {
         if config.auth.built_in.is_some() {
             crate::auth::tables::merge_into(&mut schema).map_err(bad)?;
         }
+        crate::platform::tables::merge_into(&mut schema);
+        let http = crate::platform::http_actions::Routes::build(&modules).map_err(bad)?;
+        let crons = crate::platform::crons::build(&modules, |path| {
+            let module = &modules[*routes.get(path)?];
+            module.function(path.as_str()).map(|info| info.kind)
+        })
+        .map_err(bad)?;
         schema
             .validate()
             .map_err(|e| Error::new(ErrorCode::BadDeploy, e.to_string()))?;
@@ -140,6 +151,8 @@ impl Deployment {
                 schema,
                 config,
                 verifier,
+                http,
+                crons,
             },
             origins,
         ))

@@ -238,6 +238,38 @@ impl Executor {
     }
 }
 
+impl Executor {
+    /// Runs an HTTP action on the blocking pool, as [`Executor::run`] runs
+    /// a function.
+    pub async fn run_http(
+        &self,
+        module: Arc<Module>,
+        call: Call,
+        request: capstan_host::HttpRequest,
+    ) -> Result<capstan_host::HttpOutcome, Error> {
+        let _instance = self.instance(call.deadline).await?;
+        let path = call.path.clone();
+        let began = Instant::now();
+        let mut outcome = tokio::task::spawn_blocking(move || module.run_http(call, request))
+            .await
+            .map_err(|e| Error::internal(format!("function runner failed: {e}")))?;
+        let ended = match &outcome.result {
+            Ok(_) => Outcome::success,
+            Err(Failure::Internal(_)) => Outcome::fault,
+            Err(_) => Outcome::failure,
+        };
+        self.metrics
+            .call(path.as_str(), FunctionKind::Action, ended, began.elapsed());
+        for line in &outcome.log_lines {
+            tracing::info!(target: "capstan::function", function = %path, "{line}");
+        }
+        if !self.logs_to_clients {
+            outcome.log_lines.clear();
+        }
+        Ok(outcome)
+    }
+}
+
 /// Runs `call` on this thread: directly when it is known to be `quick`,
 /// otherwise after handing the worker's other tasks to another thread. Off
 /// a multi-threaded runtime, on the blocking pool.

@@ -129,6 +129,7 @@ pub fn router(state: HttpState, sync: crate::ws::SyncState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone())
         .merge(public)
+        .merge(crate::platform::routes::router(state.clone()))
         .merge(crate::auth::routes::router(state.app.clone()).layer(cors(&state.http)))
         .merge(sockets)
 }
@@ -136,7 +137,7 @@ pub fn router(state: HttpState, sync: crate::ws::SyncState) -> Router {
 /// Reads a request body of at most `limit` bytes within `deadline`, with
 /// room for it taken from the server's budget for bodies being read (a
 /// request that finds none is refused rather than queued).
-async fn read_body_within(
+pub(crate) async fn read_body_within(
     state: &HttpState,
     headers: &HeaderMap,
     body: Body,
@@ -215,7 +216,7 @@ async fn read_body(body: Body, limit: usize, drain: usize) -> Result<Bytes, Erro
 }
 
 /// The `Authorization` header, if any.
-fn authorization(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+pub(crate) fn authorization(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     headers
         .get(header::AUTHORIZATION)
         .map(|value| {
@@ -240,12 +241,12 @@ async fn caller(state: &HttpState, headers: &HeaderMap) -> Result<Caller, Error>
 
 /// Admin endpoints take the admin key itself (see
 /// [`Credentials::require_admin`]).
-async fn require_admin(state: &HttpState, headers: &HeaderMap) -> Result<(), Error> {
+pub(crate) async fn require_admin(state: &HttpState, headers: &HeaderMap) -> Result<(), Error> {
     state.credentials.require_admin(authorization(headers)?)
 }
 
 /// Where a request comes from.
-type Peer = ConnectInfo<SocketAddr>;
+pub(crate) type Peer = ConnectInfo<SocketAddr>;
 
 async fn query(state: State<HttpState>, peer: Peer, headers: HeaderMap, body: Body) -> Response {
     function_call(state, peer, headers, body, FunctionKind::Query).await

@@ -50,6 +50,7 @@ pub mod listener;
 pub mod metrics;
 pub mod mutations;
 pub mod pace;
+pub mod platform;
 pub mod rate_limit;
 pub mod sync;
 pub mod tls;
@@ -140,6 +141,32 @@ impl Server {
                         () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {
                             if let Err(error) = app.sign_in().sweep().await {
                                 tracing::warn!(?error, "sweeping expired sign-in rows failed");
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        tokio::spawn(platform::scheduler::run(
+            app.clone(),
+            config.clock.clone(),
+            config.platform.scheduler_concurrency,
+            shutdown.clone(),
+        ));
+        tokio::spawn(platform::crons::run(
+            app.clone(),
+            config.clock.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn({
+            let (app, shutdown) = (app.clone(), shutdown.clone());
+            async move {
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {
+                            if let Err(error) = app.services().files.sweep(app.store()).await {
+                                tracing::warn!(?error, "sweeping orphaned files failed");
                             }
                         }
                     }

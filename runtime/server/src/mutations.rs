@@ -43,6 +43,11 @@ pub struct Mutation {
     pub identity: Identity,
     /// Set for a mutation an action runs: its action's deadline.
     pub deadline: Option<std::time::Instant>,
+    /// The scheduler, files and fetch.
+    pub platform: Option<Arc<dyn capstan_host::Platform>>,
+    /// For a scheduled run: its row of `_scheduled_functions`, marked done
+    /// in the same commit.
+    pub job: Option<capstan_store::DocumentId>,
 }
 
 /// What an exactly-once mutation recorded: its result and log lines.
@@ -153,6 +158,8 @@ impl Mutations {
             environment,
             identity,
             deadline,
+            platform,
+            job,
         } = mutation;
         let started = tokio::time::Instant::now();
         let mut queued = None;
@@ -168,6 +175,7 @@ impl Mutations {
                 environment: environment.clone(),
                 identity: identity.clone(),
                 deadline,
+                platform: platform.clone(),
             };
             let mut outcome = executor
                 .run(module.clone(), call, Placement::Pool, None)
@@ -183,6 +191,33 @@ impl Mutations {
             let Some(mut transaction) = transaction else {
                 return Err(Error::internal("a mutation lost its transaction"));
             };
+            if let Some(job) = job {
+                // The run and its record commit together: exactly once. A
+                // job canceled meanwhile is not run.
+                let now = transaction.now_ms();
+                let pending = transaction
+                    .get(job)
+                    .ok()
+                    .flatten()
+                    .filter(|row| crate::platform::jobs::kind(row) == crate::platform::jobs::PENDING);
+                let Some(row) = pending else {
+                    return Ok(FunctionResult {
+                        result: Err(Failure::Function {
+                            message: "the scheduled run was canceled".into(),
+                            data: None,
+                        }),
+                        log_lines: Vec::new(),
+                        ts: None,
+                    });
+                };
+                crate::platform::jobs::end(
+                    &mut transaction,
+                    row,
+                    &crate::platform::jobs::Ending::Success,
+                    now,
+                )
+                .map_err(Error::internal)?;
+            }
             if let (Some(key), Ok(value)) = (receipt, &outcome.result) {
                 let payload = serde_json::to_vec(&Receipt {
                     value: value.clone(),

@@ -122,9 +122,15 @@ impl TableDefinition {
 }
 
 fn check_name(what: &str, name: &str) -> Result<()> {
+    // A leading underscore marks a system table (`_storage`): the server
+    // adds those, and refuses them in an app's own schema.
+    let body = match what {
+        "table" => name.strip_prefix('_').unwrap_or(name),
+        _ => name,
+    };
     let valid = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && body.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if valid {
         Ok(())

@@ -20,6 +20,10 @@ use syn::{Expr, Ident, Path, Token, UseTree, bracketed};
 
 pub struct App {
     schema: Option<Expr>,
+    /// The HTTP routes: an expression giving a `capstan::HttpRouter`.
+    http: Option<Expr>,
+    /// The cron jobs: an expression giving `capstan::Crons`.
+    crons: Option<Expr>,
     tables: Vec<Path>,
     functions: Vec<(Path, String)>,
 }
@@ -27,6 +31,8 @@ pub struct App {
 impl Parse for App {
     fn parse(input: ParseStream<'_>) -> syn::Result<App> {
         let mut schema = None;
+        let mut http = None;
+        let mut crons = None;
         let mut tables = None;
         let mut functions = None;
         while !input.is_empty() {
@@ -34,6 +40,8 @@ impl Parse for App {
             input.parse::<Token![:]>()?;
             match key.to_string().as_str() {
                 "schema" if schema.is_none() => schema = Some(input.parse::<Expr>()?),
+                "http" if http.is_none() => http = Some(input.parse::<Expr>()?),
+                "crons" if crons.is_none() => crons = Some(input.parse::<Expr>()?),
                 "tables" if tables.is_none() => {
                     let content;
                     bracketed!(content in input);
@@ -53,7 +61,7 @@ impl Parse for App {
                     }
                     functions = Some(paths);
                 }
-                "schema" | "tables" | "functions" => {
+                "schema" | "tables" | "functions" | "http" | "crons" => {
                     return Err(syn::Error::new_spanned(
                         &key,
                         format!("`{key}` is given twice"),
@@ -62,7 +70,7 @@ impl Parse for App {
                 _ => {
                     return Err(syn::Error::new_spanned(
                         &key,
-                        "expected `tables: [...]`, `schema: ...` or `functions: [...]`",
+                        "expected `tables: [...]`, `schema: ...`, `functions: [...]`, `http: ...` or `crons: ...`",
                     ));
                 }
             }
@@ -94,6 +102,8 @@ impl Parse for App {
         }
         Ok(App {
             schema,
+            http,
+            crons,
             tables: tables.unwrap_or_default(),
             functions,
         })
@@ -150,6 +160,14 @@ pub fn expand(app: App) -> TokenStream {
         (None, tables) => quote!(::capstan::Schema::new()#(.table::<#tables>())*),
     };
     let functions: Vec<&Path> = app.functions.iter().map(|(path, _)| path).collect();
+    let router = match &app.http {
+        Some(http) => quote!(#http),
+        None => quote!(::capstan::HttpRouter::new()),
+    };
+    let crons = match &app.crons {
+        Some(crons) => quote!(#crons),
+        None => quote!(::capstan::Crons::new()),
+    };
     quote! {
         #[doc(hidden)]
         struct __CapstanApp;
@@ -163,6 +181,12 @@ pub fn expand(app: App) -> TokenStream {
             REGISTRY.get_or_init(|| ::std::vec![#(<#functions as ::capstan::Function>::definition()),*])
         }
 
+        #[doc(hidden)]
+        fn __capstan_router() -> &'static ::capstan::HttpRouter {
+            static ROUTER: ::std::sync::OnceLock<::capstan::HttpRouter> = ::std::sync::OnceLock::new();
+            ROUTER.get_or_init(|| #router)
+        }
+
         impl ::capstan::__private::Guest for __CapstanApp {
             fn functions() -> ::std::vec::Vec<::capstan::__private::FunctionSpec> {
                 ::capstan::__private::specs(__capstan_registry())
@@ -171,6 +195,22 @@ pub fn expand(app: App) -> TokenStream {
             fn schema() -> ::std::string::String {
                 let schema: ::capstan::Schema = #schema;
                 schema.to_json()
+            }
+
+            fn routes() -> ::std::vec::Vec<::capstan::__private::Route> {
+                __capstan_router().specs()
+            }
+
+            fn crons() -> ::std::string::String {
+                let crons: ::capstan::Crons = #crons;
+                crons.to_json()
+            }
+
+            fn invoke_http(
+                handler: ::std::string::String,
+                request: ::capstan::__private::Request,
+            ) -> ::std::result::Result<::capstan::__private::Response, ::capstan::__private::FunctionError> {
+                ::capstan::__private::invoke_http(__capstan_router(), &handler, request)
             }
 
             fn invoke(

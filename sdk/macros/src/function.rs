@@ -198,6 +198,13 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
     };
     let kind_tokens = kind.tokens();
     let marker_trait = kind.marker_trait();
+    let schedulable = match kind {
+        Kind::Query => TokenStream::new(),
+        Kind::Mutation | Kind::Action => quote! {
+            #(#cfgs)*
+            impl ::capstan::Schedulable for #name {}
+        },
+    };
     let call_doc = format!(
         "[`{name_text}`](fn@{name_text}) as a type, for typed calls: `ctx.run_{}::<{name_text}>(&args)`.",
         kind.attribute()
@@ -244,6 +251,8 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
 
         #(#cfgs)*
         impl #marker_trait for #name {}
+
+        #schedulable
 
         #(#cfgs)*
         #checks

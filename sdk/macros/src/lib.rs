@@ -9,6 +9,7 @@
 //! # Layout
 //! - `function`: the function attributes: a type per function, its
 //!   arguments (a struct, or named parameters), its kind.
+//! - `http_action`: `#[http_action]`, a type per HTTP action.
 //! - `app`: `app!`, the component's exports and the check that every
 //!   function is listed.
 //! - `table`: `#[derive(Table)]`: name, typed indexes, patch type.
@@ -21,6 +22,7 @@ use proc_macro::TokenStream;
 mod app;
 mod case;
 mod function;
+mod http_action;
 mod serde_attrs;
 mod table;
 mod validated;
@@ -47,6 +49,15 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 fn function(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
     function::expand(kind, attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// An HTTP action: `fn name(ctx: &mut ActionCtx, request: HttpRequest) ->
+/// capstan::HttpResult`, routed by `capstan::HttpRouter`.
+#[proc_macro_attribute]
+pub fn http_action(attr: TokenStream, item: TokenStream) -> TokenStream {
+    http_action::expand(attr.into(), item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -397,10 +397,17 @@ fn parse_spec(input: &DeriveInput) -> syn::Result<TableSpec> {
 }
 
 /// Convex's rule for table and index names.
+/// A leading underscore names a system table (`_storage`): the SDK's own
+/// types for them derive `Table` to be read, and the server refuses such a
+/// table in an app's schema.
 fn check_name(name: &str, what: &str) -> Result<(), String> {
+    let body = match what {
+        "table" => name.strip_prefix('_').unwrap_or(name),
+        _ => name,
+    };
     let valid = !name.is_empty()
         && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && body.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if valid {
         Ok(())

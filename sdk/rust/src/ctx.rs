@@ -7,7 +7,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::auth::Auth;
-use crate::bindings::capstan::runtime::{actions as host_actions, env as host_env};
+use crate::bindings::capstan::runtime::{
+    actions as host_actions, env as host_env, fetch as host_fetch,
+};
+use crate::http::{HttpRequest, HttpResponse};
+use crate::scheduler::Scheduler;
+use crate::storage::{ActionStorage, StorageReader, StorageWriter};
 use crate::db::{DatabaseReader, DatabaseWriter};
 use crate::error::{Error, Result};
 use crate::function::{ActionFunction, MutationFunction, QueryFunction};
@@ -59,6 +64,13 @@ impl QueryCtx {
     /// A deployment environment variable.
     pub fn env(&self, name: &str) -> Option<String> {
         host_env::get(name)
+    }
+
+    /// Files' download URLs.
+    pub fn storage(&self) -> StorageReader<'_> {
+        StorageReader {
+            _context: PhantomData,
+        }
     }
 }
 
@@ -125,6 +137,20 @@ impl MutationCtx {
             reader: DatabaseReader {
                 _context: PhantomData,
             },
+        }
+    }
+
+    /// Schedules mutations and actions, as part of this transaction.
+    pub fn scheduler(&mut self) -> Scheduler<'_> {
+        Scheduler {
+            _context: PhantomData,
+        }
+    }
+
+    /// Upload URLs, download URLs, deletes.
+    pub fn storage(&mut self) -> StorageWriter<'_> {
+        StorageWriter {
+            _context: PhantomData,
         }
     }
 
@@ -236,6 +262,38 @@ impl ActionCtx {
         F::Output: DeserializeOwned,
     {
         run(host_actions::run_action, &F::definition().path(), args)
+    }
+
+    /// Schedules mutations and actions.
+    pub fn scheduler(&mut self) -> Scheduler<'_> {
+        Scheduler {
+            _context: PhantomData,
+        }
+    }
+
+    /// Files: store, read, URLs, delete.
+    pub fn storage(&mut self) -> ActionStorage<'_> {
+        ActionStorage {
+            writer: StorageWriter {
+                _context: PhantomData,
+            },
+        }
+    }
+
+    /// Sends an HTTP request to another server and reads its whole
+    /// response. The deployment bounds it: a time limit, response size,
+    /// redirects, and no private or loopback addresses unless allowed.
+    /// A response with an error status is still a response; a refusal or a
+    /// network failure is an error.
+    ///
+    /// ```ignore
+    /// let response = ctx.fetch(HttpRequest::post(url).with_json(&receipt)?)?;
+    /// if !response.is_success() { return Err(capstan::error!("mail API: {}", response.status())); }
+    /// ```
+    pub fn fetch(&mut self, request: HttpRequest) -> Result<HttpResponse> {
+        host_fetch::fetch(&request.into())
+            .map(HttpResponse::from)
+            .map_err(Error::from_host)
     }
 
     pub fn env(&self, name: &str) -> Option<String> {

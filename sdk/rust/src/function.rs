@@ -84,6 +84,13 @@ pub trait MutationFunction: Function {}
 )]
 pub trait ActionFunction: Function {}
 
+/// A mutation or an action: what the scheduler and crons run.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be scheduled",
+    note = "the scheduler and crons run mutations and actions, not queries"
+)]
+pub trait Schedulable: Function {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

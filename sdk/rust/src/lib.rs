@@ -69,6 +69,11 @@
 //! - [`error`]: [`Error`], [`error!`]; [`log!`] and friends in [`log`].
 //! - [`values`]: Rust values to Convex values and back, and how numbers
 //!   map for JavaScript clients; [`Int64`], [`Bytes`].
+//! - [`http`]: [`HttpRequest`], [`HttpResponse`]; [`router`]: HTTP actions
+//!   and their routes ([`HttpRouter`], [`Cors`]); [`webhook`]: webhook
+//!   signatures (Stripe, GitHub, Svix).
+//! - [`scheduler`]: [`Scheduler`]; [`crons`]: [`Crons`]; [`storage`]:
+//!   files; [`system`]: the system tables they write.
 
 // The derives name `::capstan`, which is this crate.
 extern crate self as capstan;
@@ -76,22 +81,34 @@ extern crate self as capstan;
 pub mod auth;
 #[doc(hidden)]
 pub mod bindings;
+pub mod crons;
 pub mod ctx;
 pub mod db;
 pub mod error;
 pub mod filter;
 pub mod function;
+pub mod http;
 pub mod id;
 pub mod index;
 pub mod log;
+pub mod router;
+pub mod scheduler;
 pub mod schema;
+pub mod storage;
+pub mod system;
 pub mod table;
 pub mod validated;
 pub mod values;
+pub mod webhook;
 
 pub use auth::{Auth, Caller, User, UserIdentity};
 pub use capstan_protocol::Value;
-pub use capstan_sdk_macros::{Table, Validated, action, app, mutation, query};
+pub use capstan_sdk_macros::{Table, Validated, action, app, http_action, mutation, query};
+pub use crons::Crons;
+pub use http::{HttpError, HttpRequest, HttpResponse, HttpResult, Method};
+pub use router::{Cors, HttpActionDefinition, HttpActionFunction, HttpRouter};
+pub use scheduler::Scheduler;
+pub use system::{JobState, ScheduledFunction, StoredFile};
 pub use ctx::{ActionCtx, MutationCtx, QueryCtx};
 pub use db::{
     DatabaseReader, DatabaseWriter, Order, PaginationOpts, PaginationResult, QueryBuilder,
@@ -99,7 +116,7 @@ pub use db::{
 pub use error::{Error, Result};
 pub use function::{
     ActionFunction, Function, FunctionDefinition, FunctionKind, MutationFunction, QueryFunction,
-    Visibility,
+    Schedulable, Visibility,
 };
 pub use id::{Doc, Id};
 pub use index::{AnyValue, Index, IndexRange};
@@ -114,6 +131,7 @@ pub use values::{Bytes, Int64, from_value, to_value};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bindings;
+    pub use crate::bindings::capstan::runtime::http_types::{Request, Response, Route};
     pub use crate::bindings::capstan::runtime::types::{FunctionError, FunctionSpec};
     pub use crate::bindings::exports::capstan::runtime::guest::Guest;
     pub use crate::log::{Level, write as log};
@@ -223,6 +241,30 @@ pub mod __private {
                 },
             })
             .collect()
+    }
+
+    /// Runs the HTTP action at `handler` of `router` on `request`; an
+    /// [`HttpError`](crate::HttpError) becomes its response.
+    pub fn invoke_http(
+        router: &crate::HttpRouter,
+        handler: &str,
+        request: Request,
+    ) -> Result<Response, FunctionError> {
+        let definition = router
+            .handler(handler)
+            .ok_or_else(|| Error::new(format!("no HTTP action {handler:?} in this app")).into_host())?;
+        let response = match (definition.invoke)(request.into()) {
+            Ok(response) => response,
+            Err(error) if error.status >= 500 => {
+                // The server logs it and answers 500, as for a failed action.
+                return Err(FunctionError {
+                    message: error.message,
+                    data: error.data.map(|data| data.to_json_string()),
+                });
+            }
+            Err(error) => error.into_response(),
+        };
+        Ok(response.into())
     }
 
     pub fn invoke(

@@ -66,6 +66,26 @@ impl CallState {
         }
     }
 
+    /// Refuses a write to a system table (`_storage`,
+    /// `_scheduled_functions`): only the server writes them.
+    fn check_writable(&mut self, table: Option<&str>, id: Option<DocumentId>) -> Result<(), FunctionError> {
+        let transaction = self.reader("write")?;
+        let name = match (table, id) {
+            (Some(table), _) => table.to_owned(),
+            (None, Some(id)) => match transaction.catalog().table_of(&id) {
+                Ok(name) => name.to_owned(),
+                Err(_) => return Ok(()),
+            },
+            (None, None) => return Ok(()),
+        };
+        if name.starts_with('_') {
+            return Err(error(format!(
+                "{name} is a system table: functions read it, and change it only through ctx.scheduler() and ctx.storage()"
+            )));
+        }
+        Ok(())
+    }
+
     fn parse_id(&mut self, text: &str) -> Result<DocumentId, FunctionError> {
         let transaction = self.reader("get")?;
         transaction.parse_id(text).map_err(|e| error(e.to_string()))
@@ -107,6 +127,13 @@ impl db::Host for CallState {
             Ok(fields) => fields,
             Err(e) => return Ok(Err(e)),
         };
+        if let Err(e) = self
+            .writer("insert")
+            .map(|_| ())
+            .and_then(|()| self.check_writable(Some(&table), None))
+        {
+            return Ok(Err(e));
+        }
         let result = match self.writer("insert") {
             Ok(transaction) => transaction.insert(&table, fields),
             Err(e) => return Ok(Err(e)),
@@ -118,6 +145,7 @@ impl db::Host for CallState {
         let prepared = self.writer("patch").map(|_| ()).and_then(|()| {
             let fields = parse_object(&set, "a patch")?;
             let id = self.parse_id(&id)?;
+            self.check_writable(None, Some(id))?;
             let mut patch: Patch = fields.into_iter().map(|(k, v)| (k, Some(v))).collect();
             patch.extend(unset.into_iter().map(|k| (k, None)));
             Ok((id, patch))
@@ -137,7 +165,11 @@ impl db::Host for CallState {
         let prepared = self
             .writer("replace")
             .map(|_| ())
-            .and_then(|()| Ok((self.parse_id(&id)?, parse_object(&value, "a document")?)));
+            .and_then(|()| {
+                let id = self.parse_id(&id)?;
+                self.check_writable(None, Some(id))?;
+                Ok((id, parse_object(&value, "a document")?))
+            });
         let (id, fields) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => return Ok(Err(e)),
@@ -153,8 +185,11 @@ impl db::Host for CallState {
         let id = match self
             .writer("delete")
             .map(|_| ())
-            .and_then(|()| self.parse_id(&id))
-        {
+            .and_then(|()| {
+                let id = self.parse_id(&id)?;
+                self.check_writable(None, Some(id))?;
+                Ok(id)
+            }) {
             Ok(id) => id,
             Err(e) => return Ok(Err(e)),
         };

@@ -1,5 +1,6 @@
 //! The host capabilities a guest imports, one module each: [`db`], [`auth`],
-//! [`mod@env`], [`mod@log`] and [`actions`]. Each implements its interface of
+//! [`mod@env`], [`mod@log`], [`actions`], and [`platform`] (the scheduler,
+//! files and fetch, which the server provides). Each implements its interface of
 //! the bindings on [`CallState`].
 //!
 //! What a call may reach is typed by its kind ([`Access`]): a query holds a
@@ -12,6 +13,7 @@ pub mod auth;
 pub mod db;
 pub mod env;
 pub mod log;
+pub mod platform;
 
 use std::sync::Arc;
 
