@@ -289,11 +289,7 @@ impl Module {
         &self,
         reach: Reach,
         timeout: Duration,
-        (environment, identity, platform): (
-            Arc<Environment>,
-            Identity,
-            Option<Arc<dyn Platform>>,
-        ),
+        (environment, identity, platform): (Arc<Environment>, Identity, Option<Arc<dyn Platform>>),
         determinism: Option<Determinism>,
     ) -> Store<CallState> {
         let limits = self.engine.limits();
@@ -415,9 +411,10 @@ impl Module {
             timeout = timeout.min(left);
         }
         let max_result = limits.max_result;
-        let (result, log_lines, transaction) = self.invoke(call, timeout, determinism, |app, store, path, args| {
-            app.capstan_runtime_guest().call_invoke(store, path, args)
-        });
+        let (result, log_lines, transaction) =
+            self.invoke(call, timeout, determinism, |app, store, path, args| {
+                app.capstan_runtime_guest().call_invoke(store, path, args)
+            });
         Outcome {
             result: result.and_then(|json| check_result(json, max_result)),
             log_lines,
@@ -432,7 +429,11 @@ impl Module {
             result: Err(failure),
             log_lines: Vec::new(),
         };
-        if !self.routes.iter().any(|route| route.handler == call.path.as_str()) {
+        if !self
+            .routes
+            .iter()
+            .any(|route| route.handler == call.path.as_str())
+        {
             let message = format!("could not find HTTP action {:?}", call.path.as_str());
             return refuse(Failure::Function {
                 message,
@@ -453,10 +454,11 @@ impl Module {
             timeout = timeout.min(deadline.saturating_duration_since(std::time::Instant::now()));
         }
         let request = request.into();
-        let (result, log_lines, _) = self.invoke(call, timeout, None, move |app, store, path, _| {
-            app.capstan_runtime_guest()
-                .call_invoke_http(store, path, &request)
-        });
+        let (result, log_lines, _) =
+            self.invoke(call, timeout, None, move |app, store, path, _| {
+                app.capstan_runtime_guest()
+                    .call_invoke_http(store, path, &request)
+            });
         let result = result.and_then(|response| {
             let response = HttpResponse::from(response);
             if response.body.len() > max_body {

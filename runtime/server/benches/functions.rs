@@ -117,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
             environment: Arc::default(),
             identity: Default::default(),
             deadline: None,
+            platform: None,
         });
         outcome.result.expect("host call");
     });
@@ -177,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
             environment: Arc::default(),
             identity: Default::default(),
             deadline: None,
+            platform: None,
         });
         let list = outcome.result.expect("host call");
         assert!(list.matches("\"body\"").count() == 10, "{list}");

@@ -98,7 +98,10 @@ impl DataDir {
                 if valid {
                     Ok(bytes)
                 } else {
-                    Err(Error::config(format!("{} does not hold a key", path.display())))
+                    Err(Error::config(format!(
+                        "{} does not hold a key",
+                        path.display()
+                    )))
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -108,7 +111,10 @@ impl DataDir {
                 write_private(&path, text.as_bytes())?;
                 Ok(bytes)
             }
-            Err(e) => Err(Error::config(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(Error::config(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
         }
     }
 

@@ -77,6 +77,8 @@ pub struct Server {
     task: tokio::task::JoinHandle<Result<(), Error>>,
     /// The subscription manager's task.
     manager: tokio::task::JoinHandle<()>,
+    /// The scheduler and cron loops.
+    platform: Vec<tokio::task::JoinHandle<()>>,
     /// Sockets and the calls they started.
     sockets: tokio_util::task::TaskTracker,
     /// Whether it terminates TLS.
@@ -147,17 +149,20 @@ impl Server {
                 }
             }
         });
-        tokio::spawn(platform::scheduler::run(
-            app.clone(),
-            config.clock.clone(),
-            config.platform.scheduler_concurrency,
-            shutdown.clone(),
-        ));
-        tokio::spawn(platform::crons::run(
-            app.clone(),
-            config.clock.clone(),
-            shutdown.clone(),
-        ));
+        // Ended by the shutdown token; `stop` waits for them.
+        let platform = vec![
+            tokio::spawn(platform::scheduler::run(
+                app.clone(),
+                config.clock.clone(),
+                config.platform.scheduler_concurrency,
+                shutdown.clone(),
+            )),
+            tokio::spawn(platform::crons::run(
+                app.clone(),
+                config.clock.clone(),
+                shutdown.clone(),
+            )),
+        ];
         tokio::spawn({
             let (app, shutdown) = (app.clone(), shutdown.clone());
             async move {
@@ -262,6 +267,7 @@ impl Server {
             shutdown,
             task,
             manager,
+            platform,
             sockets,
             tls: config.tls.is_some(),
             http: config.http.clone(),
@@ -295,6 +301,9 @@ impl Server {
         self.sockets.close();
         self.sockets.wait().await;
         let _ = self.manager.await;
+        for task in self.platform {
+            let _ = task.await;
+        }
         drop(self.subscriptions);
         self.app.close().await
     }

@@ -195,11 +195,9 @@ impl Mutations {
                 // The run and its record commit together: exactly once. A
                 // job canceled meanwhile is not run.
                 let now = transaction.now_ms();
-                let pending = transaction
-                    .get(job)
-                    .ok()
-                    .flatten()
-                    .filter(|row| crate::platform::jobs::kind(row) == crate::platform::jobs::PENDING);
+                let pending = transaction.get(job).ok().flatten().filter(|row| {
+                    crate::platform::jobs::kind(row) == crate::platform::jobs::PENDING
+                });
                 let Some(row) = pending else {
                     return Ok(FunctionResult {
                         result: Err(Failure::Function {

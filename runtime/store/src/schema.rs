@@ -95,7 +95,11 @@ impl Schema {
                 }
                 let mut referenced = Vec::new();
                 validator.referenced_tables(&mut referenced);
-                if let Some(missing) = referenced.iter().find(|t| !self.tables.contains_key(**t)) {
+                // System tables (`_storage`) are the server's to add.
+                if let Some(missing) = referenced
+                    .iter()
+                    .find(|t| !t.starts_with('_') && !self.tables.contains_key(**t))
+                {
                     return Err(Error::InvalidSchema(format!(
                         "table {table:?} refers to ids of table {missing:?}, which the schema does not declare"
                     )));

@@ -10,12 +10,12 @@ use crate::auth::Auth;
 use crate::bindings::capstan::runtime::{
     actions as host_actions, env as host_env, fetch as host_fetch,
 };
-use crate::http::{HttpRequest, HttpResponse};
-use crate::scheduler::Scheduler;
-use crate::storage::{ActionStorage, StorageReader, StorageWriter};
 use crate::db::{DatabaseReader, DatabaseWriter};
 use crate::error::{Error, Result};
 use crate::function::{ActionFunction, MutationFunction, QueryFunction};
+use crate::http::{HttpRequest, HttpResponse};
+use crate::scheduler::Scheduler;
+use crate::storage::{ActionStorage, StorageReader, StorageWriter};
 use crate::values::{from_text, to_value};
 
 /// The context of a query: read-only database access. Queries are

@@ -55,7 +55,8 @@ fn text_of(body: &[u8]) -> Result<&str> {
 }
 
 fn json_of<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| Error::new(format!("the body is not the JSON expected: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| Error::new(format!("the body is not the JSON expected: {e}")))
 }
 
 /// An HTTP request: the one an HTTP action answers, or one an action sends.
@@ -136,7 +137,10 @@ impl HttpRequest {
 
     /// The URL's path, without the query string.
     pub fn path(&self) -> &str {
-        let after_scheme = self.url.split_once("://").map_or(&*self.url, |(_, rest)| rest);
+        let after_scheme = self
+            .url
+            .split_once("://")
+            .map_or(&*self.url, |(_, rest)| rest);
         let path = after_scheme.find('/').map_or("/", |at| &after_scheme[at..]);
         path.split(['?', '#']).next().unwrap_or("/")
     }
@@ -460,7 +464,12 @@ mod tests {
         assert_eq!(request.query_param("y").as_deref(), Some(""));
         assert_eq!(request.query_param("z"), None);
         assert_eq!(HttpRequest::get("https://h.example").path(), "/");
-        assert_eq!(HttpRequest::get("https://h.example/a?b=%").query_param("b").as_deref(), Some("%"));
+        assert_eq!(
+            HttpRequest::get("https://h.example/a?b=%")
+                .query_param("b")
+                .as_deref(),
+            Some("%")
+        );
     }
 
     #[test]

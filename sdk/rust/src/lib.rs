@@ -105,10 +105,6 @@ pub use auth::{Auth, Caller, User, UserIdentity};
 pub use capstan_protocol::Value;
 pub use capstan_sdk_macros::{Table, Validated, action, app, http_action, mutation, query};
 pub use crons::Crons;
-pub use http::{HttpError, HttpRequest, HttpResponse, HttpResult, Method};
-pub use router::{Cors, HttpActionDefinition, HttpActionFunction, HttpRouter};
-pub use scheduler::Scheduler;
-pub use system::{JobState, ScheduledFunction, StoredFile};
 pub use ctx::{ActionCtx, MutationCtx, QueryCtx};
 pub use db::{
     DatabaseReader, DatabaseWriter, Order, PaginationOpts, PaginationResult, QueryBuilder,
@@ -118,12 +114,16 @@ pub use function::{
     ActionFunction, Function, FunctionDefinition, FunctionKind, MutationFunction, QueryFunction,
     Schedulable, Visibility,
 };
+pub use http::{HttpError, HttpRequest, HttpResponse, HttpResult, Method};
 pub use id::{Doc, Id};
 pub use index::{AnyValue, Index, IndexRange};
+pub use router::{Cors, HttpActionDefinition, HttpActionFunction, HttpRouter};
+pub use scheduler::Scheduler;
 pub use schema::{Schema, TableDef, v};
 /// A JSON value for ad-hoc documents, patches and ConvexError data:
 /// `capstan::json!({"code": "LIMIT", "max": 10})`. Its numbers are float64s.
 pub use serde_json::json;
+pub use system::{JobState, ScheduledFunction, StoredFile};
 pub use table::{Patch, Table, UsersTable};
 pub use validated::Validated;
 pub use values::{Bytes, Int64, from_value, to_value};
@@ -250,9 +250,9 @@ pub mod __private {
         handler: &str,
         request: Request,
     ) -> Result<Response, FunctionError> {
-        let definition = router
-            .handler(handler)
-            .ok_or_else(|| Error::new(format!("no HTTP action {handler:?} in this app")).into_host())?;
+        let definition = router.handler(handler).ok_or_else(|| {
+            Error::new(format!("no HTTP action {handler:?} in this app")).into_host()
+        })?;
         let response = match (definition.invoke)(request.into()) {
             Ok(response) => response,
             Err(error) if error.status >= 500 => {

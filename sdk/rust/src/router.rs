@@ -198,13 +198,15 @@ impl HttpRouter {
     pub fn specs(&self) -> Vec<crate::bindings::capstan::runtime::http_types::Route> {
         self.routes
             .iter()
-            .map(|route| crate::bindings::capstan::runtime::http_types::Route {
-                method: route.method.to_owned(),
-                path: route.path.clone(),
-                prefix: route.prefix,
-                handler: route.handler.path(),
-                cors: route.cors.as_ref().map(Cors::to_json),
-            })
+            .map(
+                |route| crate::bindings::capstan::runtime::http_types::Route {
+                    method: route.method.to_owned(),
+                    path: route.path.clone(),
+                    prefix: route.prefix,
+                    handler: route.handler.path(),
+                    cors: route.cors.as_ref().map(Cors::to_json),
+                },
+            )
             .collect()
     }
 }

@@ -29,7 +29,9 @@ pub enum JobState {
     /// runs and records its success in one transaction.
     InProgress,
     Success,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     Canceled,
 }
 

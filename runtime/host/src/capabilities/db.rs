@@ -68,7 +68,11 @@ impl CallState {
 
     /// Refuses a write to a system table (`_storage`,
     /// `_scheduled_functions`): only the server writes them.
-    fn check_writable(&mut self, table: Option<&str>, id: Option<DocumentId>) -> Result<(), FunctionError> {
+    fn check_writable(
+        &mut self,
+        table: Option<&str>,
+        id: Option<DocumentId>,
+    ) -> Result<(), FunctionError> {
         let transaction = self.reader("write")?;
         let name = match (table, id) {
             (Some(table), _) => table.to_owned(),
@@ -162,14 +166,11 @@ impl db::Host for CallState {
     }
 
     fn replace(&mut self, id: String, value: String) -> HostResult<String> {
-        let prepared = self
-            .writer("replace")
-            .map(|_| ())
-            .and_then(|()| {
-                let id = self.parse_id(&id)?;
-                self.check_writable(None, Some(id))?;
-                Ok((id, parse_object(&value, "a document")?))
-            });
+        let prepared = self.writer("replace").map(|_| ()).and_then(|()| {
+            let id = self.parse_id(&id)?;
+            self.check_writable(None, Some(id))?;
+            Ok((id, parse_object(&value, "a document")?))
+        });
         let (id, fields) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => return Ok(Err(e)),
@@ -182,14 +183,11 @@ impl db::Host for CallState {
     }
 
     fn delete(&mut self, id: String) -> HostResult<()> {
-        let id = match self
-            .writer("delete")
-            .map(|_| ())
-            .and_then(|()| {
-                let id = self.parse_id(&id)?;
-                self.check_writable(None, Some(id))?;
-                Ok(id)
-            }) {
+        let id = match self.writer("delete").map(|_| ()).and_then(|()| {
+            let id = self.parse_id(&id)?;
+            self.check_writable(None, Some(id))?;
+            Ok(id)
+        }) {
             Ok(id) => id,
             Err(e) => return Ok(Err(e)),
         };

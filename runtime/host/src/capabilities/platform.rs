@@ -40,8 +40,7 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
         at_ms: f64,
     ) -> Result<String, FunctionError>;
     /// Cancels a job that has not started.
-    fn cancel(&self, transaction: Option<&mut Transaction>, id: &str)
-    -> Result<(), FunctionError>;
+    fn cancel(&self, transaction: Option<&mut Transaction>, id: &str) -> Result<(), FunctionError>;
     /// A short-lived URL to upload a file to.
     fn upload_url(&self) -> Result<String, FunctionError>;
     /// A download URL for the file `id`, if it exists.
@@ -137,7 +136,9 @@ impl scheduler::Host for CallState {
             ))));
         }
         if !at_ms.is_finite() {
-            return Ok(Err(error("ctx.scheduler(): the time must be a finite number")));
+            return Ok(Err(error(
+                "ctx.scheduler(): the time must be a finite number",
+            )));
         }
         let result = self
             .writing("ctx.scheduler()")

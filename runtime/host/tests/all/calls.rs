@@ -88,6 +88,7 @@ fn queries_and_mutations_are_deterministic() {
             environment: Arc::default(),
             identity: Default::default(),
             deadline: None,
+            platform: None,
         });
         serde_json::from_str::<serde_json::Value>(&outcome.result.expect("runs")).expect("json")
     };
@@ -117,6 +118,7 @@ fn queries_and_mutations_are_deterministic() {
             environment: Arc::default(),
             identity: Default::default(),
             deadline: None,
+            platform: None,
         });
         serde_json::from_str::<serde_json::Value>(&outcome.result.expect("runs")).expect("json")
     };
@@ -161,6 +163,7 @@ fn random_numbers_are_repeatable_for_queries_and_unpredictable_for_everyone_else
             environment: Arc::default(),
             identity,
             deadline: None,
+            platform: None,
         });
         let value: serde_json::Value =
             serde_json::from_str(&outcome.result.expect("runs")).expect("json");
@@ -323,6 +326,7 @@ fn an_action_runs_a_mutation_then_a_query() {
         environment: Arc::default(),
         identity: Default::default(),
         deadline: None,
+        platform: None,
     });
     let value: serde_json::Value =
         serde_json::from_str(&outcome.result.expect("runs")).expect("json");

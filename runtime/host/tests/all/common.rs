@@ -72,6 +72,7 @@ impl Fixture {
             )])),
             identity: Default::default(),
             deadline: None,
+            platform: None,
         });
         if let Some(transaction) = outcome.transaction.take()
             && outcome.result.is_ok()

@@ -47,7 +47,10 @@ pub fn build(
             .map_err(|e| format!("the cron jobs cannot be read: {e}"))?;
         for spec in declared {
             if spec.name.is_empty() || spec.name.len() > 128 {
-                return Err(format!("cron job {:?}: a name has 1 to 128 characters", spec.name));
+                return Err(format!(
+                    "cron job {:?}: a name has 1 to 128 characters",
+                    spec.name
+                ));
             }
             if specs.iter().any(|other| other.name == spec.name) {
                 return Err(format!("cron job {:?} is declared twice", spec.name));
@@ -152,7 +155,9 @@ fn pass(tx: &mut Transaction, specs: &[CronSpec], now: f64) -> Result<Option<f64
     }
     let mut earliest: Option<f64> = None;
     for spec in specs {
-        let row = rows.iter().find(|row| text(row, "name") == Some(spec.name.as_str()));
+        let row = rows
+            .iter()
+            .find(|row| text(row, "name") == Some(spec.name.as_str()));
         let schedule = serde_json::to_string(&spec.schedule).map_err(|e| e.to_string())?;
         let next = match row {
             Some(row)

@@ -87,7 +87,12 @@ impl IntoResponse for FileError {
 }
 
 impl Files {
-    pub fn new(backend: Arc<dyn FileBackend>, key: [u8; 32], public_url: &str, max_bytes: u64) -> Files {
+    pub fn new(
+        backend: Arc<dyn FileBackend>,
+        key: [u8; 32],
+        public_url: &str,
+        max_bytes: u64,
+    ) -> Files {
         Files {
             backend,
             key: hmac::Key::new(hmac::HMAC_SHA256, &key),
@@ -119,7 +124,8 @@ impl Files {
 
     fn check_upload_token(&self, token: &str, now_ms: f64) -> Result<(), FileError> {
         let mut parts = token.splitn(3, '.');
-        let (Some(expires), Some(nonce), Some(signature)) = (parts.next(), parts.next(), parts.next())
+        let (Some(expires), Some(nonce), Some(signature)) =
+            (parts.next(), parts.next(), parts.next())
         else {
             return Err(FileError::BadToken);
         };
@@ -127,7 +133,11 @@ impl Files {
             && expires
                 .parse::<u64>()
                 .is_ok_and(|expires| (expires as f64) * 1000.0 >= now_ms);
-        if valid { Ok(()) } else { Err(FileError::BadToken) }
+        if valid {
+            Ok(())
+        } else {
+            Err(FileError::BadToken)
+        }
     }
 
     /// The download URL of the file `id`: stable, and unguessable without
@@ -184,7 +194,9 @@ impl Files {
                 Err(e) => return Err(FileError::Internal(e.to_string())),
             }
         }
-        Err(FileError::Internal("recording a file kept conflicting".into()))
+        Err(FileError::Internal(
+            "recording a file kept conflicting".into(),
+        ))
     }
 
     /// The upload endpoint: `POST /api/storage/upload?token=…` with the
@@ -237,7 +249,8 @@ impl Files {
         let row = row(&mut tx, id)
             .map_err(FileError::Internal)?
             .ok_or(FileError::NotFound)?;
-        let (key, meta) = meta(&row).ok_or_else(|| FileError::Internal(format!("file {id} has a broken row")))?;
+        let (key, meta) =
+            meta(&row).ok_or_else(|| FileError::Internal(format!("file {id} has a broken row")))?;
         let mut response = capstan_files::serve(&*self.backend, &key, &meta, headers, head)
             .await
             .map_err(|e| FileError::Internal(e.to_string()))?
@@ -269,7 +282,10 @@ impl Files {
                 return Ok(0);
             }
             let rows = tx
-                .query(&Query::index(STORAGE, BY_KEY).eq("key", key.as_str()), Some(1))
+                .query(
+                    &Query::index(STORAGE, BY_KEY).eq("key", key.as_str()),
+                    Some(1),
+                )
                 .map_err(|e| FileError::Internal(e.to_string()))?;
             if rows.is_empty() {
                 self.backend

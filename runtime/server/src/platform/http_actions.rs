@@ -52,7 +52,9 @@ pub enum Resolution<'a> {
     NotFound,
 }
 
-const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"];
+const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*",
+];
 
 impl Routes {
     /// The routes every module declares, checked: paths start with `/`,
@@ -86,7 +88,9 @@ impl Routes {
                 }
                 let method = (method != "*").then_some(method);
                 if routes.iter().any(|other| {
-                    other.path == route.path && other.prefix == route.prefix && other.method == method
+                    other.path == route.path
+                        && other.prefix == route.prefix
+                        && other.method == method
                 }) {
                     return Err(format!(
                         "HTTP route {} {}{} is declared twice",
@@ -146,9 +150,8 @@ impl Routes {
             })
         };
         // HEAD is served by a GET route when there is no HEAD route.
-        let fits = |route: &HttpRoute, method: &str| {
-            route.method.as_deref().is_none_or(|m| m == method)
-        };
+        let fits =
+            |route: &HttpRoute, method: &str| route.method.as_deref().is_none_or(|m| m == method);
         let mut allowed = Vec::new();
         for exact in [true, false] {
             let mut candidates: Vec<&HttpRoute> = matching(exact).collect();
@@ -185,7 +188,9 @@ impl Routes {
 impl CorsRule {
     /// Whether `origin` may call.
     fn allows(&self, origin: &str) -> bool {
-        self.origins.iter().any(|allowed| allowed == "*" || allowed == origin)
+        self.origins
+            .iter()
+            .any(|allowed| allowed == "*" || allowed == origin)
     }
 
     /// The headers of a response to a request from `origin`.

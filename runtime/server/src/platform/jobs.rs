@@ -38,12 +38,7 @@ fn state(kind: &str, error: Option<String>) -> Value {
 
 /// Adds a pending run of `path` with `args` (a Convex JSON object) at
 /// `at_ms`; its id.
-pub fn add(
-    tx: &mut Transaction,
-    path: &str,
-    args: &str,
-    at_ms: f64,
-) -> Result<DocumentId, String> {
+pub fn add(tx: &mut Transaction, path: &str, args: &str, at_ms: f64) -> Result<DocumentId, String> {
     let args = match Value::from_json_str(args) {
         Ok(object @ Value::Object(_)) => object,
         Ok(other) => {
@@ -120,7 +115,12 @@ pub fn cancel(tx: &mut Transaction, id: &str) -> Result<(), String> {
 }
 
 /// Records how `job` ended, at `now_ms`.
-pub fn end(tx: &mut Transaction, job: Document, ending: &Ending, now_ms: f64) -> Result<(), String> {
+pub fn end(
+    tx: &mut Transaction,
+    job: Document,
+    ending: &Ending,
+    now_ms: f64,
+) -> Result<(), String> {
     let state = match ending {
         Ending::Success => state(SUCCESS, None),
         Ending::Failed(error) => state(FAILED, Some(error.clone())),
@@ -132,7 +132,9 @@ pub fn end(tx: &mut Transaction, job: Document, ending: &Ending, now_ms: f64) ->
     ]
     .into_iter()
     .collect();
-    tx.patch(job.id, patch).map(|_| ()).map_err(|e| e.to_string())
+    tx.patch(job.id, patch)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Marks an action's `job` as started.

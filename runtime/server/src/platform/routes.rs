@@ -68,7 +68,13 @@ async fn download(
     let files = &state.app.services().files;
     let token = token.token.unwrap_or_default();
     match files
-        .download(state.app.store(), &id, &token, &headers, method == Method::HEAD)
+        .download(
+            state.app.store(),
+            &id,
+            &token,
+            &headers,
+            method == Method::HEAD,
+        )
         .await
     {
         Ok(response) => response,
@@ -99,7 +105,10 @@ async fn serve_http_action(
     body: Body,
 ) -> Result<Response, Error> {
     let deployment = state.app.deployment().ok_or_else(|| {
-        Error::new(ErrorCode::NotFound, "no app is deployed yet; run `capstan deploy`")
+        Error::new(
+            ErrorCode::NotFound,
+            "no app is deployed yet; run `capstan deploy`",
+        )
     })?;
     let path = uri.path().strip_prefix(PREFIX).unwrap_or("/");
     let path = if path.is_empty() { "/" } else { path };
@@ -123,7 +132,10 @@ async fn serve_http_action(
         Resolution::MethodNotAllowed(allowed) => {
             let mut response = Error::new(
                 ErrorCode::BadRequest,
-                format!("{method} is not routed at {path}; it takes {}", allowed.join(", ")),
+                format!(
+                    "{method} is not routed at {path}; it takes {}",
+                    allowed.join(", ")
+                ),
             )
             .into_response();
             *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
@@ -243,7 +255,10 @@ async fn list_jobs(State(state): State<HttpState>, headers: HeaderMap) -> Respon
     }
     let mut crons = Vec::new();
     if tx.catalog().table(CRONS).is_ok() {
-        match tx.query(&capstan_store::Query::index(CRONS, super::tables::BY_NAME), None) {
+        match tx.query(
+            &capstan_store::Query::index(CRONS, super::tables::BY_NAME),
+            None,
+        ) {
             Ok(rows) => crons = rows,
             Err(e) => return Error::internal(e.to_string()).into_response(),
         }

@@ -23,6 +23,8 @@ use crate::app::App;
 
 /// Rows read per pass.
 const BATCH: usize = 256;
+/// How long a stopping server waits for scheduled runs under way.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The longest sleep, so a clock step never strands a job for long.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
@@ -85,7 +87,11 @@ pub async fn run(app: App, clock: Clock, concurrency: usize, shutdown: Cancellat
             next_due(&store, now).map(|at| Duration::from_secs_f64(((at - now) / 1000.0).max(0.0)))
         };
         let sleep = next.unwrap_or(MAX_SLEEP).min(MAX_SLEEP);
-        let table = store.catalog().table(SCHEDULED).map(|entry| entry.number).ok();
+        let table = store
+            .catalog()
+            .table(SCHEDULED)
+            .map(|entry| entry.number)
+            .ok();
         let woken = async {
             loop {
                 match commits.recv().await {
@@ -112,8 +118,15 @@ pub async fn run(app: App, clock: Clock, concurrency: usize, shutdown: Cancellat
             () = finished.notified() => {}
         }
     }
+    // Runs under way get a moment to end; an action still running after it
+    // is failed at the next start, as after a crash.
     tasks.close();
-    tasks.wait().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("scheduled runs still going at shutdown were left to end with the process");
+    }
 }
 
 /// The time of the earliest pending row after `now`.
@@ -141,7 +154,9 @@ async fn recover(store: &Store, now: f64) -> Result<(), String> {
         }
         let count = stranded.len();
         for job in stranded {
-            let ending = Ending::Failed("the server stopped while this action ran; it was not run again".into());
+            let ending = Ending::Failed(
+                "the server stopped while this action ran; it was not run again".into(),
+            );
             jobs::end(&mut tx, job, &ending, now)?;
         }
         match store.commit(tx).await {
@@ -181,20 +196,26 @@ async fn run_job(app: &App, job: Document, now: f64) {
                 }
             }
         }
-        Some(FunctionKind::Mutation) => match app.run_job(FunctionKind::Mutation, &path, args, id).await {
-            // Its success was recorded in its own commit.
-            Ok(result) if result.result.is_ok() => None,
-            Ok(result) => match result.result {
-                Err(Failure::Function { message, .. }) if message == "the scheduled run was canceled" => None,
-                Err(failure) => Some(Ending::Failed(message(failure))),
-                Ok(_) => None,
-            },
-            Err(error) if error.code() == capstan_protocol::ErrorCode::Unavailable => {
-                // Shutting down: it stays pending and runs after the restart.
-                None
+        Some(FunctionKind::Mutation) => {
+            match app.run_job(FunctionKind::Mutation, &path, args, id).await {
+                // Its success was recorded in its own commit.
+                Ok(result) if result.result.is_ok() => None,
+                Ok(result) => match result.result {
+                    Err(Failure::Function { message, .. })
+                        if message == "the scheduled run was canceled" =>
+                    {
+                        None
+                    }
+                    Err(failure) => Some(Ending::Failed(message(failure))),
+                    Ok(_) => None,
+                },
+                Err(error) if error.code() == capstan_protocol::ErrorCode::Unavailable => {
+                    // Shutting down: it stays pending and runs after the restart.
+                    None
+                }
+                Err(error) => Some(Ending::Failed(error.public_message().to_owned())),
             }
-            Err(error) => Some(Ending::Failed(error.public_message().to_owned())),
-        },
+        }
     };
     if let Some(ending) = ending
         && let Err(error) = finish(app.store(), id, &ending, now).await
@@ -228,7 +249,12 @@ async fn claim(store: &Store, id: DocumentId) -> Result<bool, String> {
 }
 
 /// Records a run's end, unless it was canceled or ended meanwhile.
-async fn finish(store: &Store, id: DocumentId, ending: &Ending, _started: f64) -> Result<(), String> {
+async fn finish(
+    store: &Store,
+    id: DocumentId,
+    ending: &Ending,
+    _started: f64,
+) -> Result<(), String> {
     loop {
         let mut tx = store.begin();
         let Some(row) = tx.get(id).map_err(|e| e.to_string())? else {

@@ -230,7 +230,9 @@ impl Platform for Services {
             };
             let mut bytes = Vec::new();
             while let Some(chunk) = stream.next().await {
-                bytes.extend_from_slice(&chunk.map_err(|e| error(format!("reading the file failed: {e}")))?);
+                bytes.extend_from_slice(
+                    &chunk.map_err(|e| error(format!("reading the file failed: {e}")))?,
+                );
             }
             Ok(Some(bytes))
         })
