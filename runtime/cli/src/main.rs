@@ -84,6 +84,32 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Call an HTTP action: `capstan http POST /webhooks/payment --body '{…}'`
+    /// sends to the server's `/http/webhooks/payment`. Prints the response
+    /// body; the status and headers go to stderr.
+    Http {
+        /// GET, POST, PUT, PATCH, DELETE, …
+        method: String,
+        /// The route's path, as the app declares it.
+        path: String,
+        /// The request body.
+        #[arg(long, default_value = "")]
+        body: String,
+        /// A header, `Name: value`; repeat for more.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        #[arg(long, env = "CAPSTAN_URL", default_value = DEFAULT_URL)]
+        url: String,
+    },
+    /// The cron jobs (last and next run) and the newest scheduled runs with
+    /// their state.
+    Jobs {
+        /// How many scheduled runs, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Deployment environment variables.
     Env {
         #[command(subcommand)]
@@ -267,6 +293,63 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let remote = Remote::new(&target.url, admin_key(target.admin_key)?);
             let value = remote.run(&path, args).await?;
             println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(())
+        }
+        Command::Http {
+            method,
+            path,
+            body,
+            headers,
+            url,
+        } => http_action(&url, &method, &path, body, &headers).await,
+        Command::Jobs { limit, target } => {
+            let remote = Remote::new(&target.url, admin_key(target.admin_key)?);
+            let jobs = remote.jobs().await?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            println!("cron jobs:");
+            for cron in jobs["crons"].as_array().into_iter().flatten() {
+                println!(
+                    "  {}\t{}\t{}\tlast: {}\tnext: {}",
+                    cron["name"].as_str().unwrap_or("?"),
+                    cron["schedule"].as_str().unwrap_or("?"),
+                    cron["function"].as_str().unwrap_or("?"),
+                    match cron["lastRun"].as_f64() {
+                        Some(at) => format!(
+                            "{} ({})",
+                            relative(at, now),
+                            cron["lastState"].as_str().unwrap_or("?")
+                        ),
+                        None => "never".into(),
+                    },
+                    cron["nextRun"]
+                        .as_f64()
+                        .map_or("-".into(), |at| relative(at, now)),
+                );
+            }
+            println!("scheduled runs, newest first:");
+            for job in jobs["scheduled"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .take(limit)
+            {
+                let state = &job["state"];
+                println!(
+                    "  {}\t{}\t{}\t{}{}",
+                    job["_id"].as_str().unwrap_or("?"),
+                    job["name"].as_str().unwrap_or("?"),
+                    state["kind"].as_str().unwrap_or("?"),
+                    job["scheduledTime"]
+                        .as_f64()
+                        .map_or("-".into(), |at| relative(at, now)),
+                    state["error"]
+                        .as_str()
+                        .map(|e| format!("\t{e}"))
+                        .unwrap_or_default(),
+                );
+            }
             Ok(())
         }
         Command::Env { command, target } => {
@@ -603,5 +686,62 @@ fn new_app(dir: &Path) -> anyhow::Result<()> {
         dir.display(),
         dir.display()
     );
+    Ok(())
+}
+
+/// `at` (ms since the epoch) next to `now`: "in 3 s", "2 min ago".
+fn relative(at: f64, now: f64) -> String {
+    let seconds = ((at - now) / 1000.0).round() as i64;
+    let magnitude = seconds.unsigned_abs();
+    let amount = match magnitude {
+        0..120 => format!("{magnitude} s"),
+        120..7200 => format!("{} min", magnitude / 60),
+        7200..172_800 => format!("{} h", magnitude / 3600),
+        _ => format!("{} days", magnitude / 86_400),
+    };
+    if seconds >= 0 {
+        format!("in {amount}")
+    } else {
+        format!("{amount} ago")
+    }
+}
+
+/// `capstan http`: one request to an HTTP action. The admin key is not
+/// sent: the app's code would see it.
+async fn http_action(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: String,
+    headers: &[String],
+) -> anyhow::Result<()> {
+    let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .with_context(|| format!("{method:?} is not an HTTP method"))?;
+    if !path.starts_with('/') {
+        anyhow::bail!("the path starts with `/`: {path:?}");
+    }
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}/http{path}", url.trim_end_matches('/')))
+        .body(body);
+    for header in headers {
+        let (name, value) = header
+            .split_once(':')
+            .with_context(|| format!("a header is `Name: value`, not {header:?}"))?;
+        request = request.header(name.trim(), value.trim());
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    eprintln!("{}", response.status());
+    for (name, value) in response.headers() {
+        eprintln!("{name}: {}", value.to_str().unwrap_or("(not text)"));
+    }
+    let status = response.status();
+    let text = response.text().await?;
+    println!("{text}");
+    if !status.is_success() {
+        anyhow::bail!("the HTTP action answered {status}");
+    }
     Ok(())
 }

@@ -205,6 +205,11 @@ impl Remote {
             .context("the server answered without a key id")
     }
 
+    /// The cron jobs and the newest scheduled runs.
+    pub async fn jobs(&self) -> anyhow::Result<Value> {
+        self.get("/api/jobs").await
+    }
+
     /// The newest `limit` admin actions.
     pub async fn audit(&self, limit: usize) -> anyhow::Result<Vec<Value>> {
         Ok(serde_json::from_value(

@@ -2,60 +2,13 @@
 //! process, then deploy (with an app config), run, env, and admin and
 //! service keys against it.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
+mod common;
 
-use capstan_test_support::{Profile, component_path, root};
-use std::process::{Child, Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn capstan() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_capstan"))
-}
-
-fn test_guest() -> PathBuf {
-    component_path("capstan-test-guest", "test_guest", Profile::Debug)
-}
-
-/// Kills the server when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-fn fails(output: Output) -> String {
-    assert!(
-        !output.status.success(),
-        "should have failed: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
-    stderr
-}
+use capstan_test_support::root;
+use common::*;
 
 #[test]
 fn serve_deploy_run_env_and_keys_work_end_to_end() {
