@@ -23,7 +23,7 @@ use crate::engine::HostEngine;
 use crate::error::{Error, Failure, Result};
 use crate::limiter::{MemoryLimitExceeded, MemoryLimiter};
 use crate::limits::EPOCH_TICK;
-use crate::state::{CallState, Environment, Reach};
+use crate::state::{CallState, Context, Environment, Reach};
 
 /// One call to make.
 pub struct Call {
@@ -181,7 +181,11 @@ impl Module {
         let mut store = self.store(
             Reach::Nothing,
             Duration::from_secs(60),
-            (Arc::default(), Identity::Anonymous, None),
+            Context {
+                environment: Arc::default(),
+                identity: Identity::Anonymous,
+                platform: None,
+            },
             None,
         );
         let app = self
@@ -289,7 +293,7 @@ impl Module {
         &self,
         reach: Reach,
         timeout: Duration,
-        (environment, identity, platform): (Arc<Environment>, Identity, Option<Arc<dyn Platform>>),
+        context: Context,
         determinism: Option<Determinism>,
     ) -> Store<CallState> {
         let limits = self.engine.limits();
@@ -317,10 +321,8 @@ impl Module {
             wasi.build(),
             MemoryLimiter::new(limits.memory),
             reach,
-            environment,
-            identity,
+            context,
             logs,
-            platform,
             limits.clone(),
         );
         let mut store = Store::new(self.engine.engine(), state);
@@ -496,7 +498,11 @@ impl Module {
         let mut store = self.store(
             Reach::Call(call.access),
             timeout,
-            (call.environment, call.identity, call.platform),
+            Context {
+                environment: call.environment,
+                identity: call.identity,
+                platform: call.platform,
+            },
             determinism,
         );
         let result = self
@@ -531,10 +537,12 @@ impl Module {
             WasiCtxBuilder::new().build(),
             MemoryLimiter::new(usize::MAX),
             Reach::Nothing,
-            Arc::default(),
-            Identity::Anonymous,
+            Context {
+                environment: Arc::default(),
+                identity: Identity::Anonymous,
+                platform: None,
+            },
             logs,
-            None,
             self.engine.limits().clone(),
         );
         let mut store = Store::new(self.engine.engine(), state);

@@ -31,6 +31,14 @@ pub(crate) enum Reach {
     Nothing,
 }
 
+/// What a call sees besides its reach: the environment, who is calling,
+/// and the platform's services.
+pub(crate) struct Context {
+    pub environment: Arc<Environment>,
+    pub identity: Identity,
+    pub platform: Option<Arc<dyn Platform>>,
+}
+
 pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -57,10 +65,12 @@ impl CallState {
         wasi: WasiCtx,
         limiter: MemoryLimiter,
         reach: Reach,
-        environment: Arc<Environment>,
-        identity: Identity,
+        Context {
+            environment,
+            identity,
+            platform,
+        }: Context,
         logs: LogLines,
-        platform: Option<Arc<dyn Platform>>,
         limits: HostLimits,
     ) -> Self {
         CallState {

@@ -374,10 +374,10 @@ impl HttpError {
     pub fn into_response(self) -> HttpResponse {
         let mut body = serde_json::Map::new();
         body.insert("error".into(), self.message.into());
-        if let Some(data) = self.data {
-            if let Ok(data) = serde_json::from_str::<serde_json::Value>(&data.to_json_string()) {
-                body.insert("data".into(), data);
-            }
+        if let Some(data) = self.data
+            && let Ok(data) = serde_json::from_str::<serde_json::Value>(&data.to_json_string())
+        {
+            body.insert("data".into(), data);
         }
         HttpResponse::new(self.status)
             .with_header("content-type", "application/json")

@@ -81,11 +81,11 @@ pub fn fetch(
         .with_header("x-from", "capstan")
         .with_body(body.unwrap_or_default().into_bytes());
     let response = ctx.fetch(request)?;
-    Ok(capstan::to_value(&capstan::json!({
+    capstan::to_value(&capstan::json!({
         "status": response.status(),
         "body": response.text().unwrap_or_default(),
         "length": response.body().len(),
-    }))?)
+    }))
 }
 
 #[capstan::action]
