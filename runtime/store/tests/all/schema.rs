@@ -131,7 +131,11 @@ async fn invalid_schemas_are_refused_with_the_reason() -> anyhow::Result<()> {
     let store = memory_store().await?;
     let cases = [
         Schema::new().table("bad name", TableDefinition::default()),
-        Schema::new().table("_system", TableDefinition::default()),
+        // One leading underscore marks a system table (`_storage`), followed
+        // by a letter.
+        Schema::new().table("__system", TableDefinition::default()),
+        Schema::new().table("_1", TableDefinition::default()),
+        Schema::new().table("_", TableDefinition::default()),
         Schema::new().table("t", TableDefinition::default().index("by_id", &["x"])),
         Schema::new().table("t", TableDefinition::default().index("by_x", &[])),
         Schema::new().table("t", TableDefinition::default().index("by_x", &["x", "x"])),
