@@ -31,6 +31,16 @@ pub fn marks(ctx: &QueryCtx) -> capstan::Result<Vec<Doc<Mark>>> {
     ctx.db().query::<Mark>().full_table_scan().collect()
 }
 
+/// How many marks start with `prefix`.
+#[capstan::query]
+pub fn count_marks(ctx: &QueryCtx, prefix: String) -> capstan::Result<u32> {
+    let marks = ctx.db().query::<Mark>().full_table_scan().collect()?;
+    Ok(marks
+        .iter()
+        .filter(|mark| mark.key.starts_with(&prefix))
+        .count() as u32)
+}
+
 #[capstan::mutation]
 pub fn schedule_then_fail(ctx: &mut MutationCtx, key: String) -> capstan::Result<()> {
     ctx.scheduler()

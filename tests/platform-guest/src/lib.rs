@@ -11,10 +11,10 @@ capstan::app! {
     tables: [jobs::Mark],
     functions: [
         jobs::{
-            mark, marks, schedule_then_fail, schedule_many, schedule_action, slow_action, cancel,
+            mark, marks, count_marks, schedule_then_fail, schedule_many, schedule_action, slow_action, cancel,
             scheduled, write_system_table, tick, slow_tick, too_many,
         },
-        web::{fetch, store_text, read_text, files, file_url, delete_file, upload_url},
+        web::{fetch, echo_body, store_text, read_text, files, file_url, delete_file, upload_url},
     ],
     http: capstan::HttpRouter::new()
         .post::<web::echo>("/echo")

@@ -65,6 +65,12 @@ pub fn whoami(ctx: &mut ActionCtx, _request: HttpRequest) -> HttpResult {
     )?)
 }
 
+/// The length of `body`: `/api/action`'s twin of the `echo` HTTP action.
+#[capstan::action]
+pub fn echo_body(_ctx: &mut ActionCtx, body: String) -> capstan::Result<u32> {
+    Ok(body.len() as u32)
+}
+
 /// Fetches `url`; the status and body, or the error.
 #[capstan::action]
 pub fn fetch(
