@@ -3,6 +3,7 @@
 
 use std::io::{self, SeekFrom};
 use std::ops::Range;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -45,7 +46,12 @@ impl LocalFiles {
     pub fn open(dir: impl Into<PathBuf>) -> Result<LocalFiles> {
         let dir = dir.into();
         let partial = dir.join(PARTIAL_DIR);
-        std::fs::create_dir_all(&partial)?;
+        // Files are the owner's only, as the rest of a data directory.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&partial)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         for entry in std::fs::read_dir(&partial)? {
             let entry = entry?;
             let path = entry.path();
@@ -78,6 +84,7 @@ impl LocalFiles {
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&path)
             .await?;
         let mut partial = PartialFile {
