@@ -211,9 +211,18 @@ fn run_due(
     due: f64,
     now: f64,
 ) -> Result<f64, String> {
+    // After downtime that missed whole ticks, the job runs once now and its
+    // schedule starts again from now, rather than a missed tick's grid
+    // running it again at once.
+    let missed = spec
+        .schedule
+        .next_after(due as i64, due as i64)
+        .map_err(|e| e.to_string())? as f64
+        <= now;
+    let anchor = if missed { now } else { due };
     let next = spec
         .schedule
-        .next_after(now as i64, due as i64)
+        .next_after(now as i64, anchor as i64)
         .map_err(|e| e.to_string())? as f64;
     let busy = match text(row, "lastJob") {
         Some(last) => jobs::get(tx, last)?

@@ -44,7 +44,14 @@ pub async fn run(app: App, clock: Clock, concurrency: usize, shutdown: Cancellat
     loop {
         let now = now_ms();
         let mut tx = store.begin();
-        let due = match jobs::in_state(&mut tx, jobs::PENDING, Some(now), BATCH) {
+        // Enough rows to fill every free place past the ones running (which
+        // are still pending while they run).
+        let running_now = running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        let wanted = (running_now + permits.available_permits()).min(BATCH);
+        let due = match jobs::in_state(&mut tx, jobs::PENDING, Some(now), wanted) {
             Ok(due) => due,
             Err(error) => {
                 tracing::error!(%error, "reading due scheduled functions failed");
@@ -96,10 +103,16 @@ pub async fn run(app: App, clock: Clock, concurrency: usize, shutdown: Cancellat
             loop {
                 match commits.recv().await {
                     Ok(entry) => {
-                        let touches = table.is_none()
+                        // A new row may be due; a run's end wakes the loop
+                        // through `finished` instead.
+                        let inserts = table.is_none()
                             || entry.schema_changed
-                            || entry.writes.iter().any(|w| Some(w.id.table()) == table);
-                        if touches {
+                            || entry.writes.iter().any(|w| {
+                                Some(w.id.table()) == table
+                                    && !w.deleted
+                                    && w.index_keys.iter().any(|key| key.old.is_none())
+                            });
+                        if inserts {
                             return;
                         }
                     }
