@@ -1,19 +1,24 @@
 //! The scheduler loop: runs `_scheduled_functions` rows when they are due,
 //! a bounded number at once.
 //!
-//! It wakes for the earliest pending row's time, for every commit that
-//! writes `_scheduled_functions` (a mutation's schedule becomes visible
-//! only with its commit), and when a run ends. At start, actions left
-//! `inProgress` by a stopped server are marked failed: an action runs at
-//! most once. Pending rows due while the server was down run at once.
+//! It keeps the pending rows in memory, earliest first ([`Queue`]): read
+//! from the store at start (at most [`QUEUE_LIMIT`] of them; more are read
+//! when those are done), then told of new rows by the commits that insert
+//! them (a mutation's schedule becomes visible only with its commit).
+//! Reading the store's pending range for every run would walk the index
+//! entries every finished run left behind, until they are collected. It
+//! sleeps until the earliest row is due, a new row commits, or a run ends.
+//! At start, actions left `inProgress` by a stopped server are marked
+//! failed: an action runs at most once. Pending rows due while the server
+//! was down run at once.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use capstan_host::{Failure, FunctionKind, FunctionPath};
 use capstan_protocol::Clock;
-use capstan_store::{Document, DocumentId, Store};
+use capstan_store::{CommitEntry, Document, DocumentId, Store, TableNumber};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -21,12 +26,78 @@ use super::jobs::{self, Ending};
 use super::tables::SCHEDULED;
 use crate::app::App;
 
-/// Rows read per pass.
-const BATCH: usize = 256;
+/// Pending rows held in memory at most; past it, the rest are read from
+/// the store once these are done.
+const QUEUE_LIMIT: usize = 100_000;
+/// Interrupted actions marked failed per transaction at start.
+const RECOVERY_BATCH: usize = 256;
 /// How long a stopping server waits for scheduled runs under way.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The longest sleep, so a clock step never strands a job for long.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// The pending rows, by due time (whole milliseconds) and id.
+#[derive(Debug, Default)]
+struct Queue {
+    rows: BTreeSet<(i64, DocumentId)>,
+    /// Whether `rows` holds every pending row; if not, the ones after the
+    /// last are still to be read.
+    complete: bool,
+    /// The table's number, to tell its rows in commits.
+    table: Option<TableNumber>,
+}
+
+impl Queue {
+    /// Reads the pending rows from the store.
+    fn load(store: &Store) -> Result<Queue, String> {
+        let mut tx = store.begin();
+        let table = tx.catalog().table(SCHEDULED).map(|entry| entry.number).ok();
+        let pending = jobs::in_state(&mut tx, jobs::PENDING, None, QUEUE_LIMIT)?;
+        Ok(Queue {
+            complete: pending.len() < QUEUE_LIMIT,
+            rows: pending
+                .iter()
+                .map(|job| (jobs::scheduled_time(job) as i64, job.id))
+                .collect(),
+            table,
+        })
+    }
+
+    /// Takes in the rows a commit inserted; false if the queue must be read
+    /// again (the schema changed).
+    fn learn(&mut self, store: &Store, entry: &CommitEntry) -> bool {
+        if entry.schema_changed || self.table.is_none() {
+            return false;
+        }
+        let inserted = entry.writes.iter().filter(|write| {
+            Some(write.id.table()) == self.table
+                && !write.deleted
+                && write.index_keys.iter().any(|key| key.old.is_none())
+        });
+        let mut tx = None;
+        for write in inserted {
+            let tx = tx.get_or_insert_with(|| store.begin());
+            let Ok(Some(job)) = tx.get(write.id) else {
+                continue;
+            };
+            if jobs::kind(&job) != jobs::PENDING {
+                continue;
+            }
+            let key = (jobs::scheduled_time(&job) as i64, job.id);
+            // Past the limit, a row later than every held one waits for the
+            // next read of the store.
+            let fits = self.complete || self.rows.last().is_some_and(|last| key < *last);
+            if fits {
+                self.rows.insert(key);
+                if self.rows.len() > QUEUE_LIMIT {
+                    self.rows.pop_last();
+                    self.complete = false;
+                }
+            }
+        }
+        true
+    }
+}
 
 /// Runs until `shutdown`.
 pub async fn run(app: App, clock: Clock, concurrency: usize, shutdown: CancellationToken) {
@@ -36,50 +107,45 @@ pub async fn run(app: App, clock: Clock, concurrency: usize, shutdown: Cancellat
         tracing::error!(%error, "could not mark interrupted scheduled actions failed");
     }
     let mut commits = store.subscribe();
-    let running: Arc<Mutex<HashSet<DocumentId>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let finished = Arc::new(Notify::new());
     let scheduled = app.services().scheduled.clone();
     let tasks = tokio_util::task::TaskTracker::new();
+    // Rows being run: still pending until they end, so a fresh read of the
+    // store finds them again.
+    let running: Arc<Mutex<HashSet<DocumentId>>> = Arc::default();
+    let mut queue: Option<Queue> = None;
     loop {
-        let now = now_ms();
-        let mut tx = store.begin();
-        // Enough rows to fill every free place past the ones running (which
-        // are still pending while they run).
-        let running_now = running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len();
-        let wanted = (running_now + permits.available_permits()).min(BATCH);
-        let due = match jobs::in_state(&mut tx, jobs::PENDING, Some(now), wanted) {
-            Ok(due) => due,
-            Err(error) => {
-                tracing::error!(%error, "reading due scheduled functions failed");
-                Vec::new()
-            }
+        let held = match queue.take() {
+            Some(held) if !held.rows.is_empty() || held.complete => held,
+            _ => match Queue::load(&store) {
+                Ok(loaded) => loaded,
+                Err(error) => {
+                    tracing::error!(%error, "reading the scheduled functions failed");
+                    Queue::default()
+                }
+            },
         };
-        let mut waiting_for_room = false;
-        for job in due {
-            if running
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .contains(&job.id)
-            {
-                continue;
+        let mut held = held;
+        let now = now_ms() as i64;
+        while let Some(&(at, id)) = held.rows.first() {
+            if at > now {
+                break;
             }
             let Ok(permit) = permits.clone().try_acquire_owned() else {
-                waiting_for_room = true;
                 break;
             };
-            running
+            held.rows.pop_first();
+            let fresh = running
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(job.id);
-            let (app, running, finished) = (app.clone(), running.clone(), finished.clone());
-            let now = now_ms();
+                .insert(id);
+            if !fresh {
+                continue;
+            }
+            let (app, finished, running) = (app.clone(), finished.clone(), running.clone());
             tasks.spawn(async move {
-                let id = job.id;
-                run_job(&app, job, now).await;
+                run_pending(&app, id).await;
                 running
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -88,47 +154,27 @@ pub async fn run(app: App, clock: Clock, concurrency: usize, shutdown: Cancellat
                 finished.notify_one();
             });
         }
-        let next = if waiting_for_room {
-            None
-        } else {
-            next_due(&store, now).map(|at| Duration::from_secs_f64(((at - now) / 1000.0).max(0.0)))
-        };
-        let sleep = next.unwrap_or(MAX_SLEEP).min(MAX_SLEEP);
-        let table = store
-            .catalog()
-            .table(SCHEDULED)
-            .map(|entry| entry.number)
-            .ok();
-        let woken = async {
-            loop {
-                match commits.recv().await {
-                    Ok(entry) => {
-                        // A new row may be due; a run's end wakes the loop
-                        // through `finished` instead.
-                        let inserts = table.is_none()
-                            || entry.schema_changed
-                            || entry.writes.iter().any(|w| {
-                                Some(w.id.table()) == table
-                                    && !w.deleted
-                                    && w.index_keys.iter().any(|key| key.old.is_none())
-                            });
-                        if inserts {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        std::future::pending::<()>().await;
-                    }
-                }
+        let sleep = match held.rows.first() {
+            Some(&(at, _)) if permits.available_permits() > 0 => {
+                Duration::from_millis(u64::try_from(at - now).unwrap_or(0))
             }
-        };
-        tokio::select! {
+            _ => MAX_SLEEP,
+        }
+        .min(MAX_SLEEP);
+        let reload = tokio::select! {
             () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(sleep) => {}
-            () = woken => {}
-            () = scheduled.notified() => {}
-            () = finished.notified() => {}
+            () = tokio::time::sleep(sleep) => false,
+            () = scheduled.notified() => false,
+            () = finished.notified() => false,
+            entry = commits.recv() => match entry {
+                Ok(entry) => !held.learn(&store, &entry),
+                // Missed commits: read the store again.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+        };
+        if !reload {
+            queue = Some(held);
         }
     }
     // Runs under way get a moment to end; an action still running after it
@@ -142,26 +188,24 @@ pub async fn run(app: App, clock: Clock, concurrency: usize, shutdown: Cancellat
     }
 }
 
-/// The time of the earliest pending row after `now`.
-fn next_due(store: &Store, now: f64) -> Option<f64> {
-    let mut tx = store.begin();
-    if tx.catalog().table(SCHEDULED).is_err() {
-        return None;
-    }
-    let query = capstan_store::Query::index(SCHEDULED, super::tables::BY_STATE)
-        .eq("state.kind", jobs::PENDING)
-        .gt("scheduledTime", now);
-    tx.query(&query, Some(1))
-        .ok()?
-        .first()
-        .map(jobs::scheduled_time)
+/// Runs the row `id` if it is still pending.
+async fn run_pending(app: &App, id: DocumentId) {
+    let job = match app.store().begin().get(id) {
+        Ok(Some(job)) if jobs::kind(&job) == jobs::PENDING => job,
+        Ok(_) => return,
+        Err(error) => {
+            tracing::error!(%error, "reading a scheduled function failed");
+            return;
+        }
+    };
+    run_job(app, job).await;
 }
 
 /// Marks actions a stopped server left running as failed.
 async fn recover(store: &Store, now: f64) -> Result<(), String> {
     loop {
         let mut tx = store.begin();
-        let stranded = jobs::in_state(&mut tx, jobs::IN_PROGRESS, None, BATCH)?;
+        let stranded = jobs::in_state(&mut tx, jobs::IN_PROGRESS, None, RECOVERY_BATCH)?;
         if stranded.is_empty() {
             return Ok(());
         }
@@ -181,7 +225,7 @@ async fn recover(store: &Store, now: f64) -> Result<(), String> {
 }
 
 /// Runs one due job and records how it ended.
-async fn run_job(app: &App, job: Document, now: f64) {
+async fn run_job(app: &App, job: Document) {
     let (path, args) = jobs::call(&job);
     let path = FunctionPath::parse(&path);
     let id = job.id;
@@ -231,7 +275,7 @@ async fn run_job(app: &App, job: Document, now: f64) {
         }
     };
     if let Some(ending) = ending
-        && let Err(error) = finish(app.store(), id, &ending, now).await
+        && let Err(error) = finish(app.store(), id, &ending).await
     {
         tracing::error!(%error, %path, "could not record how a scheduled function ended");
     }
@@ -262,12 +306,7 @@ async fn claim(store: &Store, id: DocumentId) -> Result<bool, String> {
 }
 
 /// Records a run's end, unless it was canceled or ended meanwhile.
-async fn finish(
-    store: &Store,
-    id: DocumentId,
-    ending: &Ending,
-    _started: f64,
-) -> Result<(), String> {
+async fn finish(store: &Store, id: DocumentId, ending: &Ending) -> Result<(), String> {
     loop {
         let mut tx = store.begin();
         let Some(row) = tx.get(id).map_err(|e| e.to_string())? else {
