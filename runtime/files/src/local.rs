@@ -23,6 +23,8 @@ pub const PARTIAL_DIR: &str = ".partial";
 /// file is a few thousand reads, small enough that many concurrent
 /// downloads hold little memory.
 const READ_CHUNK: usize = 64 * 1024;
+/// Bytes gathered before a write reaches the file.
+const WRITE_BUFFER: usize = 1 << 20;
 
 /// Files under a directory: `<dir>/<key>`, written first to
 /// `<dir>/.partial/<random>`, then fsynced, renamed, and the directory
@@ -81,12 +83,15 @@ impl LocalFiles {
         let path = self
             .partial
             .join(format!("{:032x}", rand::random::<u128>()));
-        let mut file = tokio::fs::OpenOptions::new()
+        let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&path)
             .await?;
+        // A body arrives in small frames; each write of tokio's File is a
+        // trip to the blocking pool, so they go in whole mebibytes.
+        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut partial = PartialFile {
             path,
             published: false,
@@ -108,6 +113,7 @@ impl LocalFiles {
         // tokio's File writes in the background: flush surfaces the last
         // write's error, then sync_all makes data and size durable.
         file.flush().await?;
+        let file = file.into_inner();
         file.sync_all().await?;
         drop(file);
 
