@@ -578,6 +578,9 @@ async fn dev(dir: &Path, port: u16) -> anyhow::Result<()> {
     // Sign-in emails go to the console and `capstan outbox` until an SMTP
     // server is configured.
     config.dev_outbox = true;
+    // Actions may call services on this machine (a local mail catcher, a
+    // stand-in API); `capstan serve` refuses loopback unless configured.
+    config.platform.fetch.allowed_networks = vec!["127.0.0.0/8".into(), "::1/128".into()];
     let server = Server::start(config).await?;
     let summary = server
         .app
