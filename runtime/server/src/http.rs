@@ -73,7 +73,7 @@ pub fn origin_header(origin: &str) -> Result<HeaderValue, String> {
 
 /// CORS for the function API: the allowed origins (any, when none are
 /// listed), never with credentials; the headers Convex clients send.
-fn cors(http: &HttpLimits) -> CorsLayer {
+pub(crate) fn cors(http: &HttpLimits) -> CorsLayer {
     let origins = if http.allowed_origins.is_empty() {
         AllowOrigin::any()
     } else {

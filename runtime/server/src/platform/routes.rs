@@ -23,12 +23,18 @@ use crate::http::{HttpState, Peer};
 pub const PREFIX: &str = "/http";
 
 pub fn router(state: HttpState) -> Router {
-    Router::new()
-        .route("/http", any(http_action))
-        .route("/http/{*rest}", any(http_action))
+    // Browsers upload and download files from the app's pages, as they
+    // call functions: the same CORS.
+    let files = Router::new()
         .route("/api/storage/upload", post(upload))
         .route("/api/storage/{id}", get(download).head(download))
+        .layer(crate::http::cors(&state.http));
+    Router::new()
+        // Each route's own CORS, answered by the action's route.
+        .route("/http", any(http_action))
+        .route("/http/{*rest}", any(http_action))
         .route("/api/jobs", get(list_jobs))
+        .merge(files)
         .with_state(state)
 }
 

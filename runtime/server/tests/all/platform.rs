@@ -829,6 +829,16 @@ async fn files_upload_download_ranges_etags_and_delete() -> anyhow::Result<()> {
         .send()
         .await?;
     assert_eq!(cached.status(), 304);
+    // Browsers upload from the app's pages: a preflight is answered.
+    let preflight = client
+        .request(axum::http::Method::OPTIONS, &upload)
+        .header("Origin", "http://localhost:5173")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await?;
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert!(preflight.headers().get("access-control-allow-origin").is_some());
     // A forged token reads nothing.
     let forged = url.replace("token=", "token=x");
     assert_eq!(client.get(&forged).send().await?.status(), 401);
