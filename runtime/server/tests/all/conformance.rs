@@ -1,7 +1,9 @@
 //! The unmodified `convex` npm client (installed into `tests/conformance`
 //! by `./tests/run`) against a real server: `node --test` runs each suite.
 //! The auth suite also starts a real OpenID Connect provider
-//! (`oidc-provider`) on loopback and signs users in at it.
+//! (`oidc-provider`) on loopback and signs users in at it; the platform
+//! suite drives the billing example's webhook, scheduled receipt and
+//! uploads with `fetch` beside the client.
 
 use serde_json::json;
 
@@ -60,6 +62,31 @@ async fn the_convex_npm_client_works_against_capstan() -> anyhow::Result<()> {
     node_suite(
         "conformance.test.mjs",
         &[("CAPSTAN_URL", server.server.url())],
+    )
+    .await?;
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_convex_npm_client_drives_webhooks_schedules_and_uploads() -> anyhow::Result<()> {
+    let dir = temp_dir();
+    let mut config = crate::common::config(dir.path());
+    config.platform.fetch.allowed_networks = vec!["127.0.0.0/8".into()];
+    let server = TestServer::spawn_with(config).await?;
+    let (status, body) = server.deploy(&[component("billing", "billing")]).await?;
+    anyhow::ensure!(status == 200, "{body}");
+    let (mail_url, _sent) = crate::platform::mail_api().await?;
+    server
+        .set_env("PAYMENT_WEBHOOK_SECRET", "whsec_conformance")
+        .await?;
+    server.set_env("MAIL_API_URL", &mail_url).await?;
+    server.set_env("MAIL_API_KEY", "mail-key").await?;
+    node_suite(
+        "platform.test.mjs",
+        &[
+            ("CAPSTAN_URL", server.server.url()),
+            ("PAYMENT_WEBHOOK_SECRET", "whsec_conformance".into()),
+        ],
     )
     .await?;
     server.stop().await

@@ -91,7 +91,7 @@ async fn count_marks(server: &TestServer, key: &str) -> anyhow::Result<usize> {
 }
 
 /// A stand-in mail API on loopback: records what it is sent.
-async fn mail_api() -> anyhow::Result<(String, Arc<Mutex<Vec<Value>>>)> {
+pub async fn mail_api() -> anyhow::Result<(String, Arc<Mutex<Vec<Value>>>)> {
     let sent: Arc<Mutex<Vec<Value>>> = Arc::default();
     let app = axum::Router::new().route(
         "/send",
@@ -838,7 +838,12 @@ async fn files_upload_download_ranges_etags_and_delete() -> anyhow::Result<()> {
         .send()
         .await?;
     assert!(preflight.status().is_success(), "{}", preflight.status());
-    assert!(preflight.headers().get("access-control-allow-origin").is_some());
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_some()
+    );
     // A forged token reads nothing.
     let forged = url.replace("token=", "token=x");
     assert_eq!(client.get(&forged).send().await?.status(), 401);
