@@ -70,7 +70,7 @@ async fn the_convex_npm_client_works_against_capstan() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_convex_npm_client_drives_webhooks_schedules_and_uploads() -> anyhow::Result<()> {
     let dir = temp_dir();
-    let mut config = crate::common::config(dir.path());
+    let mut config = config(dir.path());
     config.platform.fetch.allowed_networks = vec!["127.0.0.0/8".into()];
     let server = TestServer::spawn_with(config).await?;
     let (status, body) = server.deploy(&[component("billing", "billing")]).await?;
