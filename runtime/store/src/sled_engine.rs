@@ -37,16 +37,36 @@ impl std::fmt::Debug for SledPersistence {
 impl SledPersistence {
     /// Opens the store in `dir` with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self> {
+        const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+        const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
         std::fs::create_dir_all(dir)?;
         remove_unfinished_snapshots(dir)?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(|e| {
-                Error::Storage(format!("cannot open the store at {}: {e}", dir.display()))
-            })?;
+            .cache_capacity(cache_bytes);
+        // A store closed in this process releases its file lock when sled's
+        // background threads let go of it, a moment after `close`: a reopen
+        // (a restart in place) waits for it, briefly. Another process
+        // holding it is an error.
+        let mut waited = std::time::Duration::ZERO;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && waited < LOCK_WAIT =>
+                {
+                    std::thread::sleep(LOCK_RETRY);
+                    waited += LOCK_RETRY;
+                }
+                Err(e) => {
+                    return Err(Error::Storage(format!(
+                        "cannot open the store at {}: {e}",
+                        dir.display()
+                    )));
+                }
+            }
+        };
         let log = File::open(dir.join("db"))?;
         let persistence = SledPersistence {
             db,
