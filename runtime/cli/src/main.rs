@@ -110,6 +110,17 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Write a snapshot of every table (and, with --include-file-storage,
+    /// every stored file) to a ZIP in Convex's export layout.
+    Export {
+        /// Where to write the ZIP.
+        #[arg(long)]
+        path: PathBuf,
+        #[arg(long)]
+        include_file_storage: bool,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Deployment environment variables.
     Env {
         #[command(subcommand)]
@@ -350,6 +361,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         .unwrap_or_default(),
                 );
             }
+            Ok(())
+        }
+        Command::Export {
+            path,
+            include_file_storage,
+            target,
+        } => {
+            let remote = Remote::new(&target.url, admin_key(target.admin_key)?);
+            let bytes = remote.export(&path, include_file_storage).await?;
+            println!("wrote {} ({bytes} bytes)", path.display());
             Ok(())
         }
         Command::Env { command, target } => {

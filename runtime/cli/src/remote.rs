@@ -205,6 +205,37 @@ impl Remote {
             .context("the server answered without a key id")
     }
 
+    /// Streams a snapshot ZIP to `path` (through `path.part`, renamed when
+    /// whole); its size.
+    pub async fn export(&self, path: &std::path::Path, files: bool) -> anyhow::Result<u64> {
+        use std::io::Write as _;
+        let mut response = self
+            .client
+            .get(format!(
+                "{}/api/export?includeFileStorage={files}",
+                self.url
+            ))
+            .header("Authorization", self.auth())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        if !response.status().is_success() {
+            Self::check(response).await?;
+            bail!("the export failed");
+        }
+        let partial = path.with_extension("zip.part");
+        let mut file = std::fs::File::create(&partial)
+            .with_context(|| format!("cannot write {}", partial.display()))?;
+        let mut size = 0u64;
+        while let Some(chunk) = response.chunk().await? {
+            file.write_all(&chunk)?;
+            size += chunk.len() as u64;
+        }
+        file.sync_all()?;
+        std::fs::rename(&partial, path)?;
+        Ok(size)
+    }
+
     /// The cron jobs and the newest scheduled runs.
     pub async fn jobs(&self) -> anyhow::Result<Value> {
         self.get("/api/jobs").await

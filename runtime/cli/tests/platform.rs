@@ -162,6 +162,16 @@ fn scheduled_mutations_run_exactly_once_and_actions_at_most_once_across_a_sigkil
         interrupted > 0,
         "the kill came after the actions ended; the test proves nothing"
     );
+    // The data survives as a snapshot too.
+    let snapshot = data.path().join("snapshot.zip");
+    let snapshot_path = snapshot.to_str().expect("a path in UTF-8");
+    let written = ok(target
+        .command(&["export", "--path", snapshot_path])
+        .output()
+        .expect("runs"));
+    assert!(written.starts_with("wrote "), "{written}");
+    let zip = std::fs::read(&snapshot).expect("the snapshot");
+    assert!(zip.starts_with(b"PK"), "a ZIP");
     for job in jobs.as_array().into_iter().flatten() {
         let kind = job["state"]["kind"].as_str().unwrap_or_default();
         if job["name"] == "jobs:slow_action" {

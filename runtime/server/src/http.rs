@@ -130,6 +130,7 @@ pub fn router(state: HttpState, sync: crate::ws::SyncState) -> Router {
         .with_state(state.clone())
         .merge(public)
         .merge(crate::platform::routes::router(state.clone()))
+        .merge(crate::snapshot::routes::router(state.clone()))
         .merge(crate::auth::routes::router(state.app.clone()).layer(cors(&state.http)))
         .merge(sockets)
 }

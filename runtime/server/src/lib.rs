@@ -52,6 +52,7 @@ pub mod mutations;
 pub mod pace;
 pub mod platform;
 pub mod rate_limit;
+pub mod snapshot;
 pub mod sync;
 pub mod tls;
 pub mod ws;

@@ -915,3 +915,84 @@ async fn files_upload_download_ranges_etags_and_delete() -> anyhow::Result<()> {
     assert_eq!(client.get(&url).send().await?.status(), 404);
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_holds_every_table_and_its_files_in_convexs_layout() -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let dir = temp_dir();
+    let server = platform_server(dir.path()).await?;
+    let stored = server
+        .value("action", "web:store_text", json!({"text": "hello file"}))
+        .await?;
+    server
+        .value(
+            "mutation",
+            "jobs:schedule_many",
+            json!({"prefix": "e", "count": 3, "delayMs": 0}),
+        )
+        .await?;
+    until(Duration::from_secs(20), || async {
+        Ok(count_marks(&server, "e0").await? == 1)
+    })
+    .await?;
+    let export = |files: bool| {
+        server
+            .client
+            .get(server.url(&format!("/api/export?includeFileStorage={files}")))
+            .header("Authorization", server.admin())
+            .send()
+    };
+    assert_eq!(
+        server
+            .client
+            .get(server.url("/api/export"))
+            .send()
+            .await?
+            .status(),
+        401
+    );
+    let response = export(true).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/zip");
+    let bytes = response.bytes().await?;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))?;
+    let mut read = |name: &str| -> anyhow::Result<String> {
+        let mut text = String::new();
+        zip.by_name(name)?.read_to_string(&mut text)?;
+        Ok(text)
+    };
+    let tables = read("_tables/documents.jsonl")?;
+    for table in ["marks", "_storage", "_scheduled_functions"] {
+        assert!(
+            tables.contains(&format!("\"name\":\"{table}\"")),
+            "{tables}"
+        );
+    }
+    let marks: Vec<Value> = read("marks/documents.jsonl")?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert!(
+        marks
+            .iter()
+            .any(|m| m["key"] == "e0" && m["_id"].is_string() && m["_creationTime"].is_number())
+    );
+    let files = read("_storage/documents.jsonl")?;
+    assert_eq!(files.lines().count(), 1);
+    assert_eq!(
+        read(&format!("_storage/{}", stored.as_str().unwrap_or_default()))?,
+        "hello file"
+    );
+    let meta: Value = serde_json::from_str(&read("capstan.json")?)?;
+    assert_eq!(meta["format"], "convex-encoded-json");
+
+    // Without files: the rows, not the bytes.
+    let bytes = export(false).await?.bytes().await?;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))?;
+    assert!(zip.by_name("_storage/documents.jsonl").is_ok());
+    assert!(
+        zip.by_name(&format!("_storage/{}", stored.as_str().unwrap_or_default()))
+            .is_err()
+    );
+    server.stop().await
+}
