@@ -121,6 +121,15 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Load a snapshot (from `capstan export`, or Convex's `npx convex
+    /// export`) into a deployment that runs the same app and has no data
+    /// in the snapshot's tables yet. Ids and creation times are kept.
+    Import {
+        #[arg(long)]
+        path: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Deployment environment variables.
     Env {
         #[command(subcommand)]
@@ -371,6 +380,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let remote = Remote::new(&target.url, admin_key(target.admin_key)?);
             let bytes = remote.export(&path, include_file_storage).await?;
             println!("wrote {} ({bytes} bytes)", path.display());
+            Ok(())
+        }
+        Command::Import { path, target } => {
+            let remote = Remote::new(&target.url, admin_key(target.admin_key)?);
+            let imported = remote.import(&path).await?;
+            println!(
+                "imported {} documents in {} tables and {} files",
+                imported["documents"], imported["tables"], imported["files"]
+            );
             Ok(())
         }
         Command::Env { command, target } => {

@@ -236,6 +236,25 @@ impl Remote {
         Ok(size)
     }
 
+    /// Sends the snapshot at `path` to be loaded; what was loaded.
+    pub async fn import(&self, path: &std::path::Path) -> anyhow::Result<Value> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let length = file.metadata().await?.len();
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        let response = self
+            .client
+            .post(format!("{}/api/import", self.url))
+            .header("Authorization", self.auth())
+            .header("content-length", length)
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        Self::check(response).await
+    }
+
     /// The cron jobs and the newest scheduled runs.
     pub async fn jobs(&self) -> anyhow::Result<Value> {
         self.get("/api/jobs").await

@@ -172,6 +172,17 @@ fn scheduled_mutations_run_exactly_once_and_actions_at_most_once_across_a_sigkil
     assert!(written.starts_with("wrote "), "{written}");
     let zip = std::fs::read(&snapshot).expect("the snapshot");
     assert!(zip.starts_with(b"PK"), "a ZIP");
+    // Loaded into a fresh deployment of the same app: the same marks.
+    let fresh = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let (_other, copy) = deployed(fresh.path(), free_port());
+    let loaded = ok(copy
+        .command(&["import", "--path", snapshot_path])
+        .output()
+        .expect("runs"));
+    assert!(loaded.starts_with("imported "), "{loaded}");
+    let copied = copy.marks();
+    let kept: Vec<&String> = copied.iter().filter(|k| k.starts_with('k')).collect();
+    assert_eq!(kept.len(), 1000, "{loaded}");
     for job in jobs.as_array().into_iter().flatten() {
         let kind = job["state"]["kind"].as_str().unwrap_or_default();
         if job["name"] == "jobs:slow_action" {

@@ -40,6 +40,11 @@ impl DocumentId {
         self.table
     }
 
+    /// The 128 random bits: with a table number, an id.
+    pub fn random(&self) -> [u8; 16] {
+        self.random
+    }
+
     /// The stored form: table number then random bytes.
     pub fn to_bytes(&self) -> [u8; ID_BYTES] {
         let mut out = [0u8; ID_BYTES];

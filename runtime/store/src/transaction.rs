@@ -170,6 +170,41 @@ impl Transaction {
         Ok(id)
     }
 
+    /// Inserts a document as it was elsewhere: with its own id (re-numbered
+    /// for `table`) and `_creationTime`. For imports; an id already present
+    /// is an error.
+    pub fn insert_as(
+        &mut self,
+        table: &str,
+        random: [u8; 16],
+        creation_time: f64,
+        fields: Object,
+    ) -> Result<DocumentId> {
+        let number = self.catalog.table(table)?.number;
+        let id = DocumentId::new(number, random);
+        if self.get(id)?.is_some() {
+            return Err(Error::InvalidDocument(format!(
+                "document {id} is already in table {table:?}"
+            )));
+        }
+        let size = validate_fields(&fields, &self.shared.config.limits)?;
+        let document = Document {
+            id,
+            creation_time,
+            fields,
+        };
+        self.check_schema(table, &document)?;
+        self.count_write(id, size)?;
+        self.writes.insert(
+            id,
+            PendingWrite {
+                old: None,
+                new: Some(document),
+            },
+        );
+        Ok(id)
+    }
+
     /// Shallow merge: sets the `Some` fields and removes the `None` ones.
     /// `_id` and `_creationTime` may appear only with their current values.
     pub fn patch(&mut self, id: DocumentId, patch: Patch) -> Result<Document> {

@@ -16,7 +16,9 @@
 //!
 //! # Layout
 //! - [`export`]: a consistent snapshot of every table (and file) into a ZIP.
-//! - [`routes`]: the admin endpoint, `GET /api/export`.
+//! - [`import`]: loading one into a deployment that runs the same app.
+//! - [`routes`]: the admin endpoints, `GET /api/export`, `POST /api/import`.
 
 pub mod export;
+pub mod import;
 pub mod routes;

@@ -1,6 +1,7 @@
 //! Admin: `GET /api/export[?includeFileStorage=true]` answers a snapshot
 //! ZIP, written to an anonymous temporary file first (a deployment's data
-//! may not fit in memory) and streamed from it.
+//! may not fit in memory) and streamed from it; `POST /api/import` loads
+//! one.
 
 use axum::Router;
 use axum::body::Body;
@@ -16,6 +17,9 @@ use crate::http::HttpState;
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/api/export", get(export))
+        .route("/api/import", axum::routing::post(import))
+        // The body is written to disk as it comes, bounded here.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -75,4 +79,69 @@ async fn export(
         headers.insert(header::CONTENT_DISPOSITION, disposition);
     }
     response
+}
+
+/// The largest snapshot an import accepts.
+const MAX_IMPORT_BYTES: u64 = 64 << 30;
+
+/// `POST /api/import` with a snapshot ZIP as the body: written to an
+/// anonymous temporary file as it arrives, then loaded.
+async fn import(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    use futures_util::StreamExt as _;
+    use std::io::Write as _;
+    if let Err(error) = crate::http::require_admin(&state, &headers).await {
+        return error.into_response();
+    }
+    let mut file = match tempfile::tempfile() {
+        Ok(file) => file,
+        Err(e) => return Error::internal(format!("import failed: {e}")).into_response(),
+    };
+    let mut size = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                return Error::new(
+                    capstan_protocol::ErrorCode::BadRequest,
+                    format!("the snapshot was cut short: {e}"),
+                )
+                .into_response();
+            }
+        };
+        size += chunk.len() as u64;
+        if size > MAX_IMPORT_BYTES {
+            return Error::new(
+                capstan_protocol::ErrorCode::PayloadTooLarge,
+                format!("a snapshot is at most {MAX_IMPORT_BYTES} bytes"),
+            )
+            .into_response();
+        }
+        if let Err(e) = file.write_all(&chunk) {
+            return Error::internal(format!("import failed: {e}")).into_response();
+        }
+    }
+    let app = state.app.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let loaded = tokio::task::spawn_blocking(move || {
+        std::io::Seek::rewind(&mut file).map_err(|e| e.to_string())?;
+        super::import::import(app.store(), &app.services().files, &runtime, file)
+    })
+    .await;
+    match loaded {
+        Ok(Ok(imported)) => {
+            tracing::info!(
+                documents = imported.documents,
+                files = imported.files,
+                "imported a snapshot"
+            );
+            axum::Json(imported).into_response()
+        }
+        Ok(Err(reason)) => Error::new(
+            capstan_protocol::ErrorCode::BadRequest,
+            format!("import failed: {reason}"),
+        )
+        .into_response(),
+        Err(e) => Error::internal(format!("import failed: {e}")).into_response(),
+    }
 }

@@ -996,3 +996,118 @@ async fn an_export_holds_every_table_and_its_files_in_convexs_layout() -> anyhow
     );
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_imported_into_a_fresh_deployment_gives_identical_documents_and_files()
+-> anyhow::Result<()> {
+    let billing = component("billing", "billing");
+    let (dir_a, dir_b) = (temp_dir(), temp_dir());
+    let a = TestServer::spawn_with(loopback_config(dir_a.path())).await?;
+    let (status, body) = a.deploy(std::slice::from_ref(&billing)).await?;
+    anyhow::ensure!(status == 200, "{body}");
+    a.set_env("PAYMENT_WEBHOOK_SECRET", "whsec_test").await?;
+    // Nothing listens there: each receipt's run ends marking it failed.
+    a.set_env("MAIL_API_URL", "http://127.0.0.1:9/send").await?;
+    for n in 0..3 {
+        let event = json!({"id": format!("evt_{n}"), "type": "payment.succeeded",
+            "data": {"email": "ada@example.com", "amount": 100 + n, "currency": "eur"}})
+        .to_string();
+        let response = a
+            .client
+            .post(a.url("/http/webhooks/payment"))
+            .header(
+                "Stripe-Signature",
+                stripe_signature("whsec_test", unix_now(), &event),
+            )
+            .body(event)
+            .send()
+            .await?;
+        assert_eq!(response.status(), 200);
+    }
+    a.value(
+        "mutation",
+        "members:join",
+        json!({"name": "Ada", "email": "ada@example.com"}),
+    )
+    .await?;
+    let upload = a
+        .value("mutation", "members:generate_upload_url", json!({}))
+        .await?;
+    let picture: Vec<u8> = (0..10_000u32).map(|n| (n % 7) as u8).collect();
+    let uploaded: Value = a
+        .client
+        .post(upload.as_str().unwrap_or_default())
+        .header("content-type", "image/png")
+        .body(picture.clone())
+        .send()
+        .await?
+        .json()
+        .await?;
+    a.value(
+        "mutation",
+        "members:set_avatar",
+        json!({"email": "ada@example.com", "storageId": uploaded["storageId"]}),
+    )
+    .await?;
+    // The receipts' runs end.
+    until(Duration::from_secs(20), || async {
+        let payments = a.value("query", "payments:list", json!({})).await?;
+        Ok(payments
+            .as_array()
+            .is_some_and(|p| p.iter().all(|p| p["receipt"] == "failed")))
+    })
+    .await?;
+    let snapshot = a
+        .client
+        .get(a.url("/api/export?includeFileStorage=true"))
+        .header("Authorization", a.admin())
+        .send()
+        .await?
+        .bytes()
+        .await?;
+
+    let b = TestServer::spawn_with(loopback_config(dir_b.path())).await?;
+    let (status, body) = b.deploy(&[billing]).await?;
+    anyhow::ensure!(status == 200, "{body}");
+    let import = |bytes: bytes::Bytes| {
+        b.client
+            .post(b.url("/api/import"))
+            .header("Authorization", b.admin())
+            .body(bytes)
+            .send()
+    };
+    let imported = import(snapshot.clone()).await?;
+    assert_eq!(imported.status(), 200);
+    let imported: Value = imported.json().await?;
+    assert_eq!(imported["files"], json!(1), "{imported}");
+    for (path, args) in [
+        ("payments:list", json!({})),
+        ("members:get", json!({"email": "ada@example.com"})),
+    ] {
+        assert_eq!(
+            a.value("query", path, args.clone()).await?,
+            b.value("query", path, args).await?,
+            "{path}"
+        );
+    }
+    let url = b
+        .value(
+            "query",
+            "members:avatar_url",
+            json!({"email": "ada@example.com"}),
+        )
+        .await?;
+    let downloaded = b
+        .client
+        .get(url.as_str().unwrap_or_default())
+        .send()
+        .await?;
+    assert_eq!(downloaded.headers()["content-type"], "image/png");
+    assert_eq!(downloaded.bytes().await?.as_ref(), picture.as_slice());
+    // Twice is refused: the deployment is no longer fresh.
+    let again = import(snapshot).await?;
+    assert_eq!(again.status(), 400);
+    assert!(again.text().await?.contains("already has documents"));
+    a.stop().await?;
+    b.stop().await
+}
