@@ -23,6 +23,8 @@
 //!   [`Stored`], [`ByteStream`], and [`validate_key`], the key rule.
 //! - [`local`]: [`LocalFiles`], files in a directory, published by fsync and
 //!   rename.
+//! - [`s3`]: [`S3Files`], objects in an S3-compatible bucket, published by
+//!   completing a multipart upload.
 //! - [`serve`](mod@serve): [`serve()`], a GET or HEAD answered with the right
 //!   status and headers; [`FileMeta`], what it needs from the record.
 //! - [`range`]: the `Range` header, as a [`RangeSelection`].
@@ -34,6 +36,7 @@ pub mod error;
 pub mod etag;
 pub mod local;
 pub mod range;
+pub mod s3;
 pub mod serve;
 
 pub use backend::{BoxFuture, ByteStream, FileBackend, MAX_KEY_LEN, Stored, validate_key};
@@ -41,4 +44,5 @@ pub use error::{Error, Result};
 pub use etag::EntityTag;
 pub use local::{LocalFiles, PARTIAL_DIR};
 pub use range::RangeSelection;
+pub use s3::{S3Config, S3Files};
 pub use serve::{FileMeta, serve};

@@ -176,10 +176,31 @@ impl App {
         ));
         let engine = HostEngine::with_seed_key(config.host.clone(), data_dir.seed_key()?)
             .map_err(Error::config)?;
-        let backend = capstan_files::LocalFiles::open(data_dir.files())
-            .map_err(|e| Error::config(format!("cannot open the file store: {e}")))?;
+        let backend: Arc<dyn capstan_files::FileBackend> = match &config.platform.s3 {
+            Some(s3) => {
+                let mut s3 = s3.clone();
+                if s3.access_key_id.is_empty() {
+                    s3.access_key_id = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default();
+                    s3.secret_access_key =
+                        std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default();
+                }
+                if s3.access_key_id.is_empty() || s3.secret_access_key.is_empty() {
+                    return Err(Error::config(
+                        "files in S3: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                    ));
+                }
+                Arc::new(
+                    capstan_files::S3Files::new(&s3)
+                        .map_err(|e| Error::config(format!("files in S3: {e}")))?,
+                )
+            }
+            None => Arc::new(
+                capstan_files::LocalFiles::open(data_dir.files())
+                    .map_err(|e| Error::config(format!("cannot open the file store: {e}")))?,
+            ),
+        };
         let files = crate::platform::files::Files::new(
-            Arc::new(backend),
+            backend,
             data_dir.secret("files_key")?,
             public_url,
             config.platform.max_file_bytes,

@@ -174,10 +174,29 @@ impl ServerConfig {
             fetch.apply(&mut config.platform.fetch)?;
         }
         if let Some(files) = file.files {
-            if !(1..=1 << 20).contains(&files.max_file_mib) {
-                return Err("files.max_file_mib must be between 1 and 1048576".into());
+            if let Some(mib) = files.max_file_mib {
+                if !(1..=1 << 20).contains(&mib) {
+                    return Err("files.max_file_mib must be between 1 and 1048576".into());
+                }
+                config.platform.max_file_bytes = mib << 20;
             }
-            config.platform.max_file_bytes = files.max_file_mib << 20;
+            if let Some(s3) = files.s3 {
+                if s3.bucket.is_empty() {
+                    return Err("files.s3.bucket must name a bucket".into());
+                }
+                config.platform.s3 = Some(capstan_files::S3Config {
+                    allow_http: s3
+                        .endpoint
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("http://")),
+                    bucket: s3.bucket,
+                    region: s3.region,
+                    endpoint: s3.endpoint,
+                    prefix: s3.prefix,
+                    access_key_id: String::new(),
+                    secret_access_key: String::new(),
+                });
+            }
         }
         if let Some(scheduler) = file.scheduler {
             if !(1..=1024).contains(&scheduler.concurrency) {
@@ -256,7 +275,24 @@ impl FileFetch {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileFiles {
-    max_file_mib: u64,
+    max_file_mib: Option<u64>,
+    s3: Option<FileS3>,
+}
+
+/// `[files.s3]`: files in an S3-compatible bucket.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileS3 {
+    bucket: String,
+    #[serde(default = "default_region")]
+    region: String,
+    endpoint: Option<String>,
+    #[serde(default)]
+    prefix: String,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
 }
 
 /// `[scheduler]`: scheduled functions and crons.

@@ -3,6 +3,7 @@
 
 mod http;
 mod local;
+mod s3;
 mod serve;
 
 use bytes::Bytes;

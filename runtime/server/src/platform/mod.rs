@@ -38,6 +38,10 @@ pub struct PlatformConfig {
     pub scheduler_concurrency: usize,
     /// The largest HTTP action request body.
     pub max_http_body: usize,
+    /// Files in an S3-compatible bucket rather than the data directory;
+    /// credentials left empty come from `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub s3: Option<capstan_files::S3Config>,
 }
 
 impl Default for PlatformConfig {
@@ -47,6 +51,7 @@ impl Default for PlatformConfig {
             max_file_bytes: 1 << 30,
             scheduler_concurrency: 16,
             max_http_body: 20 << 20,
+            s3: None,
         }
     }
 }

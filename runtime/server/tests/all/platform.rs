@@ -1111,3 +1111,62 @@ async fn a_snapshot_imported_into_a_fresh_deployment_gives_identical_documents_a
     a.stop().await?;
     b.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_live_in_an_s3_bucket_when_configured() -> anyhow::Result<()> {
+    let s3 = capstan_test_support::S3Server::start("capstan-app");
+    let dir = temp_dir();
+    let mut config = loopback_config(dir.path());
+    config.platform.s3 = Some(capstan_files::S3Config {
+        bucket: s3.bucket.clone(),
+        region: "us-east-1".into(),
+        endpoint: Some(s3.endpoint.clone()),
+        prefix: "deployment".into(),
+        access_key_id: "testing".into(),
+        secret_access_key: "testing".into(),
+        allow_http: true,
+    });
+    let server = TestServer::spawn_with(config).await?;
+    let (status, body) = server.deploy(&[platform_guest()]).await?;
+    anyhow::ensure!(status == 200, "{body}");
+    let upload = server
+        .value("mutation", "web:upload_url", json!({}))
+        .await?;
+    let content: Vec<u8> = (0..300_000u32).map(|n| (n % 13) as u8).collect();
+    let answer: Value = server
+        .client
+        .post(upload.as_str().unwrap_or_default())
+        .header("content-type", "application/pdf")
+        .body(content.clone())
+        .send()
+        .await?
+        .json()
+        .await?;
+    let url = server
+        .value("query", "web:file_url", json!({"id": answer["storageId"]}))
+        .await?;
+    let url = url.as_str().unwrap_or_default().to_owned();
+    let whole = server.client.get(&url).send().await?;
+    assert_eq!(whole.headers()["content-type"], "application/pdf");
+    assert_eq!(whole.bytes().await?.as_ref(), content.as_slice());
+    let part = server
+        .client
+        .get(&url)
+        .header("range", "bytes=-10")
+        .send()
+        .await?;
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await?.as_ref(), &content[content.len() - 10..]);
+    let stored = server
+        .value("action", "web:store_text", json!({"text": "in a bucket"}))
+        .await?;
+    assert_eq!(
+        server
+            .value("action", "web:read_text", json!({"id": stored}))
+            .await?,
+        "in a bucket"
+    );
+    // Nothing landed in the data directory.
+    assert!(!dir.path().join("files").exists());
+    server.stop().await
+}
