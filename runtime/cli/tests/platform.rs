@@ -162,6 +162,39 @@ fn scheduled_mutations_run_exactly_once_and_actions_at_most_once_across_a_sigkil
         interrupted > 0,
         "the kill came after the actions ended; the test proves nothing"
     );
+    // Operators see the crons and the runs.
+    let listed = ok(target
+        .command(&["jobs", "--limit", "5"])
+        .output()
+        .expect("runs"));
+    assert!(
+        listed.contains("cron jobs:") && listed.contains("  tick\t"),
+        "{listed}"
+    );
+    assert!(listed.contains("slow tick\tevery 1s"), "{listed}");
+    assert!(listed.contains("scheduled runs, newest first:"), "{listed}");
+    // An HTTP action, from the command line.
+    let echoed = ok(capstan()
+        .args([
+            "http",
+            "POST",
+            "/echo",
+            "--body",
+            "from the cli",
+            "-H",
+            "x-test: 1",
+        ])
+        .args(["--url", &target.url])
+        .output()
+        .expect("runs"));
+    let echoed: Value = serde_json::from_str(&echoed).expect("json");
+    assert_eq!(echoed["body"], "from the cli");
+    assert_eq!(echoed["header"], "1");
+    let missing = capstan()
+        .args(["http", "GET", "/nothing", "--url", &target.url])
+        .output()
+        .expect("runs");
+    assert!(!missing.status.success());
     // The data survives as a snapshot too.
     let snapshot = data.path().join("snapshot.zip");
     let snapshot_path = snapshot.to_str().expect("a path in UTF-8");
