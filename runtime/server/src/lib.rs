@@ -220,6 +220,12 @@ impl Server {
                 let log = app.store().write_log_usage();
                 gauges.write_log_commits.set(log.entries as i64);
                 gauges.write_log_bytes.set(log.bytes as i64);
+                let load = &app.services().scheduler_load;
+                let read = |n: &std::sync::atomic::AtomicUsize| {
+                    i64::try_from(n.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(i64::MAX)
+                };
+                gauges.scheduled_pending.set(read(&load.pending));
+                gauges.scheduled_running.set(read(&load.running));
             }
         };
         let router = http::router(

@@ -50,6 +50,8 @@ pub(crate) struct Gauges {
     pub instances_in_use: Gauge,
     pub write_log_commits: Gauge,
     pub write_log_bytes: Gauge,
+    pub scheduled_pending: Gauge,
+    pub scheduled_running: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -174,6 +176,16 @@ impl Metrics {
                 "write_log_bytes",
                 "Bytes of the recent commits the store keeps in memory",
                 &gauges.write_log_bytes,
+            ),
+            (
+                "scheduled_pending",
+                "Scheduled runs waiting, as the scheduler holds them",
+                &gauges.scheduled_pending,
+            ),
+            (
+                "scheduled_running",
+                "Scheduled runs (and cron runs) running",
+                &gauges.scheduled_running,
             ),
         ] {
             registry.register(name, help, gauge.clone());

@@ -154,6 +154,13 @@ pub async fn run(app: App, clock: Clock, concurrency: usize, shutdown: Cancellat
                 finished.notify_one();
             });
         }
+        let load = &app.services().scheduler_load;
+        load.pending
+            .store(held.rows.len(), std::sync::atomic::Ordering::Relaxed);
+        load.running.store(
+            concurrency.max(1) - permits.available_permits(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let sleep = match held.rows.first() {
             Some(&(at, _)) if permits.available_permits() > 0 => {
                 Duration::from_millis(u64::try_from(at - now).unwrap_or(0))

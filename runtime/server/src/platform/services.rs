@@ -31,6 +31,15 @@ pub struct Services {
     /// The largest HTTP action request body.
     pub max_http_body: usize,
     public_url: String,
+    /// What the scheduler holds and runs, for `/metrics`.
+    pub scheduler_load: SchedulerLoad,
+}
+
+/// The scheduler's queue and runs, as it last saw them.
+#[derive(Debug, Default)]
+pub struct SchedulerLoad {
+    pub pending: std::sync::atomic::AtomicUsize,
+    pub running: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Services {
@@ -59,6 +68,7 @@ impl Services {
         Services {
             max_http_body,
             public_url: public_url.trim_end_matches('/').to_owned(),
+            scheduler_load: SchedulerLoad::default(),
             store,
             files,
             outbound,

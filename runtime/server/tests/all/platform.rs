@@ -695,6 +695,22 @@ async fn scheduled_functions_show_each_state_and_cancel_works() -> anyhow::Resul
         }
     };
     assert_eq!(state(later.clone()).await?["state"]["kind"], "pending");
+    // Operators see what waits.
+    until(Duration::from_secs(10), || async {
+        let metrics = server
+            .client
+            .get(server.url("/metrics"))
+            .bearer_auth(server.server.admin_key.expose())
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(metrics
+            .lines()
+            .filter_map(|line| line.strip_prefix("capstan_scheduled_pending "))
+            .any(|n| n.trim().parse::<f64>().is_ok_and(|n| n >= 1.0)))
+    })
+    .await?;
     until(Duration::from_secs(20), || async {
         Ok(state(slow.clone()).await?["state"]["kind"] == "inProgress")
     })
