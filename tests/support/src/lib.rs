@@ -147,3 +147,205 @@ impl S3Server {
         server
     }
 }
+
+/// A PostgreSQL server for tests, on loopback, with its data in a temporary
+/// directory: `initdb` and `pg_ctl` from the Debian package (found on
+/// `PATH`, in `/usr/lib/postgresql/*/bin`, or named by `CAPSTAN_PG_BIN`).
+/// PostgreSQL refuses to run as root, so under root it runs as the
+/// `postgres` user. Stopped (fast shutdown) and removed when dropped.
+#[derive(Debug)]
+pub struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    as_postgres: bool,
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub url: String,
+    pub port: u16,
+}
+
+impl Postgres {
+    /// Runs `psql -c <sql>` against the server; its output (unaligned,
+    /// tuples only).
+    pub fn psql(&self, sql: &str) -> String {
+        let psql = self.bin.join("psql");
+        let psql = if psql.exists() {
+            psql
+        } else {
+            PathBuf::from("psql")
+        };
+        let output = Command::new(psql)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-A", "-t", "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            output.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// The directory holding `initdb`, `pg_ctl` and `postgres`.
+    fn bin() -> PathBuf {
+        if let Some(bin) = std::env::var_os("CAPSTAN_PG_BIN") {
+            return PathBuf::from(bin);
+        }
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|dirs| {
+                dirs.filter_map(|d| d.ok())
+                    .map(|d| d.path().join("bin"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        versions.sort();
+        if let Some(newest) = versions.pop() {
+            return newest;
+        }
+        std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+            .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
+            .unwrap_or_else(|| {
+                panic!("PostgreSQL is not installed: ./tests/run installs Debian's `postgresql` (or set CAPSTAN_PG_BIN)")
+            })
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let program = self.bin.join(program);
+        if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+
+    /// Initialises a cluster in a fresh directory and starts it.
+    pub fn start() -> Postgres {
+        let bin = Postgres::bin();
+        let as_postgres = user_id() == 0;
+        let data = std::env::temp_dir().join(format!(
+            "capstan-pg-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&data).expect("a data directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let server = Postgres {
+            bin,
+            data: data.clone(),
+            as_postgres,
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            port,
+        };
+        if as_postgres {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&data)
+                .status()
+                .expect("chown runs");
+            assert!(status.success(), "chown of {}", data.display());
+        }
+        let status = server
+            .command("initdb")
+            .args(["-D"])
+            .arg(&data)
+            .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("initdb runs");
+        assert!(status.success(), "initdb failed");
+        let options = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=on",
+            data.display()
+        );
+        let status = server
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .args(["-o", &options, "-w", "-l"])
+            .arg(data.join("server.log"))
+            .arg("start")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("pg_ctl runs");
+        assert!(
+            status.success(),
+            "PostgreSQL did not start: see {}",
+            data.join("server.log").display()
+        );
+        server
+    }
+
+    /// Stops the server at once (`pg_ctl stop -m immediate`), as a crash
+    /// would; [`Postgres::restart`] starts it again on the same data.
+    pub fn kill(&self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+
+    /// Starts it again after [`Postgres::kill`].
+    pub fn restart(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={}",
+            self.port,
+            self.data.display()
+        );
+        let status = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-o", &options, "-w", "-l"])
+            .arg(self.data.join("server.log"))
+            .arg("start")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("pg_ctl runs");
+        assert!(status.success(), "PostgreSQL did not start again");
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(std::process::Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// The process's user id, read from `/proc/self/status`.
+fn user_id() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("Uid:"))
+                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(u32::MAX)
+}
