@@ -145,6 +145,18 @@ impl HttpRequest {
         path.split(['?', '#']).next().unwrap_or("/")
     }
 
+    /// The path an HTTP action's route matched: [`HttpRequest::path`]
+    /// without the `/http` the server serves HTTP actions under
+    /// (`/webhooks/payment`), as Convex's site URL would give it.
+    pub fn route_path(&self) -> &str {
+        let path = self.path();
+        match path.strip_prefix("/http") {
+            Some("") => "/",
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => path,
+        }
+    }
+
     /// The first value of query parameter `name`, percent-decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
         let query = self.url.split_once('?')?.1.split('#').next()?;
@@ -464,6 +476,15 @@ mod tests {
         assert_eq!(request.query_param("y").as_deref(), Some(""));
         assert_eq!(request.query_param("z"), None);
         assert_eq!(HttpRequest::get("https://h.example").path(), "/");
+        assert_eq!(
+            HttpRequest::get("https://h.example/http/files/a?x").route_path(),
+            "/files/a"
+        );
+        assert_eq!(HttpRequest::get("https://h.example/http").route_path(), "/");
+        assert_eq!(
+            HttpRequest::get("https://h.example/httpx").route_path(),
+            "/httpx"
+        );
         assert_eq!(
             HttpRequest::get("https://h.example/a?b=%")
                 .query_param("b")
