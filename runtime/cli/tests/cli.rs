@@ -5,7 +5,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use capstan_test_support::root;
 use common::*;
@@ -23,14 +22,7 @@ fn serve_deploy_run_env_and_keys_work_end_to_end() {
             .spawn()
             .expect("capstan serve starts"),
     );
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_health(port);
 
     let key = ok(capstan()
         .args(["keys", "--data-dir"])
@@ -229,14 +221,7 @@ fn no_secret_of_sign_in_reaches_the_log() {
             .spawn()
             .expect("capstan serve starts"),
     );
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_health(port);
     let key = ok(capstan()
         .args(["keys", "--data-dir"])
         .arg(data.path().join("data"))

@@ -31,7 +31,7 @@ fn serve(data: &Path, port: u16) -> Running {
             .spawn()
             .expect("capstan serve starts"),
     );
-    wait_for_port(port);
+    wait_for_health(port);
     server
 }
 

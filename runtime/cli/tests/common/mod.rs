@@ -69,3 +69,29 @@ pub fn wait_for_port(port: u16) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Waits until the server on `port` answers `/health`: listening comes
+/// before it has written its keys and opened its store.
+pub fn wait_for_health(port: u16) {
+    use std::io::{Read as _, Write as _};
+    let started = Instant::now();
+    loop {
+        let answered = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut stream| {
+            write!(
+                stream,
+                "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer)?;
+            Ok(answer.starts_with("HTTP/1.1 200"))
+        });
+        if answered.unwrap_or(false) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not become healthy"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
