@@ -87,6 +87,26 @@ pub struct Server {
     http: limits::HttpLimits,
 }
 
+/// How often expired sign-in rows and orphaned files are swept.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs `work` every `period` until `shutdown`: a task the token ends.
+fn every<F, Fut>(period: std::time::Duration, shutdown: &CancellationToken, mut work: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(period) => work().await,
+            }
+        }
+    });
+}
+
 impl Server {
     /// Opens the data directory, binds `config.listen` (port 0 picks one) and
     /// serves until [`Server::stop`] or the token is cancelled.
@@ -135,22 +155,17 @@ impl Server {
         };
         let shutdown = CancellationToken::new();
         // Expired sessions, tokens and codes leave the auth tables.
-        tokio::spawn({
-            let (app, shutdown) = (app.clone(), shutdown.clone());
-            async move {
-                loop {
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {
-                            if let Err(error) = app.sign_in().sweep().await {
-                                tracing::warn!(?error, "sweeping expired sign-in rows failed");
-                            }
-                        }
+        every(SWEEP_INTERVAL, &shutdown, {
+            let app = app.clone();
+            move || {
+                let app = app.clone();
+                async move {
+                    if let Err(error) = app.sign_in().sweep().await {
+                        tracing::warn!(?error, "sweeping expired sign-in rows failed");
                     }
                 }
             }
-        });
-        // Ended by the shutdown token; `stop` waits for them.
+        }); // Ended by the shutdown token; `stop` waits for them.
         let platform = vec![
             tokio::spawn(platform::scheduler::run(
                 app.clone(),
@@ -164,17 +179,14 @@ impl Server {
                 shutdown.clone(),
             )),
         ];
-        tokio::spawn({
-            let (app, shutdown) = (app.clone(), shutdown.clone());
-            async move {
-                loop {
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {
-                            if let Err(error) = app.services().files.sweep(app.store()).await {
-                                tracing::warn!(?error, "sweeping orphaned files failed");
-                            }
-                        }
+        // Objects no `_storage` row points at leave the file store.
+        every(SWEEP_INTERVAL, &shutdown, {
+            let app = app.clone();
+            move || {
+                let app = app.clone();
+                async move {
+                    if let Err(error) = app.services().files.sweep(app.store()).await {
+                        tracing::warn!(?error, "sweeping orphaned files failed");
                     }
                 }
             }

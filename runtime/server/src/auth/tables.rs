@@ -14,7 +14,21 @@ pub const VERIFIERS: &str = "authVerifiers";
 pub const RATE_LIMITS: &str = "authRateLimits";
 
 /// An index: its name and fields.
-type IndexSpec = (&'static str, &'static [&'static str]);
+pub(crate) type IndexSpec = (&'static str, &'static [&'static str]);
+
+/// A table without a validator, with `indexes`.
+pub(crate) fn definition(indexes: &[IndexSpec]) -> TableDefinition {
+    TableDefinition {
+        indexes: indexes
+            .iter()
+            .map(|(name, fields)| IndexDefinition {
+                name: (*name).to_owned(),
+                fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+            })
+            .collect(),
+        document: None,
+    }
+}
 
 /// Every auth table with its indexes.
 const TABLES: &[(&str, &[IndexSpec])] = &[
@@ -65,19 +79,9 @@ pub fn merge_into(schema: &mut Schema) -> Result<(), String> {
                 }
             }
             None => {
-                schema.tables.insert(
-                    (*table).to_owned(),
-                    TableDefinition {
-                        indexes: indexes
-                            .iter()
-                            .map(|(name, fields)| IndexDefinition {
-                                name: (*name).to_owned(),
-                                fields: fields.iter().map(|f| (*f).to_owned()).collect(),
-                            })
-                            .collect(),
-                        document: None,
-                    },
-                );
+                schema
+                    .tables
+                    .insert((*table).to_owned(), definition(indexes));
             }
         }
     }

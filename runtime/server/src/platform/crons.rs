@@ -125,21 +125,13 @@ pub async fn run(app: App, clock: Clock, shutdown: CancellationToken) {
 /// One pass: brings `_cron_jobs` in line with the deployment's jobs and
 /// schedules the runs that are due. When the next one is due.
 async fn tick(store: &Store, deployment: &Deployment, now: f64) -> Result<Option<f64>, String> {
-    loop {
-        let mut tx = store.begin();
+    super::transact(store, |tx| {
         if tx.catalog().table(CRONS).is_err() {
             return Ok(None);
         }
-        let next = pass(&mut tx, &deployment.crons, now)?;
-        if tx.is_read_only() {
-            return Ok(next);
-        }
-        match store.commit(tx).await {
-            Ok(Ok(_)) => return Ok(next),
-            Ok(Err(_conflict)) => continue,
-            Err(e) => return Err(e.to_string()),
-        }
-    }
+        pass(tx, &deployment.crons, now)
+    })
+    .await
 }
 
 fn pass(tx: &mut Transaction, specs: &[CronSpec], now: f64) -> Result<Option<f64>, String> {

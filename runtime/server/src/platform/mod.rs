@@ -27,6 +27,28 @@ pub mod tables;
 
 pub use services::Services;
 
+use capstan_store::{Store, Transaction};
+
+/// Runs `step` in a transaction and commits what it wrote (nothing, if it
+/// only read), running it again at a newer snapshot on a conflict.
+pub(crate) async fn transact<T>(
+    store: &Store,
+    mut step: impl FnMut(&mut Transaction) -> Result<T, String>,
+) -> Result<T, String> {
+    loop {
+        let mut tx = store.begin();
+        let value = step(&mut tx)?;
+        if tx.is_read_only() {
+            return Ok(value);
+        }
+        match store.commit(tx).await {
+            Ok(Ok(_)) => return Ok(value),
+            Ok(Err(_conflict)) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 /// How the platform is bounded, from the server's configuration.
 #[derive(Clone, Debug)]
 pub struct PlatformConfig {

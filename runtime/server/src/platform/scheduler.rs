@@ -294,40 +294,30 @@ fn message(failure: Failure) -> String {
 
 /// Marks a pending action in progress; false if it is no longer pending.
 async fn claim(store: &Store, id: DocumentId) -> Result<bool, String> {
-    loop {
-        let mut tx = store.begin();
+    super::transact(store, |tx| {
         let pending = tx
             .get(id)
             .map_err(|e| e.to_string())?
             .is_some_and(|row| jobs::kind(&row) == jobs::PENDING);
-        if !pending {
-            return Ok(false);
+        if pending {
+            jobs::start(tx, id)?;
         }
-        jobs::start(&mut tx, id)?;
-        match store.commit(tx).await {
-            Ok(Ok(_)) => return Ok(true),
-            Ok(Err(_conflict)) => continue,
-            Err(e) => return Err(e.to_string()),
-        }
-    }
+        Ok(pending)
+    })
+    .await
 }
 
 /// Records a run's end, unless it was canceled or ended meanwhile.
 async fn finish(store: &Store, id: DocumentId, ending: &Ending) -> Result<(), String> {
-    loop {
-        let mut tx = store.begin();
+    super::transact(store, |tx| {
         let Some(row) = tx.get(id).map_err(|e| e.to_string())? else {
             return Ok(());
         };
-        if !matches!(jobs::kind(&row), jobs::PENDING | jobs::IN_PROGRESS) {
-            return Ok(());
+        if matches!(jobs::kind(&row), jobs::PENDING | jobs::IN_PROGRESS) {
+            let now = tx.now_ms();
+            jobs::end(tx, row, ending, now)?;
         }
-        let now = tx.now_ms();
-        jobs::end(&mut tx, row, ending, now)?;
-        match store.commit(tx).await {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(_conflict)) => continue,
-            Err(e) => return Err(e.to_string()),
-        }
-    }
+        Ok(())
+    })
+    .await
 }

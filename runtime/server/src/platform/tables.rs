@@ -2,7 +2,9 @@
 //! schema: functions read them; only the server writes them (the host
 //! refuses an app's writes to a table whose name starts with `_`).
 
-use capstan_store::{IndexDefinition, Schema, TableDefinition};
+use capstan_store::Schema;
+
+use crate::auth::tables::{IndexSpec, definition};
 
 /// Scheduled runs (Convex's name and fields).
 pub const SCHEDULED: &str = "_scheduled_functions";
@@ -16,8 +18,6 @@ pub const BY_STATE: &str = "by_state";
 pub const BY_KEY: &str = "by_key";
 pub const BY_NAME: &str = "by_name";
 
-type IndexSpec = (&'static str, &'static [&'static str]);
-
 const TABLES: &[(&str, &[IndexSpec])] = &[
     (SCHEDULED, &[(BY_STATE, &["state.kind", "scheduledTime"])]),
     (STORAGE, &[(BY_KEY, &["key"])]),
@@ -27,19 +27,9 @@ const TABLES: &[(&str, &[IndexSpec])] = &[
 /// Adds the system tables to `schema`.
 pub fn merge_into(schema: &mut Schema) {
     for (table, indexes) in TABLES {
-        schema.tables.insert(
-            (*table).to_owned(),
-            TableDefinition {
-                indexes: indexes
-                    .iter()
-                    .map(|(name, fields)| IndexDefinition {
-                        name: (*name).to_owned(),
-                        fields: fields.iter().map(|f| (*f).to_owned()).collect(),
-                    })
-                    .collect(),
-                document: None,
-            },
-        );
+        schema
+            .tables
+            .insert((*table).to_owned(), definition(indexes));
     }
 }
 
