@@ -16,7 +16,8 @@ use crate::error::{Conflict, ConflictReason, Error, Result};
 use crate::id::{DocumentId, IndexId, TableNumber};
 use crate::keys;
 use crate::mvcc;
-use crate::persistence::Batch;
+use crate::commit_codec;
+use crate::persistence::{Batch, LockedLog, LogRead, Persistence};
 use crate::read_set::{CommitEntry, DocumentWrite, IndexKeyChange, Intersection, ReadSet};
 use crate::schema::Schema;
 use crate::store::Shared;
@@ -33,6 +34,8 @@ pub(crate) enum Request {
         schema: Schema,
         reply: oneshot::Sender<Result<SchemaChange>>,
     },
+    /// Learn the commits other nodes made (a shared engine only).
+    CatchUp,
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -79,7 +82,14 @@ pub(crate) struct Committer {
     shared: Arc<Shared>,
     requests: mpsc::Receiver<Request>,
     last_ts: Timestamp,
+    /// On a shared engine, the newest commit in the write log: every commit
+    /// up to it, from any node, has been published here. (`last_ts` may be
+    /// ahead of it after a commit whose outcome the database left unknown.)
+    known: Timestamp,
 }
+
+/// Commits read from a shared log per catch-up query.
+const CATCH_UP_PAGE: usize = 4096;
 
 impl Committer {
     pub fn new(shared: Arc<Shared>, requests: mpsc::Receiver<Request>, last_ts: Timestamp) -> Self {
@@ -87,6 +97,7 @@ impl Committer {
             shared,
             requests,
             last_ts,
+            known: last_ts,
         }
     }
 
@@ -107,6 +118,10 @@ impl Committer {
                     Request::ApplySchema { schema, reply } => {
                         self.commit_group(std::mem::take(&mut commits));
                         let _ = reply.send(self.apply_schema(&schema));
+                    }
+                    Request::CatchUp => {
+                        self.commit_group(std::mem::take(&mut commits));
+                        self.catch_up();
                     }
                     Request::Shutdown { reply } => {
                         self.commit_group(std::mem::take(&mut commits));
@@ -139,6 +154,16 @@ impl Committer {
             }
             return;
         }
+        let shared = self.shared.clone();
+        let locked = match self.lock_shared(&shared) {
+            Ok(locked) => locked,
+            Err(e) => {
+                for (_, reply) in commits {
+                    let _ = reply.send(Err(Error::Unavailable(e.to_string())));
+                }
+                return;
+            }
+        };
         let catalog = self.shared.catalog();
         let mut batch = Batch::default();
         let mut accepted: Vec<(Arc<CommitEntry>, CommitReply)> = Vec::new();
@@ -173,16 +198,35 @@ impl Committer {
         if accepted.is_empty() {
             return;
         }
-        batch.put(
-            keys::LAST_TS.to_vec(),
-            self.last_ts.nanos().to_be_bytes().to_vec(),
-        );
-        if let Err(e) = self.write_durably(batch) {
+        let written = match locked {
+            Some(locked) => {
+                let log = accepted
+                    .iter()
+                    .map(|(entry, _)| (entry.ts, commit_codec::encode(entry, None)))
+                    .collect();
+                locked
+                    .commit(batch, log)
+                    .map_err(|e| Error::Unavailable(e.to_string()))
+            }
+            None => {
+                batch.put(
+                    keys::LAST_TS.to_vec(),
+                    self.last_ts.nanos().to_be_bytes().to_vec(),
+                );
+                self.write_durably(batch)
+                    .map_err(|e| Error::Failed(e.to_string()))
+            }
+        };
+        if let Err(e) = written {
             for (_, reply) in accepted {
-                let _ = reply.send(Err(Error::Failed(e.to_string())));
+                let _ = reply.send(Err(match &e {
+                    Error::Unavailable(m) => Error::Unavailable(m.clone()),
+                    other => Error::Failed(other.to_string()),
+                }));
             }
             return;
         }
+        self.known = self.last_ts;
         self.shared.publish(self.last_ts, None);
         for (entry, reply) in accepted {
             let ts = entry.ts;
@@ -198,6 +242,75 @@ impl Committer {
             self.shared.fail(e.to_string());
         }
         result
+    }
+
+    /// On a shared engine, takes the commit lock and first publishes every
+    /// commit other nodes made since the newest this node knows, so that
+    /// validation sees all of them and the next timestamp follows theirs.
+    fn lock_shared<'a>(&mut self, shared: &'a Shared) -> Result<Option<Box<dyn LockedLog + 'a>>> {
+        let Some(log) = shared.persistence.shared_log() else {
+            return Ok(None);
+        };
+        let mut locked = log.lock(self.known)?;
+        let read = locked.read()?;
+        self.absorb(read)?;
+        self.last_ts = self.last_ts.max(locked.last_ts());
+        Ok(Some(locked))
+    }
+
+    /// Publishes the commits other nodes made, without taking the lock.
+    fn catch_up(&mut self) {
+        let shared = self.shared.clone();
+        let Some(log) = shared.persistence.shared_log() else {
+            return;
+        };
+        loop {
+            let read = match log.read_after(self.known, CATCH_UP_PAGE) {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read other nodes' commits yet");
+                    return;
+                }
+            };
+            let full = read.commits.len() >= CATCH_UP_PAGE;
+            if let Err(e) = self.absorb(read) {
+                tracing::error!(error = %e, "cannot apply another node's commit");
+                return;
+            }
+            if !full {
+                return;
+            }
+        }
+    }
+
+    /// Appends commits read from the shared log (oldest first) to the write
+    /// log and publishes them, as if this node had made them.
+    fn absorb(&mut self, read: LogRead) -> Result<()> {
+        if read.pruned_through > self.known {
+            // Commits this node never saw have left the log: what they
+            // changed cannot be told, so every reader starts over.
+            let catalog = load_catalog(&*self.shared.persistence)?;
+            self.known = read.pruned_through;
+            self.last_ts = self.last_ts.max(self.known);
+            self.shared.publish(self.known, Some(Arc::new(catalog)));
+            self.shared.write_log.restart_at(self.known);
+        }
+        for bytes in read.commits {
+            let logged = commit_codec::decode(&bytes)?;
+            let ts = logged.entry.ts;
+            if ts <= self.known {
+                continue;
+            }
+            let catalog = match logged.catalog {
+                None => None,
+                Some(json) => Some(Arc::new(parse_catalog(&json)?)),
+            };
+            self.shared.publish(ts, catalog);
+            self.shared.write_log.append(Arc::new(logged.entry));
+            self.known = ts;
+            self.last_ts = self.last_ts.max(ts);
+        }
+        Ok(())
     }
 
     /// The conflict that prevents `request` from committing, if any: a
@@ -258,9 +371,10 @@ impl Committer {
             return Err(Error::Failed(failure));
         }
         schema.validate()?;
+        let shared = self.shared.clone();
+        let locked = self.lock_shared(&shared)?;
         let current = self.shared.catalog();
         let latest = self.shared.latest_ts();
-        let shared = self.shared.clone();
         let persistence = &*shared.persistence;
         let mut next = (*current).clone();
         let mut change = SchemaChange::default();
@@ -405,18 +519,43 @@ impl Committer {
         next.version += 1;
         next.since = ts.nanos();
         let encoded = serde_json::to_vec(&next).map_err(|e| Error::Storage(e.to_string()))?;
-        batch.put(keys::CATALOG.to_vec(), encoded);
-        batch.put(keys::LAST_TS.to_vec(), ts.nanos().to_be_bytes().to_vec());
-        self.write_durably(batch)?;
-        self.shared.publish(ts, Some(Arc::new(next)));
-        self.shared.write_log.append(Arc::new(CommitEntry {
+        batch.put(keys::CATALOG.to_vec(), encoded.clone());
+        let entry = CommitEntry {
             ts,
             writes: Vec::new(),
             schema_changed: true,
-        }));
+        };
+        match locked {
+            Some(locked) => {
+                let logged = commit_codec::encode(&entry, Some(&encoded));
+                locked.commit(batch, vec![(ts, logged)])?;
+                self.known = ts;
+            }
+            None => {
+                batch.put(keys::LAST_TS.to_vec(), ts.nanos().to_be_bytes().to_vec());
+                self.write_durably(batch)?;
+            }
+        }
+        self.shared.publish(ts, Some(Arc::new(next)));
+        self.shared.write_log.append(Arc::new(entry));
         change.ts = Some(ts);
         Ok(change)
     }
+}
+
+/// The catalog as the persistence holds it (the empty one for a new store).
+pub(crate) fn load_catalog(persistence: &dyn Persistence) -> Result<Catalog> {
+    match persistence.get(keys::CATALOG)? {
+        None => Ok(Catalog::default()),
+        Some(bytes) => parse_catalog(&bytes),
+    }
+}
+
+fn parse_catalog(bytes: &[u8]) -> Result<Catalog> {
+    let mut catalog: Catalog =
+        serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("catalog: {e}")))?;
+    catalog.reindex();
+    Ok(catalog)
 }
 
 /// The `by_id` sort-key range of one table.

@@ -54,6 +54,10 @@ pub enum Error {
     Failed(String),
     #[error("the store is shut down")]
     ShutDown,
+    /// The database could not be reached or failed a statement; nothing
+    /// is known to be lost, and the call may be tried again.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -86,7 +90,9 @@ impl Error {
             Error::DocumentNotFound(_) => ErrorCode::NotFound,
             Error::SchemaViolation { .. } => ErrorCode::SchemaViolation,
             Error::TransactionLimit { .. } => ErrorCode::LimitExceeded,
-            Error::SnapshotTooOld { .. } | Error::ShutDown => ErrorCode::Unavailable,
+            Error::SnapshotTooOld { .. } | Error::ShutDown | Error::Unavailable(_) => {
+                ErrorCode::Unavailable
+            }
             Error::Storage(_) | Error::Corrupt(_) | Error::Failed(_) => ErrorCode::Internal,
         }
     }

@@ -26,16 +26,31 @@ pub struct GcStats {
     pub document_versions_removed: usize,
     pub index_entries_removed: usize,
     pub receipts_removed: usize,
+    /// Rows of a shared engine's commit log past the horizon.
+    pub log_rows_removed: usize,
 }
 
 pub(crate) fn collect(shared: &Shared) -> Result<GcStats> {
+    // Every node raises its floor, so that none opens a snapshot the
+    // leader may have collected under; only the leader collects.
     let horizon = shared.gc_horizon();
     let persistence = &*shared.persistence;
+    let log = persistence.shared_log();
+    if log.is_some_and(|log| !log.leader()) {
+        return Ok(GcStats {
+            horizon,
+            ..GcStats::default()
+        });
+    }
     Ok(GcStats {
         horizon,
         document_versions_removed: collect_prefix(persistence, keys::DOCUMENTS, horizon)?,
         index_entries_removed: collect_prefix(persistence, keys::INDEXES, horizon)?,
         receipts_removed: expire_receipts(persistence, shared.config.receipt_retention)?,
+        log_rows_removed: match log {
+            Some(log) => log.prune(horizon)?,
+            None => 0,
+        },
     })
 }
 

@@ -46,6 +46,7 @@
 //! - [`limits`]: every tunable; [`error`]: [`Error`] and [`Conflict`].
 
 pub mod catalog;
+pub mod commit_codec;
 pub mod committer;
 pub mod document;
 pub mod error;
@@ -56,6 +57,7 @@ pub mod keys;
 pub mod limits;
 pub mod mvcc;
 pub mod persistence;
+pub mod postgres;
 pub mod query;
 pub mod read_set;
 pub mod schema;
@@ -72,6 +74,7 @@ pub use filter::Expression;
 pub use gc::GcStats;
 pub use id::{DocumentId, IndexId, TableNumber};
 pub use limits::{Limits, StoreConfig};
+pub use postgres::{PostgresConfig, PostgresPersistence};
 pub use query::{Comparison, Order, Page, PaginationOptions, Query, RangeOp, Source};
 pub use read_set::{CommitEntry, DocumentWrite, ReadSet};
 pub use schema::{IndexDefinition, Schema, TableDefinition};

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::RwLock;
 
+use capstan_protocol::Timestamp;
+
 use crate::error::{Error, Result};
 
 pub type KvPair = (Vec<u8>, Vec<u8>);
@@ -46,6 +48,68 @@ pub trait Persistence: Send + Sync + 'static {
 
     /// Makes every write that returned before this call durable.
     fn sync(&self) -> Result<()>;
+
+    /// The commit log of an engine that several nodes share, which then
+    /// orders every commit; `None` for an engine one process owns.
+    fn shared_log(&self) -> Option<&dyn SharedLog> {
+        None
+    }
+}
+
+/// The serialisation point of an engine shared by several nodes: a lock on
+/// the commit timestamp and a log of every commit, from every node.
+///
+/// A node commits by taking the lock ([`SharedLog::lock`]), which hands it
+/// every commit after the newest it knows; it validates its transactions
+/// against those, stamps them after the log's last timestamp, and writes
+/// documents, index entries and log rows in the same database transaction
+/// ([`LockedLog::commit`]). Commits are thus totally ordered by timestamp,
+/// and the log read under the lock has no gaps.
+pub trait SharedLog: Send + Sync {
+    /// Takes the commit lock (waiting for other nodes' commits to finish).
+    fn lock(&self, after: Timestamp) -> Result<Box<dyn LockedLog + '_>>;
+
+    /// The commits after `after` already made, oldest first, at most
+    /// `limit`, without taking the lock.
+    fn read_after(&self, after: Timestamp, limit: usize) -> Result<LogRead>;
+
+    /// Waits until another node may have committed, or `timeout` passed.
+    fn wait(&self, timeout: std::time::Duration);
+
+    /// The newest timestamp in the log.
+    fn last_ts(&self) -> Result<Timestamp>;
+
+    /// Removes log rows older than `before`; readers that knew less than
+    /// that will start over.
+    fn prune(&self, before: Timestamp) -> Result<usize>;
+
+    /// Whether this node may run work that must happen once across all
+    /// nodes (collection, the scheduler): a lease held while it lives.
+    fn leader(&self) -> bool;
+}
+
+/// Commits read from a shared log.
+#[derive(Debug, Default)]
+pub struct LogRead {
+    /// Encoded with [`crate::commit_codec`], oldest first.
+    pub commits: Vec<Vec<u8>>,
+    /// Rows at or before this were pruned: a reader that knew less than it
+    /// missed some.
+    pub pruned_through: Timestamp,
+}
+
+/// The commit lock, held; dropping it without committing rolls back.
+pub trait LockedLog {
+    /// The newest timestamp committed by any node.
+    fn last_ts(&self) -> Timestamp;
+
+    /// Every commit after the `after` given to [`SharedLog::lock`].
+    fn read(&mut self) -> Result<LogRead>;
+
+    /// Writes `batch` and the encoded `log` rows (`(ts, entry)`, ascending)
+    /// and releases the lock. An error leaves it unknown whether the
+    /// commit happened; a later read of the log tells.
+    fn commit(self: Box<Self>, batch: Batch, log: Vec<(Timestamp, Vec<u8>)>) -> Result<()>;
 }
 
 /// An in-memory engine for unit tests. Nothing survives the process.

@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub config: StoreConfig,
     pub write_log: WriteLog,
     state: Mutex<State>,
+    /// The published timestamp, for callers that wait for one.
+    published: tokio::sync::watch::Sender<Timestamp>,
     /// Set when a write or sync failed: what is on disk is then unknown, so
     /// the store refuses further commits rather than risk exposing a
     /// half-acknowledged one.
@@ -69,6 +71,8 @@ impl Shared {
         if let Some(catalog) = catalog {
             state.catalog = catalog;
         }
+        drop(state);
+        self.published.send_replace(ts);
     }
 
     pub fn failure(&self) -> Option<String> {
@@ -132,6 +136,36 @@ impl Shared {
     }
 }
 
+/// How long [`Store::refresh`] waits for this node to catch up.
+const REFRESH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long the catch-up thread waits for a notification before it looks
+/// at the shared log anyway (a notification lost to a reconnect).
+const CATCH_UP_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// On a shared engine: wakes the committer to learn other nodes' commits
+/// whenever the log says there are some. Ends with the store.
+fn spawn_catch_up(shared: Arc<Shared>, commits: mpsc::WeakSender<Request>) -> Result<()> {
+    std::thread::Builder::new()
+        .name("capstan-catch-up".into())
+        .spawn(move || {
+            loop {
+                if let Some(log) = shared.persistence.shared_log() {
+                    log.wait(CATCH_UP_POLL);
+                }
+                let Some(sender) = commits.upgrade() else {
+                    return;
+                };
+                if let Err(mpsc::error::TrySendError::Closed(_)) =
+                    sender.try_send(Request::CatchUp)
+                {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
 /// An open snapshot; while it lives, the versions it sees are kept.
 pub(crate) struct SnapshotGuard {
     shared: Arc<Shared>,
@@ -183,6 +217,15 @@ impl Store {
         )
     }
 
+    /// Opens (or creates) the store in a PostgreSQL database, shared with
+    /// every other node opened on it.
+    pub fn open_postgres(
+        postgres: &crate::postgres::PostgresConfig,
+        config: StoreConfig,
+    ) -> Result<Store> {
+        Store::with_persistence(crate::postgres::PostgresPersistence::open(postgres)?, config)
+    }
+
     /// A store that lives in memory only, for tests.
     pub fn open_in_memory(config: StoreConfig) -> Result<Store> {
         Store::with_persistence(Arc::new(MemoryPersistence::new()), config)
@@ -192,21 +235,19 @@ impl Store {
         persistence: Arc<dyn Persistence>,
         config: StoreConfig,
     ) -> Result<Store> {
-        let last_ts = match persistence.get(keys::LAST_TS)? {
-            None => Timestamp::MIN,
-            Some(bytes) => {
-                let bytes: [u8; 8] = bytes
-                    .try_into()
-                    .map_err(|_| Error::Corrupt("last commit timestamp".into()))?;
-                Timestamp::new(u64::from_be_bytes(bytes))
-            }
+        let last_ts = match persistence.shared_log() {
+            Some(log) => log.last_ts()?,
+            None => match persistence.get(keys::LAST_TS)? {
+                None => Timestamp::MIN,
+                Some(bytes) => {
+                    let bytes: [u8; 8] = bytes
+                        .try_into()
+                        .map_err(|_| Error::Corrupt("last commit timestamp".into()))?;
+                    Timestamp::new(u64::from_be_bytes(bytes))
+                }
+            },
         };
-        let mut catalog: Catalog = match persistence.get(keys::CATALOG)? {
-            None => Catalog::default(),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Corrupt(format!("catalog: {e}")))?,
-        };
-        catalog.reindex();
+        let catalog = crate::committer::load_catalog(&*persistence)?;
         let (commits, requests) = mpsc::channel(config.commit_queue.max(1));
         let gc_interval = config.gc_interval;
         let shared = Arc::new(Shared {
@@ -226,12 +267,16 @@ impl Store {
                 active: BTreeMap::new(),
                 gc_floor: last_ts,
             }),
+            published: tokio::sync::watch::channel(last_ts).0,
             failure: Mutex::new(None),
         });
         let committer = Committer::new(shared.clone(), requests, last_ts);
         let committer = std::thread::Builder::new()
             .name("capstan-committer".into())
             .spawn(move || committer.run())?;
+        if shared.persistence.shared_log().is_some() {
+            spawn_catch_up(shared.clone(), commits.downgrade())?;
+        }
         let collector = match gc_interval {
             None => None,
             Some(interval) => {
@@ -324,6 +369,53 @@ impl Store {
             Timestamp::new(u64::from_be_bytes(*ts)),
             payload.to_vec(),
         )))
+    }
+
+    /// On a shared engine, makes every commit any node made before this call
+    /// visible here before returning (one round trip when there is none to
+    /// learn), so that a call after another node's acknowledged write reads
+    /// it. Immediate on an engine one process owns.
+    pub async fn refresh(&self) -> Result<()> {
+        if self.shared.persistence.shared_log().is_none() {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let target = tokio::task::spawn_blocking(move || match shared.persistence.shared_log() {
+            Some(log) => log.last_ts(),
+            None => Ok(Timestamp::MIN),
+        })
+        .await
+        .map_err(|_| Error::ShutDown)??;
+        let mut published = self.shared.published.subscribe();
+        if *published.borrow_and_update() >= target {
+            return Ok(());
+        }
+        self.commits
+            .send(Request::CatchUp)
+            .await
+            .map_err(|_| Error::ShutDown)?;
+        match tokio::time::timeout(REFRESH_WAIT, published.wait_for(|ts| *ts >= target)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(Error::ShutDown),
+            Err(_) => Err(Error::Unavailable(
+                "this node could not learn the database's newest commits in time".into(),
+            )),
+        }
+    }
+
+    /// Whether this node does the work that happens once across the nodes
+    /// of a shared engine (collection, the scheduler); always on an engine
+    /// one process owns.
+    pub fn leads(&self) -> bool {
+        self.shared
+            .persistence
+            .shared_log()
+            .is_none_or(|log| log.leader())
+    }
+
+    /// Whether several nodes share this store's engine.
+    pub fn is_shared(&self) -> bool {
+        self.shared.persistence.shared_log().is_some()
     }
 
     /// The newest committed timestamp.

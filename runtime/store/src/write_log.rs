@@ -97,6 +97,22 @@ impl WriteLog {
         let _ = self.sender.send(entry);
     }
 
+    /// Forgets every commit: those up to `ts` can no longer be told apart.
+    /// Subscribers get a schema-change entry at `ts`, so they start over.
+    pub fn restart_at(&self, ts: Timestamp) {
+        {
+            let mut inner = self.lock();
+            inner.entries.clear();
+            inner.bytes = 0;
+            inner.forgotten_through = inner.forgotten_through.max(ts);
+        }
+        let _ = self.sender.send(Arc::new(CommitEntry {
+            ts,
+            writes: Vec::new(),
+            schema_changed: true,
+        }));
+    }
+
     /// Every commit with a timestamp after `ts`, oldest first.
     pub fn after(&self, ts: Timestamp) -> Result<Vec<Arc<CommitEntry>>, Truncated> {
         let inner = self.lock();

@@ -270,7 +270,7 @@ impl Postgres {
             .expect("initdb runs");
         assert!(status.success(), "initdb failed");
         let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=on",
+            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=on -c max_connections=400",
             data.display()
         );
         let status = server
@@ -291,6 +291,70 @@ impl Postgres {
         server
     }
 
+    /// The URL of database `name` on this server.
+    pub fn url_of(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// A new, empty database on this server; its URL.
+    pub fn create_database(&self) -> String {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!(
+            "capstan_{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.psql(&format!("CREATE DATABASE {name}"));
+        self.url_of(&name)
+    }
+
+    /// The database named after `key`, created on first use: a test that
+    /// reopens "the same directory" on PostgreSQL reopens the same database.
+    pub fn database_for(&self, key: &str) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        let name = format!("capstan_k{:016x}", hasher.finish());
+        let exists = self.psql(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{name}'"
+        ));
+        if exists == "0" {
+            self.psql(&format!("CREATE DATABASE {name}"));
+        }
+        self.url_of(&name)
+    }
+
+    /// One server for the whole test process, started on first use and
+    /// stopped by a watchdog when the process exits.
+    pub fn shared() -> &'static Postgres {
+        use std::sync::OnceLock;
+        static SHARED: OnceLock<Postgres> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let server = Postgres::start();
+            server.stop_when_process_exits();
+            server
+        })
+    }
+
+    fn stop_when_process_exits(&self) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let stop = if self.as_postgres {
+            format!("runuser -u postgres -- {} -D {} -m immediate -w stop", pg_ctl.display(), self.data.display())
+        } else {
+            format!("{} -D {} -m immediate -w stop", pg_ctl.display(), self.data.display())
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} >/dev/null 2>&1; rm -rf {data}",
+            pid = std::process::id(),
+            data = self.data.display()
+        );
+        let _ = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+
     /// Stops the server at once (`pg_ctl stop -m immediate`), as a crash
     /// would; [`Postgres::restart`] starts it again on the same data.
     pub fn kill(&self) {
@@ -306,7 +370,7 @@ impl Postgres {
     /// Starts it again after [`Postgres::kill`].
     pub fn restart(&self) {
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={}",
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c max_connections=400",
             self.port,
             self.data.display()
         );
@@ -335,6 +399,12 @@ impl Drop for Postgres {
             .status();
         let _ = std::fs::remove_dir_all(&self.data);
     }
+}
+
+/// Whether tests should run on PostgreSQL: `CAPSTAN_TEST_ENGINE=postgres`,
+/// the one switch that moves the store's and the server's suites there.
+pub fn engine_is_postgres() -> bool {
+    std::env::var("CAPSTAN_TEST_ENGINE").is_ok_and(|engine| engine == "postgres")
 }
 
 /// The process's user id, read from `/proc/self/status`.

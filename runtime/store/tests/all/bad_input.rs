@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use capstan_protocol::{Object, Value};
-use capstan_store::{DocumentId, Error, Limits, Patch, Query, Store, StoreConfig, TableNumber};
+use capstan_store::{DocumentId, Error, Limits, Patch, Query, StoreConfig, TableNumber};
 
 use crate::common::*;
 
@@ -118,7 +118,7 @@ async fn unknown_tables_ids_and_missing_documents_are_typed_errors() -> anyhow::
 
 #[tokio::test]
 async fn transaction_limits_are_enforced_with_clear_errors() -> anyhow::Result<()> {
-    let store = Store::open_in_memory(StoreConfig {
+    let store = test_store(StoreConfig {
         limits: Limits {
             max_documents_written: 3,
             max_documents_scanned: 5,

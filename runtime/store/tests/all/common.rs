@@ -3,7 +3,8 @@ use std::time::Duration;
 
 use capstan_protocol::{Object, Timestamp, Value};
 use capstan_store::{
-    Conflict, Document, Schema, Store, StoreConfig, TableDefinition, Transaction, Validator,
+    Conflict, Document, PostgresConfig, Schema, Store, StoreConfig, TableDefinition, Transaction,
+    Validator,
 };
 
 /// A JSON literal as a document's fields.
@@ -37,14 +38,52 @@ pub fn messages_schema() -> Schema {
         )
 }
 
+/// A fresh store for a test: in memory, or in a new PostgreSQL database
+/// when the suite runs on PostgreSQL (`CAPSTAN_TEST_ENGINE=postgres`).
+pub fn test_store(config: StoreConfig) -> anyhow::Result<Store> {
+    if capstan_test_support::engine_is_postgres() {
+        let url = capstan_test_support::Postgres::shared().create_database();
+        return postgres_store(&url, config);
+    }
+    Ok(Store::open_in_memory(config)?)
+}
+
+/// A node on the database at `url`; it has taken the leader lease when
+/// it is the only node.
+pub fn postgres_store(url: &str, config: StoreConfig) -> anyhow::Result<Store> {
+    Ok(Store::open_postgres(&PostgresConfig::new(url), config)?)
+}
+
+/// Waits (at most 10 s) until `store` leads, as a lone node soon does.
+pub async fn until_leader(store: &Store) {
+    for _ in 0..200 {
+        if store.leads() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the store never took the leader lease");
+}
+
 pub async fn memory_store() -> anyhow::Result<Store> {
-    let store = Store::open_in_memory(config())?;
+    let store = test_store(config())?;
     store.apply_schema(messages_schema()).await?;
     Ok(store)
 }
 
+/// Opens the store kept in `dir` (or its database) again.
+pub fn reopen(dir: &Path, config: StoreConfig) -> anyhow::Result<Store> {
+    if capstan_test_support::engine_is_postgres() {
+        let url = capstan_test_support::Postgres::shared().database_for(&dir.display().to_string());
+        return postgres_store(&url, config);
+    }
+    Ok(Store::open(dir, config)?)
+}
+
+/// A store kept in `dir`, or, on PostgreSQL, in the database named after
+/// `dir`: opening it again reopens the same data.
 pub async fn sled_store(dir: &Path) -> anyhow::Result<Store> {
-    let store = Store::open(dir, config())?;
+    let store = reopen(dir, config())?;
     store.apply_schema(messages_schema()).await?;
     Ok(store)
 }

@@ -1,13 +1,13 @@
 use std::time::Duration;
 
 use capstan_protocol::Value;
-use capstan_store::{Error, Patch, Query, Store, StoreConfig};
+use capstan_store::{Error, Patch, Query, StoreConfig};
 
 use crate::common::*;
 
 #[tokio::test]
 async fn collection_removes_old_versions_without_disturbing_open_readers() -> anyhow::Result<()> {
-    let store = Store::open_in_memory(StoreConfig {
+    let store = test_store(StoreConfig {
         retention: Duration::ZERO,
         ..config()
     })?;
@@ -38,6 +38,7 @@ async fn collection_removes_old_versions_without_disturbing_open_readers() -> an
         commit(&store, tx).await?;
     }
 
+    until_leader(&store).await;
     let stats = store.collect_garbage()?;
     assert_eq!(
         stats.horizon, reader_ts,
@@ -62,6 +63,7 @@ async fn collection_removes_old_versions_without_disturbing_open_readers() -> an
     );
     drop(reader);
 
+    until_leader(&store).await;
     let stats = store.collect_garbage()?;
     assert_eq!(stats.document_versions_removed, 3);
     assert!(matches!(
@@ -89,6 +91,7 @@ async fn collection_removes_old_versions_without_disturbing_open_readers() -> an
     let mut tx = store.begin();
     tx.delete(doc.id)?;
     commit(&store, tx).await?;
+    until_leader(&store).await;
     let stats = store.collect_garbage()?;
     assert_eq!(
         stats.document_versions_removed, 2,
@@ -120,6 +123,7 @@ async fn versions_inside_the_retention_window_are_kept() -> anyhow::Result<()> {
         Patch::from([("name".into(), Some(Value::from("b")))]),
     )?;
     commit(&store, tx).await?;
+    until_leader(&store).await;
     let stats = store.collect_garbage()?;
     assert_eq!(stats.document_versions_removed, 0);
     assert_eq!(

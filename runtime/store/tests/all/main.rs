@@ -8,6 +8,7 @@ mod crash;
 mod durability;
 mod gc;
 mod mvcc;
+mod nodes;
 mod occ;
 mod pagination;
 mod queries;

@@ -47,7 +47,7 @@ async fn adding_an_index_backfills_it() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_schema_that_existing_documents_violate_is_refused_naming_the_document()
 -> anyhow::Result<()> {
-    let store = capstan_store::Store::open_in_memory(config())?;
+    let store = test_store(config())?;
     store
         .apply_schema(Schema::new().table("scores", TableDefinition::default()))
         .await?;
