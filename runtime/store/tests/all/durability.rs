@@ -94,7 +94,7 @@ async fn receipts_commit_with_their_transaction_survive_a_restart_and_expire() -
         (ts, doc)
     };
     {
-        let store = Store::open(dir.path(), config())?;
+        let store = reopen(dir.path(), config())?;
         assert_eq!(store.receipt(b"session/2")?, Some((ts, b"second".to_vec())));
         assert!(store.begin().get(doc)?.is_some());
         store.close().await?;
