@@ -65,6 +65,10 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long, env = "CAPSTAN_LISTEN", default_value = "127.0.0.1:3210")]
         listen: SocketAddr,
+        /// Keep the store in this PostgreSQL database, shared by every node
+        /// given the same URL (`postgres://user:password@host/db`).
+        #[arg(long, env = "CAPSTAN_DATABASE_URL", hide_env_values = true, conflicts_with = "config")]
+        database_url: Option<String>,
     },
     /// Build the app in DIR, optimised (or take --component files), and deploy it.
     Deploy {
@@ -277,12 +281,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config,
             data_dir,
             listen,
+            database_url,
         } => {
             let config = match config {
                 Some(path) => ServerConfig::from_file(&path)?,
-                None => ServerConfig::new(data_dir, listen),
+                None => {
+                    let mut config = ServerConfig::new(data_dir, listen);
+                    config.postgres = database_url
+                        .filter(|url| !url.is_empty())
+                        .map(capstan_server::PostgresConfig::new);
+                    config
+                }
             };
-            serve(config).await
+            serve(config.with_secrets_from_env()).await
         }
         Command::Deploy {
             dir,

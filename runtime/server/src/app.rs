@@ -148,10 +148,17 @@ impl App {
         config: &ServerConfig,
         public_url: &str,
         metrics: Metrics,
+        postgres: Option<Arc<capstan_store::PostgresPersistence>>,
     ) -> Result<App, Error> {
         let data_dir = DataDir::create(&config.data_dir)?;
-        let store = Store::open(&data_dir.store(), config.store.clone())
-            .map_err(|e| Error::config(format!("cannot open the store: {e}")))?;
+        let store = match postgres {
+            Some(persistence) => Store::with_persistence(persistence, config.store.clone()),
+            None => Store::open(&data_dir.store(), config.store.clone()),
+        }
+        .map_err(|e| Error::config(format!("cannot open the store: {e}")))?;
+        if let Some(keys) = &config.auth_keys {
+            crate::auth::signing_keys::install(data_dir.root(), keys.expose())?;
+        }
         let ring = crate::auth::signing_keys::load_or_create(
             data_dir.root(),
             config.auth_algorithm,
@@ -331,6 +338,11 @@ impl App {
     }
 
     /// Changes each time the deployment or its environment changes.
+    /// The deployments served, for reloading what another node changed.
+    pub fn deployments(&self) -> &Deployments {
+        &self.inner.deployments
+    }
+
     pub fn generations(&self) -> watch::Receiver<u64> {
         self.inner.deployments.generations()
     }
@@ -430,7 +442,14 @@ impl App {
                     .run(&self.inner.executor, mutation, None)
                     .await;
             }
-            FunctionKind::Query => Access::Query(self.inner.store.begin()),
+            FunctionKind::Query => {
+                self.inner
+                    .store
+                    .refresh()
+                    .await
+                    .map_err(Error::from_store)?;
+                Access::Query(self.inner.store.begin())
+            }
             FunctionKind::Action => {
                 let nesting = match nesting {
                     Some(outer) => Nesting {

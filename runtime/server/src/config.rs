@@ -23,6 +23,10 @@ pub struct ServerConfig {
     /// Bounds on each guest call.
     pub host: HostLimits,
     pub store: StoreConfig,
+    /// `[store] engine = "postgres"`: the store in this PostgreSQL database,
+    /// shared with every other node configured the same; `None`: sled in
+    /// the data directory.
+    pub postgres: Option<capstan_store::PostgresConfig>,
     /// Bounds on calls, requests and mutations.
     pub limits: ServerLimits,
     /// Bounds on WebSocket clients and live queries.
@@ -56,6 +60,32 @@ pub struct ServerConfig {
     pub dev_outbox: bool,
     /// Scheduler, files, HTTP actions and outbound HTTP.
     pub platform: crate::platform::PlatformConfig,
+    /// The admin key to use instead of a generated one
+    /// (`CAPSTAN_ADMIN_KEY`, e.g. from a Kubernetes Secret).
+    pub admin_key: Option<Secret>,
+    /// Built-in auth's signing keys (`auth_keys.json`) to use instead of
+    /// generated ones (`CAPSTAN_AUTH_KEYS`).
+    pub auth_keys: Option<Secret>,
+}
+
+/// A secret handed to the server; its `Debug` never prints it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
 }
 
 impl ServerConfig {
@@ -66,6 +96,7 @@ impl ServerConfig {
             host: HostLimits::default(),
             limits: ServerLimits::default(),
             store: StoreConfig::default(),
+            postgres: None,
             sync: SyncLimits::default(),
             http: HttpLimits::default(),
             rate_limits: RateLimits::default(),
@@ -77,7 +108,23 @@ impl ServerConfig {
             auth_algorithm: capstan_auth::Algorithm::Rs256,
             dev_outbox: false,
             platform: crate::platform::PlatformConfig::default(),
+            admin_key: None,
+            auth_keys: None,
         }
+    }
+
+    /// Takes `CAPSTAN_ADMIN_KEY` and `CAPSTAN_AUTH_KEYS` from the
+    /// environment when they are set and not empty.
+    pub fn with_secrets_from_env(mut self) -> Self {
+        let read = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|value| !value.trim().is_empty())
+                .map(Secret::new)
+        };
+        self.admin_key = read("CAPSTAN_ADMIN_KEY").or(self.admin_key);
+        self.auth_keys = read("CAPSTAN_AUTH_KEYS").or(self.auth_keys);
+        self
     }
 
     /// Reads a TOML file such as `deploy/capstan.toml`.
@@ -90,6 +137,15 @@ impl ServerConfig {
     /// Reads a configuration file's text; what is wrong with it, if
     /// anything, in words for its author.
     pub fn from_toml(text: &str) -> Result<Self, String> {
+        ServerConfig::from_toml_with_env(text, |name| std::env::var(name).ok())
+    }
+
+    /// [`ServerConfig::from_toml`] with the environment variables it reads
+    /// (the database URL's) looked up by `env`.
+    pub fn from_toml_with_env(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
         let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         let listen = file
             .listen
@@ -156,6 +212,7 @@ impl ServerConfig {
             config.rate_limits = rates;
         }
         if let Some(store) = file.store {
+            config.postgres = store.postgres(&env)?;
             store.apply(&mut config.store)?;
         }
         if let Some(url) = file.public_url {
@@ -332,9 +389,59 @@ struct FileStore {
     gc_interval_s: Option<u64>,
     write_log_mib: Option<usize>,
     write_log_max_age_s: Option<u64>,
+    /// `"sled"` (the default) or `"postgres"`.
+    engine: Option<String>,
+    /// The PostgreSQL URL; better kept out of the file, in the variable
+    /// named by `url_env` (`CAPSTAN_DATABASE_URL` by default).
+    url: Option<String>,
+    url_env: Option<String>,
+    pool_size: Option<usize>,
+    /// Extra roots for `sslmode=require` (a private CA's PEM).
+    ca_file: Option<PathBuf>,
 }
 
+/// Where a PostgreSQL URL comes from when the file does not hold one.
+pub const DATABASE_URL_ENV: &str = "CAPSTAN_DATABASE_URL";
+
 impl FileStore {
+    fn postgres(
+        &self,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<capstan_store::PostgresConfig>, String> {
+        match self.engine.as_deref() {
+            None | Some("sled") => {
+                if self.url.is_some() || self.url_env.is_some() {
+                    return Err("store.url is for engine = \"postgres\"".into());
+                }
+                Ok(None)
+            }
+            Some("postgres") => {
+                let variable = self.url_env.as_deref().unwrap_or(DATABASE_URL_ENV);
+                let url = match (&self.url, env(variable)) {
+                    (Some(url), _) => url.clone(),
+                    (None, Some(url)) if !url.is_empty() => url,
+                    _ => {
+                        return Err(format!(
+                            "engine = \"postgres\" needs store.url or the {variable} environment variable"
+                        ));
+                    }
+                };
+                let mut postgres = capstan_store::PostgresConfig::new(url);
+                if let Some(size) = self.pool_size {
+                    if size < 2 {
+                        return Err("store.pool_size must be at least 2".into());
+                    }
+                    postgres.pool_size = size;
+                }
+                postgres.ca_file = self.ca_file.clone();
+                Ok(Some(postgres))
+            }
+            Some(other) => Err(format!(
+                "store.engine = {other:?}: the engines are \"sled\" and \"postgres\""
+            )),
+        }
+    }
+
     fn apply(self, store: &mut StoreConfig) -> Result<(), String> {
         if let Some(mib) = self.cache_mib {
             if mib == 0 {

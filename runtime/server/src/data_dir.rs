@@ -214,8 +214,60 @@ impl DeploymentFiles {
         write_synced(&staging.join("manifest.json"), &manifest)
     }
 
-    /// Makes the staged deployment the current one.
+    /// Makes the staged deployment the current one (and, on a node that
+    /// shares its state, every node's).
     pub fn commit(&self) -> Result<(), Error> {
+        self.switch()?;
+        crate::shared_state::deployment_switched(&self.dir, || self.pack())
+    }
+
+    /// The current deployment's files in one buffer:
+    /// `(name_len[2] name len[8] bytes)*`.
+    pub fn pack(&self) -> Result<Vec<u8>, Error> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+            .map_err(io)?
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            let bytes = std::fs::read(self.dir.join(&name)).map_err(io)?;
+            out.extend_from_slice(&u16::try_from(name.len()).unwrap_or(u16::MAX).to_be_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        Ok(out)
+    }
+
+    /// Makes the files of [`DeploymentFiles::pack`] the current deployment
+    /// here, as a deploy would.
+    pub fn unpack(&self, mut packed: &[u8]) -> Result<(), Error> {
+        let damaged = || Error::internal("a shared deployment is damaged");
+        let staging = self.staging();
+        let _ = std::fs::remove_dir_all(&staging);
+        create_private_dir(&staging).map_err(io)?;
+        while !packed.is_empty() {
+            let (len, rest) = packed.split_first_chunk::<2>().ok_or_else(damaged)?;
+            let len = usize::from(u16::from_be_bytes(*len));
+            let (name, rest) = rest.split_at_checked(len).ok_or_else(damaged)?;
+            let name = std::str::from_utf8(name).map_err(|_| damaged())?;
+            let valid = name == "manifest.json"
+                || (name.starts_with("component-") && name.ends_with(".wasm"));
+            if !valid || name.contains('/') {
+                return Err(damaged());
+            }
+            let (size, rest) = rest.split_first_chunk::<8>().ok_or_else(damaged)?;
+            let size = usize::try_from(u64::from_be_bytes(*size)).map_err(|_| damaged())?;
+            let (bytes, rest) = rest.split_at_checked(size).ok_or_else(damaged)?;
+            write_synced(&staging.join(name), bytes)?;
+            packed = rest;
+        }
+        self.switch()
+    }
+
+    /// Renames the staged deployment into place.
+    fn switch(&self) -> Result<(), Error> {
         let _ = std::fs::remove_dir_all(self.previous());
         if self.dir.exists() {
             std::fs::rename(&self.dir, self.previous()).map_err(io)?;
@@ -282,7 +334,8 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     write_new(path, bytes, true)
         .and_then(|()| sync_parent(path))
-        .map_err(|e| Error::config(format!("cannot create {}: {e}", path.display())))
+        .map_err(|e| Error::config(format!("cannot create {}: {e}", path.display())))?;
+    crate::shared_state::written(path, bytes)
 }
 
 fn sync_parent(path: &Path) -> std::io::Result<()> {
@@ -295,6 +348,13 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
 /// Replaces the contents of `path` by `bytes`: written beside it, synced,
 /// renamed over it, and the directory synced.
 pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    replace_local(path, bytes)?;
+    crate::shared_state::written(path, bytes)
+}
+
+/// [`replace`] without sharing the file with other nodes: for copies of
+/// what another node shared.
+pub fn replace_local(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let staging = path.with_extension("new");
     let _ = std::fs::remove_file(&staging);
     write_new(&staging, bytes, true)

@@ -202,6 +202,36 @@ impl Deployments {
         Ok(summary)
     }
 
+    /// Serves the deployment in the data directory, which another node
+    /// deployed (and whose schema it applied).
+    pub async fn reload(&self) -> Result<(), Error> {
+        let _one_at_a_time = self.changing.lock().await;
+        let Some(persisted) = self.data_dir.deployment().load()? else {
+            return Ok(());
+        };
+        let (deployment, origins) = self.build(persisted.components, persisted.config).await?;
+        self.count(&origins);
+        tracing::info!(deployment = %deployment.id, "serving the deployment another node deployed");
+        self.switch(deployment);
+        self.generation.send_modify(|g| *g += 1);
+        Ok(())
+    }
+
+    /// Reads the environment again, after another node changed it.
+    pub fn reload_environment(&self) -> Result<(), Error> {
+        let path = self.data_dir.environment();
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
+        let variables: Environment = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
+        *self
+            .environment
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(variables);
+        self.generation.send_modify(|g| *g += 1);
+        Ok(())
+    }
+
     pub fn environment_variables(&self) -> BTreeMap<String, String> {
         (*self.environment()).clone()
     }

@@ -57,6 +57,19 @@ impl Error {
         }
     }
 
+    /// A store failure: a database that is unreachable (or restarting) is
+    /// `Unavailable` and may be retried; anything else is a fault.
+    pub fn from_store(e: capstan_store::Error) -> Error {
+        match e.code() {
+            capstan_store::ErrorCode::Unavailable => Error::with_detail(
+                ErrorCode::Unavailable,
+                "the database is unavailable; try again",
+                e.to_string(),
+            ),
+            _ => Error::internal(format!("commit failed: {e}")),
+        }
+    }
+
     /// A server that cannot start as configured: for its operator.
     pub fn config(detail: impl fmt::Display) -> Error {
         Error::internal(format!("configuration: {detail}"))

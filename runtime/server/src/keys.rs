@@ -66,6 +66,24 @@ impl AdminKey {
         }
     }
 
+    /// Makes `key` (given by the operator, as from a Kubernetes Secret) the
+    /// key in `data_dir`, then loads it.
+    pub fn install(data_dir: &Path, key: &str) -> Result<AdminKey, Error> {
+        let key = key.trim();
+        let hex = key.strip_prefix(PREFIX).unwrap_or_default();
+        if hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::config(format!(
+                "CAPSTAN_ADMIN_KEY must be {PREFIX} followed by at least 32 hex digits"
+            )));
+        }
+        let path = data_dir.join(FILE);
+        let current = std::fs::read_to_string(&path).ok();
+        if current.as_deref().map(str::trim) != Some(key) {
+            replace(&path, key.as_bytes())?;
+        }
+        AdminKey::load_or_create(data_dir)
+    }
+
     /// Reads the key without creating one (for `capstan keys`).
     pub fn read(data_dir: &Path) -> Option<AdminKey> {
         std::fs::read_to_string(data_dir.join(FILE))
@@ -94,6 +112,24 @@ impl AdminKey {
         replace(path, key.as_bytes())?;
         *current = key.clone();
         Ok(key)
+    }
+
+    /// Reads the key again from its file, after another node rotated it.
+    pub fn reload(&self) -> Result<(), Error> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
+        let key = text.trim().to_owned();
+        if !key.starts_with(PREFIX) {
+            return Err(Error::internal(format!(
+                "{} does not hold an admin key",
+                path.display()
+            )));
+        }
+        *self.key.write().unwrap_or_else(|e| e.into_inner()) = key;
+        Ok(())
     }
 
     /// Whether `presented` has the admin key's form (then it is never
@@ -146,6 +182,15 @@ pub struct ServiceKeys {
 }
 
 impl ServiceKeys {
+    /// Reads the list again from its file, after another node changed it.
+    pub fn reload(&self) -> Result<(), Error> {
+        let root = self.path.parent().unwrap_or(Path::new("."));
+        let fresh = ServiceKeys::load(root, self.clock.clone())?;
+        let keys = fresh.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        Ok(())
+    }
+
     pub fn load(data_dir: &Path, clock: Clock) -> Result<ServiceKeys, Error> {
         let path = data_dir.join(SERVICE_FILE);
         let keys = match std::fs::read(&path) {

@@ -53,6 +53,7 @@ pub mod pace;
 pub mod platform;
 pub mod rate_limit;
 pub mod snapshot;
+pub mod shared_state;
 pub mod sync;
 pub mod tls;
 pub mod ws;
@@ -60,6 +61,7 @@ pub mod ws;
 use std::net::SocketAddr;
 
 pub use app::{App, Caller};
+pub use capstan_store::PostgresConfig;
 pub use config::ServerConfig;
 pub use error::Error;
 pub use keys::{AdminKey, ServiceKeys};
@@ -107,6 +109,50 @@ where
     });
 }
 
+/// Reloads what another node changed in the shared state, until `shutdown`.
+fn follow_shared_state(
+    state: std::sync::Arc<shared_state::SharedState>,
+    app: &App,
+    admin_key: &AdminKey,
+    service_keys: &ServiceKeys,
+    shutdown: &CancellationToken,
+) {
+    let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    state.watch(changed);
+    let (app, admin_key, service_keys, shutdown) = (
+        app.clone(),
+        admin_key.clone(),
+        service_keys.clone(),
+        shutdown.clone(),
+    );
+    tokio::spawn(async move {
+        // Holds the state (and so its watcher) until shutdown.
+        let _state = state;
+        loop {
+            let name = tokio::select! {
+                () = shutdown.cancelled() => break,
+                name = changes.recv() => match name {
+                    Some(name) => name,
+                    None => break,
+                },
+            };
+            let reloaded = match name.as_str() {
+                shared_state::DEPLOYMENT => app.deployments().reload().await,
+                "env.json" => app.deployments().reload_environment(),
+                "admin_key" => admin_key.reload(),
+                "service_keys.json" => service_keys.reload(),
+                _ => {
+                    tracing::info!(name, "shared state changed; it takes effect at the next start");
+                    Ok(())
+                }
+            };
+            if let Err(error) = reloaded {
+                tracing::error!(name, ?error, "cannot apply shared state another node changed");
+            }
+        }
+    });
+}
+
 impl Server {
     /// Opens the data directory, binds `config.listen` (port 0 picks one) and
     /// serves until [`Server::stop`] or the token is cancelled.
@@ -121,8 +167,23 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::config(e.to_string()))?;
-        data_dir::DataDir::create(&config.data_dir)?;
-        let admin_key = AdminKey::load_or_create(&config.data_dir)?;
+        let data_dir = data_dir::DataDir::create(&config.data_dir)?;
+        // On PostgreSQL, the keys, environment and deployment come from the
+        // database (one node starting at a time), before anything reads them.
+        let shared = match &config.postgres {
+            Some(postgres) => {
+                let persistence = capstan_store::PostgresPersistence::open(postgres)
+                    .map_err(|e| Error::config(format!("cannot open the PostgreSQL store: {e}")))?;
+                let (state, starting) =
+                    shared_state::SharedState::open(persistence.clone(), data_dir)?;
+                Some((persistence, state, starting))
+            }
+            None => None,
+        };
+        let admin_key = match &config.admin_key {
+            Some(key) => AdminKey::install(&config.data_dir, key.expose())?,
+            None => AdminKey::load_or_create(&config.data_dir)?,
+        };
         let service_keys = ServiceKeys::load(&config.data_dir, config.clock.clone())?;
         let metrics = metrics::Metrics::new();
         let limiters = std::sync::Arc::new(rate_limit::Limiters::new(
@@ -145,7 +206,13 @@ impl Server {
             };
             format!("{scheme}://{host}")
         });
-        let app = App::open(&config, &public_url, metrics.clone()).await?;
+        let app = App::open(
+            &config,
+            &public_url,
+            metrics.clone(),
+            shared.as_ref().map(|(persistence, _, _)| persistence.clone()),
+        )
+        .await?;
         let credentials = credentials::Credentials {
             app: app.clone(),
             admin_key: admin_key.clone(),
@@ -154,6 +221,10 @@ impl Server {
             clock: config.clock.clone(),
         };
         let shutdown = CancellationToken::new();
+        if let Some((_, state, starting)) = shared {
+            drop(starting);
+            follow_shared_state(state, &app, &admin_key, &credentials.service_keys, &shutdown);
+        }
         // Expired sessions, tokens and codes leave the auth tables.
         every(SWEEP_INTERVAL, &shutdown, {
             let app = app.clone();

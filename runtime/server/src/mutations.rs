@@ -164,6 +164,9 @@ impl Mutations {
         let started = tokio::time::Instant::now();
         let mut queued = None;
         let mut attempt: u32 = 0;
+        // With other nodes writing too, start from what they acknowledged
+        // (a conflict's retry starts after the commits it lost to anyway).
+        self.store.refresh().await.map_err(Error::from_store)?;
         loop {
             if attempt == self.limits.conflicts_before_queueing && queued.is_none() {
                 queued = Some(self.contended.lock().await);
@@ -259,7 +262,7 @@ impl Mutations {
                         tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
                     }
                 }
-                Err(e) => return Err(Error::internal(format!("commit failed: {e}"))),
+                Err(e) => return Err(Error::from_store(e)),
             }
         }
     }

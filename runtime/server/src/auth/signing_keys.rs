@@ -18,6 +18,24 @@ pub fn path(root: &Path) -> PathBuf {
     root.join("auth_keys.json")
 }
 
+/// Makes `json` (an `auth_keys.json` given by the operator, as from a
+/// Kubernetes Secret) the keys in `root`.
+pub fn install(root: &Path, json: &str) -> Result<(), Error> {
+    let ring: KeyRing = serde_json::from_str(json)
+        .map_err(|e| Error::config(format!("CAPSTAN_AUTH_KEYS is not a key ring: {e}")))?;
+    if ring.current().is_none() {
+        return Err(Error::config("CAPSTAN_AUTH_KEYS holds no current signing key"));
+    }
+    let path = path(root);
+    let current: Option<KeyRing> = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    if current.as_ref().map(encode).transpose()? != Some(encode(&ring)?) {
+        save(root, &ring)?;
+    }
+    Ok(())
+}
+
 /// The keys in `root`, made with `algorithm` if there are none yet.
 pub fn load_or_create(root: &Path, algorithm: Algorithm, now: u64) -> Result<KeyRing, Error> {
     let path = path(root);

@@ -92,6 +92,9 @@ pub fn build(
 pub async fn run(app: App, clock: Clock, shutdown: CancellationToken) {
     let mut generations = app.generations();
     loop {
+        if !super::scheduler::until_leader(app.store(), &shutdown).await {
+            break;
+        }
         let now = clock.since_epoch().as_secs_f64() * 1000.0;
         let next = match app.deployment() {
             Some(deployment) => match tick(app.store(), &deployment, now).await {

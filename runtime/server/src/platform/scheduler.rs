@@ -103,6 +103,10 @@ impl Queue {
 pub async fn run(app: App, clock: Clock, concurrency: usize, shutdown: CancellationToken) {
     let store = app.store().clone();
     let now_ms = || clock.since_epoch().as_secs_f64() * 1000.0;
+    // With several nodes, the one holding the leader lease runs the jobs.
+    if !until_leader(&store, &shutdown).await {
+        return;
+    }
     if let Err(error) = recover(&store, now_ms()).await {
         tracing::error!(%error, "could not mark interrupted scheduled actions failed");
     }
@@ -116,6 +120,17 @@ pub async fn run(app: App, clock: Clock, concurrency: usize, shutdown: Cancellat
     let running: Arc<Mutex<HashSet<DocumentId>>> = Arc::default();
     let mut queue: Option<Queue> = None;
     loop {
+        if !store.leads() {
+            tracing::warn!("no longer the leader: leaving scheduled functions to the node that is");
+            queue = None;
+            if !until_leader(&store, &shutdown).await {
+                break;
+            }
+            // The previous leader's runs may have been cut short.
+            if let Err(error) = recover(&store, now_ms()).await {
+                tracing::error!(%error, "could not mark interrupted scheduled actions failed");
+            }
+        }
         let held = match queue.take() {
             Some(held) if !held.rows.is_empty() || held.complete => held,
             _ => match Queue::load(&store) {
@@ -194,6 +209,21 @@ pub async fn run(app: App, clock: Clock, concurrency: usize, shutdown: Cancellat
         tracing::warn!("scheduled runs still going at shutdown were left to end with the process");
     }
 }
+
+/// Waits until this node leads (at once with one node); `false` at
+/// shutdown.
+pub(crate) async fn until_leader(store: &Store, shutdown: &CancellationToken) -> bool {
+    while !store.leads() {
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            () = tokio::time::sleep(LEADER_POLL) => {}
+        }
+    }
+    !shutdown.is_cancelled()
+}
+
+/// How often a node that does not lead checks whether it now does.
+const LEADER_POLL: Duration = Duration::from_millis(500);
 
 /// Runs the row `id` if it is still pending.
 async fn run_pending(app: &App, id: DocumentId) {

@@ -38,6 +38,12 @@ pub fn config(data: &Path) -> ServerConfig {
     };
     config.rate_limits.calls = unlimited;
     config.rate_limits.sockets = unlimited;
+    // The one switch: `CAPSTAN_TEST_ENGINE=postgres` keeps each test's
+    // store in a PostgreSQL database named after its data directory.
+    if capstan_test_support::engine_is_postgres() {
+        let url = capstan_test_support::Postgres::shared().database_for(&data.display().to_string());
+        config.postgres = Some(capstan_store::PostgresConfig::new(url));
+    }
     config
 }
 

@@ -12,6 +12,7 @@ mod deploys;
 mod examples;
 mod hardening;
 mod hostile_clients;
+mod manifests;
 mod platform;
 mod socket;
 mod socket_limits;

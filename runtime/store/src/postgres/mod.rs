@@ -203,40 +203,83 @@ impl PostgresPersistence {
         })
     }
 
-    /// Stores `value` under `name`: replaces it, or when `only_if_absent`
-    /// keeps the one another node stored first. Returns what is stored.
-    pub fn put_state(&self, name: &str, value: Vec<u8>, only_if_absent: bool) -> Result<Vec<u8>> {
+    /// Stores `value` under `name` (replacing what was) and tells the other
+    /// nodes; returns its new version.
+    pub fn put_state(&self, name: &str, value: Vec<u8>) -> Result<i64> {
         let pool = self.pool.clone();
         let name = name.to_owned();
         self.bridge.run(async move {
             let client = pool.get().await.map_err(unavailable)?;
-            let statement = if only_if_absent {
-                "INSERT INTO capstan_state (name, value, version) VALUES ($1, $2, 1)
-                 ON CONFLICT (name) DO NOTHING"
-            } else {
-                "INSERT INTO capstan_state (name, value, version) VALUES ($1, $2, 1)
-                 ON CONFLICT (name) DO UPDATE
-                 SET value = EXCLUDED.value, version = capstan_state.version + 1"
-            };
-            client
-                .execute(statement, &[&name, &value])
-                .await
-                .map_err(unavailable)?;
-            client
-                .execute("SELECT pg_notify('capstan_state', $1)", &[&name])
-                .await
-                .map_err(unavailable)?;
             let row = client
-                .query_one("SELECT value FROM capstan_state WHERE name = $1", &[&name])
+                .query_one(
+                    "WITH stored AS (
+                         INSERT INTO capstan_state (name, value, version) VALUES ($1, $2, 1)
+                         ON CONFLICT (name) DO UPDATE
+                         SET value = EXCLUDED.value, version = capstan_state.version + 1
+                         RETURNING version
+                     )
+                     SELECT version, pg_notify('capstan_state', $1) FROM stored",
+                    &[&name, &value],
+                )
                 .await
                 .map_err(unavailable)?;
             Ok(row.get(0))
         })
     }
 
+    /// Holds a lock across the nodes until the guard drops: one node at a
+    /// time initialises the shared state.
+    pub fn exclusive(&self) -> Result<Exclusive> {
+        let pool = self.pool.clone();
+        let client = self.bridge.run(async move {
+            let client = pool.get().await.map_err(unavailable)?;
+            client
+                .execute("SELECT pg_advisory_lock($1)", &[&STARTUP_LOCK])
+                .await
+                .map_err(unavailable)?;
+            Ok(client)
+        })?;
+        Ok(Exclusive {
+            bridge: self.bridge.clone(),
+            client: Some(client),
+        })
+    }
+
     /// Waits until shared state may have changed, or `timeout` passed.
     pub fn wait_for_state(&self, seen: u64, timeout: Duration) -> u64 {
         self.log.state_changes.wait(seen, timeout)
+    }
+}
+
+/// The lock [`PostgresPersistence::exclusive`] takes (an arbitrary number).
+const STARTUP_LOCK: i64 = 0x6361_7073_7461_6e03;
+
+/// A lock held across nodes; released when dropped.
+pub struct Exclusive {
+    bridge: Arc<bridge::Bridge>,
+    client: Option<deadpool_postgres::Object>,
+}
+
+impl std::fmt::Debug for Exclusive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Exclusive")
+    }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = self.bridge.run(async move {
+                if client
+                    .execute("SELECT pg_advisory_unlock($1)", &[&STARTUP_LOCK])
+                    .await
+                    .is_err()
+                {
+                    drop(deadpool_postgres::Object::take(client));
+                }
+                Ok(())
+            });
+        }
     }
 }
 
