@@ -67,7 +67,12 @@ enum Command {
         listen: SocketAddr,
         /// Keep the store in this PostgreSQL database, shared by every node
         /// given the same URL (`postgres://user:password@host/db`).
-        #[arg(long, env = "CAPSTAN_DATABASE_URL", hide_env_values = true, conflicts_with = "config")]
+        #[arg(
+            long,
+            env = "CAPSTAN_DATABASE_URL",
+            hide_env_values = true,
+            conflicts_with = "config"
+        )]
         database_url: Option<String>,
     },
     /// Build the app in DIR, optimised (or take --component files), and deploy it.

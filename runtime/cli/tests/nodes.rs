@@ -47,7 +47,11 @@ impl Node {
 }
 
 fn admin_key(data: &Path) -> String {
-    ok(capstan().args(["keys", "--data-dir"]).arg(data).output().expect("runs"))
+    ok(capstan()
+        .args(["keys", "--data-dir"])
+        .arg(data)
+        .output()
+        .expect("runs"))
 }
 
 fn deploy(url: &str, key: &str) {
@@ -61,7 +65,13 @@ fn deploy(url: &str, key: &str) {
 }
 
 /// A call over HTTP: the status and the JSON answered.
-async fn call(http: &reqwest::Client, node: &str, kind: &str, path: &str, args: Value) -> (u16, Value) {
+async fn call(
+    http: &reqwest::Client,
+    node: &str,
+    kind: &str,
+    path: &str,
+    args: Value,
+) -> (u16, Value) {
     let response = http
         .post(format!("{node}/api/{kind}"))
         .json(&json!({"path": path, "args": args, "format": "json"}))
@@ -93,7 +103,10 @@ fn int64(value: &Value) -> i64 {
 async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
     while !check().await {
-        assert!(started.elapsed() < within, "did not happen within {within:?}");
+        assert!(
+            started.elapsed() < within,
+            "did not happen within {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -115,14 +128,21 @@ async fn cluster(postgres: &Postgres, http: &reqwest::Client) -> (Vec<Node>, Str
         .collect();
     let key = admin_key(nodes[0]._data.path());
     for node in &nodes[1..] {
-        assert_eq!(admin_key(node._data.path()), key, "every node has the one admin key");
+        assert_eq!(
+            admin_key(node._data.path()),
+            key,
+            "every node has the one admin key"
+        );
     }
     deploy(&nodes[0].url(), &key);
     // Every node switches to the deployment the first took.
     for node in &nodes {
         let url = node.url();
         eventually(Duration::from_secs(30), async || {
-            call(http, &url, "query", "api:count_all", json!({})).await.0 == 200
+            call(http, &url, "query", "api:count_all", json!({}))
+                .await
+                .0
+                == 200
         })
         .await;
     }
@@ -141,7 +161,10 @@ async fn three_nodes_serve_one_app_exactly_and_live() {
     for url in &urls {
         let client = Client::new(url).expect("client");
         let args = capstan_client::Value::from_json(&json!({"channel": "nodes"})).expect("args");
-        let subscription = client.subscribe("api:list", args).await.expect("subscribes");
+        let subscription = client
+            .subscribe("api:list", args)
+            .await
+            .expect("subscribes");
         subscriptions.push((client, subscription));
     }
 
@@ -150,7 +173,14 @@ async fn three_nodes_serve_one_app_exactly_and_live() {
     for i in 0..300 {
         let (http, url) = (http.clone(), urls[i % 3].clone());
         tasks.push(tokio::spawn(async move {
-            value(&http, &url, "mutation", "api:increment", json!({"name": "hits"})).await
+            value(
+                &http,
+                &url,
+                "mutation",
+                "api:increment",
+                json!({"name": "hits"}),
+            )
+            .await
         }));
     }
     let mut counts = Vec::new();
@@ -158,16 +188,34 @@ async fn three_nodes_serve_one_app_exactly_and_live() {
         counts.push(int64(&task.await.expect("task")));
     }
     counts.sort_unstable();
-    assert_eq!(counts, (1..=300).collect::<Vec<_>>(), "each increment saw a distinct count");
+    assert_eq!(
+        counts,
+        (1..=300).collect::<Vec<_>>(),
+        "each increment saw a distinct count"
+    );
     // Exact, whichever node is asked next.
     for (i, url) in urls.iter().enumerate() {
-        let count = value(&http, url, "mutation", "api:increment", json!({"name": "hits"})).await;
+        let count = value(
+            &http,
+            url,
+            "mutation",
+            "api:increment",
+            json!({"name": "hits"}),
+        )
+        .await;
         assert_eq!(int64(&count), 301 + i as i64, "seen from {url}");
     }
 
     // Each node's mutations reach every node's subscriber.
     for (i, url) in urls.iter().enumerate() {
-        value(&http, url, "mutation", "api:send", json!({"channel": "nodes", "body": format!("from {i}")})).await;
+        value(
+            &http,
+            url,
+            "mutation",
+            "api:send",
+            json!({"channel": "nodes", "body": format!("from {i}")}),
+        )
+        .await;
     }
     for (n, (_, subscription)) in subscriptions.iter_mut().enumerate() {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -183,7 +231,10 @@ async fn three_nodes_serve_one_app_exactly_and_live() {
                 .as_array()
                 .map(|list| list.iter().filter_map(|m| m["body"].as_str()).collect())
                 .unwrap_or_default();
-            if ["from 0", "from 1", "from 2"].iter().all(|b| bodies.contains(b)) {
+            if ["from 0", "from 1", "from 2"]
+                .iter()
+                .all(|b| bodies.contains(b))
+            {
                 break;
             }
         }
@@ -199,14 +250,24 @@ async fn three_nodes_serve_one_app_exactly_and_live() {
             server.0.wait().expect("reaped");
         }
         let url = &urls[1 + i % 2];
-        let (status, body) = call(&http, url, "mutation", "api:send", json!({"channel": "stream", "body": format!("m{i}")})).await;
+        let (status, body) = call(
+            &http,
+            url,
+            "mutation",
+            "api:send",
+            json!({"channel": "stream", "body": format!("m{i}")}),
+        )
+        .await;
         if status == 200 && body["status"] == "success" {
             acknowledged.push(body["value"].clone());
         } else {
             refused += 1;
         }
     }
-    assert!(refused > 0 && refused <= 70, "only calls to the killed node failed: {refused}");
+    assert!(
+        refused > 0 && refused <= 70,
+        "only calls to the killed node failed: {refused}"
+    );
     // The survivors serve, and hold every acknowledged write.
     for url in [&urls[0], &urls[2]] {
         for id in &acknowledged {
@@ -217,12 +278,29 @@ async fn three_nodes_serve_one_app_exactly_and_live() {
 
     // The database restarts under load: calls fail cleanly, then recover.
     postgres.kill();
-    let (status, body) = call(&http, &urls[0], "mutation", "api:send", json!({"channel": "outage", "body": "lost?"})).await;
-    assert_eq!(status, 503, "a clean refusal while the database is down: {body}");
+    let (status, body) = call(
+        &http,
+        &urls[0],
+        "mutation",
+        "api:send",
+        json!({"channel": "outage", "body": "lost?"}),
+    )
+    .await;
+    assert_eq!(
+        status, 503,
+        "a clean refusal while the database is down: {body}"
+    );
     postgres.restart();
     let mut recovered = Vec::new();
     eventually(Duration::from_secs(30), async || {
-        let (status, body) = call(&http, &urls[2], "mutation", "api:send", json!({"channel": "outage", "body": "after"})).await;
+        let (status, body) = call(
+            &http,
+            &urls[2],
+            "mutation",
+            "api:send",
+            json!({"channel": "outage", "body": "after"}),
+        )
+        .await;
         if status == 200 {
             recovered.push(body["value"].clone());
         }
@@ -230,10 +308,28 @@ async fn three_nodes_serve_one_app_exactly_and_live() {
     })
     .await;
     for url in [&urls[0], &urls[2]] {
-        let after = value(&http, url, "query", "api:list", json!({"channel": "stream"})).await;
-        assert_eq!(after.as_array().map(Vec::len), Some(acknowledged.len()), "nothing lost on {url}");
+        let after = value(
+            &http,
+            url,
+            "query",
+            "api:list",
+            json!({"channel": "stream"}),
+        )
+        .await;
+        assert_eq!(
+            after.as_array().map(Vec::len),
+            Some(acknowledged.len()),
+            "nothing lost on {url}"
+        );
         eventually(Duration::from_secs(15), async || {
-            let (status, _) = call(&http, url, "mutation", "api:increment", json!({"name": "hits"})).await;
+            let (status, _) = call(
+                &http,
+                url,
+                "mutation",
+                "api:increment",
+                json!({"name": "hits"}),
+            )
+            .await;
             status == 200
         })
         .await;
@@ -248,7 +344,10 @@ async fn a_snapshot_moves_an_app_from_sled_to_postgresql_and_back() {
         ("api:list", json!({"channel": "a"})),
         ("api:list", json!({"channel": "b"})),
         ("api:count_all", json!({})),
-        ("api:page", json!({"channel": "b", "opts": {"numItems": 7, "cursor": null}})),
+        (
+            "api:page",
+            json!({"channel": "b", "opts": {"numItems": 7, "cursor": null}}),
+        ),
     ];
     let results = async |url: &str| {
         let mut out = Vec::new();
@@ -267,9 +366,23 @@ async fn a_snapshot_moves_an_app_from_sled_to_postgresql_and_back() {
     deploy(&sled_url, &sled_key);
     for i in 0..40 {
         let channel = if i % 3 == 0 { "a" } else { "b" };
-        value(&http, &sled_url, "mutation", "api:send", json!({"channel": channel, "body": format!("m{i}")})).await;
+        value(
+            &http,
+            &sled_url,
+            "mutation",
+            "api:send",
+            json!({"channel": channel, "body": format!("m{i}")}),
+        )
+        .await;
     }
-    value(&http, &sled_url, "mutation", "api:increment", json!({"name": "hits"})).await;
+    value(
+        &http,
+        &sled_url,
+        "mutation",
+        "api:increment",
+        json!({"name": "hits"}),
+    )
+    .await;
     let on_sled = results(&sled_url).await;
 
     let snapshot = tempfile::tempdir().expect("temp dir");
@@ -300,7 +413,11 @@ async fn a_snapshot_moves_an_app_from_sled_to_postgresql_and_back() {
     let pg_key = admin_key(pg_data.path());
     deploy(&pg_url, &pg_key);
     import(&pg_url, &pg_key, &from_sled);
-    assert_eq!(results(&pg_url).await, on_sled, "identical query results on PostgreSQL");
+    assert_eq!(
+        results(&pg_url).await,
+        on_sled,
+        "identical query results on PostgreSQL"
+    );
 
     // And back, into a fresh sled deployment.
     let from_pg = snapshot.path().join("postgres.zip");
@@ -312,7 +429,11 @@ async fn a_snapshot_moves_an_app_from_sled_to_postgresql_and_back() {
     let back_key = admin_key(back_data.path());
     deploy(&back_url, &back_key);
     import(&back_url, &back_key, &from_pg);
-    assert_eq!(results(&back_url).await, on_sled, "identical query results back on sled");
+    assert_eq!(
+        results(&back_url).await,
+        on_sled,
+        "identical query results back on sled"
+    );
     // The same documents, ids included.
     let documents = |url: String| {
         let http = http.clone();

@@ -52,8 +52,8 @@ pub mod mutations;
 pub mod pace;
 pub mod platform;
 pub mod rate_limit;
-pub mod snapshot;
 pub mod shared_state;
+pub mod snapshot;
 pub mod sync;
 pub mod tls;
 pub mod ws;
@@ -142,12 +142,19 @@ fn follow_shared_state(
                 "admin_key" => admin_key.reload(),
                 "service_keys.json" => service_keys.reload(),
                 _ => {
-                    tracing::info!(name, "shared state changed; it takes effect at the next start");
+                    tracing::info!(
+                        name,
+                        "shared state changed; it takes effect at the next start"
+                    );
                     Ok(())
                 }
             };
             if let Err(error) = reloaded {
-                tracing::error!(name, ?error, "cannot apply shared state another node changed");
+                tracing::error!(
+                    name,
+                    ?error,
+                    "cannot apply shared state another node changed"
+                );
             }
         }
     });
@@ -210,7 +217,9 @@ impl Server {
             &config,
             &public_url,
             metrics.clone(),
-            shared.as_ref().map(|(persistence, _, _)| persistence.clone()),
+            shared
+                .as_ref()
+                .map(|(persistence, _, _)| persistence.clone()),
         )
         .await?;
         let credentials = credentials::Credentials {
@@ -223,7 +232,13 @@ impl Server {
         let shutdown = CancellationToken::new();
         if let Some((_, state, starting)) = shared {
             drop(starting);
-            follow_shared_state(state, &app, &admin_key, &credentials.service_keys, &shutdown);
+            follow_shared_state(
+                state,
+                &app,
+                &admin_key,
+                &credentials.service_keys,
+                &shutdown,
+            );
         }
         // Expired sessions, tokens and codes leave the auth tables.
         every(SWEEP_INTERVAL, &shutdown, {

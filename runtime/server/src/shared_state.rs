@@ -188,7 +188,10 @@ pub fn written(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// Called after the deployment directory `dir` switched to a new
 /// deployment: shares it.
-pub fn deployment_switched(dir: &Path, packed: impl FnOnce() -> Result<Vec<u8>, Error>) -> Result<(), Error> {
+pub fn deployment_switched(
+    dir: &Path,
+    packed: impl FnOnce() -> Result<Vec<u8>, Error>,
+) -> Result<(), Error> {
     let Some(root) = dir.parent() else {
         return Ok(());
     };

@@ -28,7 +28,11 @@ pub struct LoggedCommit {
 
 pub fn encode(entry: &CommitEntry, catalog: Option<&[u8]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + entry.size());
-    out.push(if entry.schema_changed { SCHEMA_CHANGED } else { 0 });
+    out.push(if entry.schema_changed {
+        SCHEMA_CHANGED
+    } else {
+        0
+    });
     out.extend_from_slice(&entry.ts.nanos().to_be_bytes());
     if entry.schema_changed {
         let catalog = catalog.unwrap_or_default();
@@ -133,7 +137,9 @@ impl Reader<'_> {
         match self.take::<1>()?[0] {
             0 => Ok(None),
             1 => Ok(Some(self.slice()?.to_vec())),
-            other => Err(Error::Corrupt(format!("key marker {other} in a logged commit"))),
+            other => Err(Error::Corrupt(format!(
+                "key marker {other} in a logged commit"
+            ))),
         }
     }
 }

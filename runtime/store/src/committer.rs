@@ -12,11 +12,11 @@ use capstan_protocol::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::{Catalog, IndexEntry, IndexInfo, IndexKind, TableEntry};
+use crate::commit_codec;
 use crate::error::{Conflict, ConflictReason, Error, Result};
 use crate::id::{DocumentId, IndexId, TableNumber};
 use crate::keys;
 use crate::mvcc;
-use crate::commit_codec;
 use crate::persistence::{Batch, LockedLog, LogRead, Persistence};
 use crate::read_set::{CommitEntry, DocumentWrite, IndexKeyChange, Intersection, ReadSet};
 use crate::schema::Schema;

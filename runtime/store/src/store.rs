@@ -156,8 +156,7 @@ fn spawn_catch_up(shared: Arc<Shared>, commits: mpsc::WeakSender<Request>) -> Re
                 let Some(sender) = commits.upgrade() else {
                     return;
                 };
-                if let Err(mpsc::error::TrySendError::Closed(_)) =
-                    sender.try_send(Request::CatchUp)
+                if let Err(mpsc::error::TrySendError::Closed(_)) = sender.try_send(Request::CatchUp)
                 {
                     return;
                 }
@@ -223,7 +222,10 @@ impl Store {
         postgres: &crate::postgres::PostgresConfig,
         config: StoreConfig,
     ) -> Result<Store> {
-        Store::with_persistence(crate::postgres::PostgresPersistence::open(postgres)?, config)
+        Store::with_persistence(
+            crate::postgres::PostgresPersistence::open(postgres)?,
+            config,
+        )
     }
 
     /// A store that lives in memory only, for tests.

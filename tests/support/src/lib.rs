@@ -338,9 +338,17 @@ impl Postgres {
     fn stop_when_process_exits(&self) {
         let pg_ctl = self.bin.join("pg_ctl");
         let stop = if self.as_postgres {
-            format!("runuser -u postgres -- {} -D {} -m immediate -w stop", pg_ctl.display(), self.data.display())
+            format!(
+                "runuser -u postgres -- {} -D {} -m immediate -w stop",
+                pg_ctl.display(),
+                self.data.display()
+            )
         } else {
-            format!("{} -D {} -m immediate -w stop", pg_ctl.display(), self.data.display())
+            format!(
+                "{} -D {} -m immediate -w stop",
+                pg_ctl.display(),
+                self.data.display()
+            )
         };
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} >/dev/null 2>&1; rm -rf {data}",

@@ -24,7 +24,9 @@ pub fn install(root: &Path, json: &str) -> Result<(), Error> {
     let ring: KeyRing = serde_json::from_str(json)
         .map_err(|e| Error::config(format!("CAPSTAN_AUTH_KEYS is not a key ring: {e}")))?;
     if ring.current().is_none() {
-        return Err(Error::config("CAPSTAN_AUTH_KEYS holds no current signing key"));
+        return Err(Error::config(
+            "CAPSTAN_AUTH_KEYS holds no current signing key",
+        ));
     }
     let path = path(root);
     let current: Option<KeyRing> = std::fs::read(&path)

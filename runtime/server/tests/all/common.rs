@@ -41,7 +41,8 @@ pub fn config(data: &Path) -> ServerConfig {
     // The one switch: `CAPSTAN_TEST_ENGINE=postgres` keeps each test's
     // store in a PostgreSQL database named after its data directory.
     if capstan_test_support::engine_is_postgres() {
-        let url = capstan_test_support::Postgres::shared().database_for(&data.display().to_string());
+        let url =
+            capstan_test_support::Postgres::shared().database_for(&data.display().to_string());
         config.postgres = Some(capstan_store::PostgresConfig::new(url));
     }
     config

@@ -230,7 +230,10 @@ impl SharedLog for Log {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.bridge.run(async move {
             let client = pool.get().await.map_err(unavailable)?;
-            let statement = client.prepare_cached(READ_AFTER).await.map_err(unavailable)?;
+            let statement = client
+                .prepare_cached(READ_AFTER)
+                .await
+                .map_err(unavailable)?;
             let rows = client
                 .query(&statement, &[&ts_param(after), &limit])
                 .await
@@ -240,7 +243,10 @@ impl SharedLog for Log {
     }
 
     fn wait(&self, timeout: Duration) {
-        let mut seen = self.commits_seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = self
+            .commits_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         *seen = self.commits.wait(*seen, timeout);
     }
 
@@ -340,13 +346,15 @@ impl LockedLog for Locked<'_> {
     fn commit(mut self: Box<Self>, batch: Batch, log: Vec<(Timestamp, Vec<u8>)>) -> Result<()> {
         let changes = Changes::from(batch);
         let last = log.last().map_or(self.last_ts, |(ts, _)| *ts);
-        let (stamps, entries): (Vec<i64>, Vec<Vec<u8>>) =
-            log.into_iter().map(|(ts, entry)| (ts_param(ts), entry)).unzip();
+        let (stamps, entries): (Vec<i64>, Vec<Vec<u8>>) = log
+            .into_iter()
+            .map(|(ts, entry)| (ts_param(ts), entry))
+            .unzip();
         self.with_client(move |client| async move {
             let done = async {
                 let statement = client
-                .prepare_cached(
-                    "WITH put AS (
+                    .prepare_cached(
+                        "WITH put AS (
                          INSERT INTO capstan_kv (key, value)
                          SELECT * FROM unnest($1::bytea[], $2::bytea[])
                          ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
@@ -359,21 +367,21 @@ impl LockedLog for Locked<'_> {
                          UPDATE capstan_clock SET last_ts = $6 WHERE id = 1
                      )
                      SELECT pg_notify('capstan_commits', $6::text)",
-                )
-                .await?;
-            client
-                .execute(
-                    &statement,
-                    &[
-                        &changes.put_keys,
-                        &changes.put_values,
-                        &changes.removed,
-                        &stamps,
-                        &entries,
-                        &ts_param(last),
-                    ],
-                )
-                .await?;
+                    )
+                    .await?;
+                client
+                    .execute(
+                        &statement,
+                        &[
+                            &changes.put_keys,
+                            &changes.put_values,
+                            &changes.removed,
+                            &stamps,
+                            &entries,
+                            &ts_param(last),
+                        ],
+                    )
+                    .await?;
                 client.batch_execute("COMMIT").await
             }
             .await;

@@ -65,18 +65,22 @@ impl Connector {
                     .connect(tokio_postgres::NoTls)
                     .await
                     .map_err(unavailable)?;
-                Ok((client, Connection::Plain(connection)))
+                Ok((client, Connection::Plain(Box::new(connection))))
             }
             Some(tls) => {
-                let (client, connection) =
-                    self.config.connect(tls.clone()).await.map_err(unavailable)?;
-                Ok((client, Connection::Tls(connection)))
+                let (client, connection) = self
+                    .config
+                    .connect(tls.clone())
+                    .await
+                    .map_err(unavailable)?;
+                Ok((client, Connection::Tls(Box::new(connection))))
             }
         }
     }
 }
 
-type PlainConnection = tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
+type PlainConnection =
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
 type TlsConnection = tokio_postgres::Connection<
     tokio_postgres::Socket,
     <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<
@@ -86,8 +90,8 @@ type TlsConnection = tokio_postgres::Connection<
 
 /// A connection outside the pool, driven by its owner.
 pub(crate) enum Connection {
-    Plain(PlainConnection),
-    Tls(TlsConnection),
+    Plain(Box<PlainConnection>),
+    Tls(Box<TlsConnection>),
 }
 
 impl Connection {
@@ -110,7 +114,8 @@ pub struct PostgresPersistence {
 
 impl std::fmt::Debug for PostgresPersistence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresPersistence").finish_non_exhaustive()
+        f.debug_struct("PostgresPersistence")
+            .finish_non_exhaustive()
     }
 }
 
@@ -288,7 +293,9 @@ fn redact(e: &tokio_postgres::Error) -> String {
     e.to_string()
 }
 
-fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+fn tls_connector(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
@@ -430,10 +437,7 @@ impl PostgresPersistence {
                 .iter()
                 .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
                 .collect();
-            let rows = client
-                .query(&statement, &refs)
-                .await
-                .map_err(unavailable)?;
+            let rows = client.query(&statement, &refs).await.map_err(unavailable)?;
             Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
         })
     }

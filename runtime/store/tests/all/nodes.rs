@@ -33,7 +33,9 @@ fn number(value: &Value) -> i64 {
 async fn concurrent_increments_spread_over_three_nodes_end_exact() -> anyhow::Result<()> {
     let url = Postgres::shared().create_database();
     let nodes = nodes(&url, 3).await?;
-    let counter = insert(&nodes[0], "messages", serde_json::json!({"n": 0})).await?.id;
+    let counter = insert(&nodes[0], "messages", serde_json::json!({"n": 0}))
+        .await?
+        .id;
     let mut tasks = Vec::new();
     for i in 0..300 {
         let node = nodes[i % 3].clone();
@@ -42,7 +44,10 @@ async fn concurrent_increments_spread_over_three_nodes_end_exact() -> anyhow::Re
             run_with_retries(&node, 500, |tx| {
                 let current = tx.get(counter)?.expect("the counter exists");
                 let n = number(field(&current, "n"));
-                tx.patch(counter, Patch::from([("n".into(), Some(Value::Float64((n + 1) as f64)))]))
+                tx.patch(
+                    counter,
+                    Patch::from([("n".into(), Some(Value::Float64((n + 1) as f64)))]),
+                )
             })
             .await
         }));
@@ -53,14 +58,21 @@ async fn concurrent_increments_spread_over_three_nodes_end_exact() -> anyhow::Re
     }
     // Every node converges on the database's value.
     for node in &nodes {
-        let n = eventually(node, |tx| {
-            let doc = tx.get(counter)?.expect("the counter exists");
-            Ok(number(field(&doc, "n")))
-        }, 300)
+        let n = eventually(
+            node,
+            |tx| {
+                let doc = tx.get(counter)?.expect("the counter exists");
+                Ok(number(field(&doc, "n")))
+            },
+            300,
+        )
         .await?;
         assert_eq!(n, 300);
     }
-    assert!(conflicts > 0, "three nodes incrementing one counter must have conflicted");
+    assert!(
+        conflicts > 0,
+        "three nodes incrementing one counter must have conflicted"
+    );
     Ok(())
 }
 
@@ -90,8 +102,20 @@ async fn write_skew_between_nodes_is_refused_as_a_conflict() -> anyhow::Result<(
     // is still on. Serializable execution keeps at least one on call.
     let url = Postgres::shared().create_database();
     let nodes = nodes(&url, 2).await?;
-    let alice = insert(&nodes[0], "users", serde_json::json!({"name": "alice", "on_call": true})).await?.id;
-    let bob = insert(&nodes[0], "users", serde_json::json!({"name": "bob", "on_call": true})).await?.id;
+    let alice = insert(
+        &nodes[0],
+        "users",
+        serde_json::json!({"name": "alice", "on_call": true}),
+    )
+    .await?
+    .id;
+    let bob = insert(
+        &nodes[0],
+        "users",
+        serde_json::json!({"name": "bob", "on_call": true}),
+    )
+    .await?
+    .id;
     for node in &nodes {
         eventually(node, |tx| Ok(tx.get(bob)?.is_some()), true).await?;
     }
@@ -106,8 +130,14 @@ async fn write_skew_between_nodes_is_refused_as_a_conflict() -> anyhow::Result<(
     let mut second = nodes[1].begin();
     assert_eq!(on_call(&mut first)?, 2);
     assert_eq!(on_call(&mut second)?, 2);
-    first.patch(alice, Patch::from([("on_call".into(), Some(Value::Boolean(false)))]))?;
-    second.patch(bob, Patch::from([("on_call".into(), Some(Value::Boolean(false)))]))?;
+    first.patch(
+        alice,
+        Patch::from([("on_call".into(), Some(Value::Boolean(false)))]),
+    )?;
+    second.patch(
+        bob,
+        Patch::from([("on_call".into(), Some(Value::Boolean(false)))]),
+    )?;
     let a = nodes[0].commit(first).await?;
     let b = nodes[1].commit(second).await?;
     assert!(a.is_ok(), "the first commit wins");
@@ -115,7 +145,10 @@ async fn write_skew_between_nodes_is_refused_as_a_conflict() -> anyhow::Result<(
     // Retried, it sees one doctor on call and leaves him there.
     let retried = run_with_retries(&nodes[1], 50, |tx| {
         if on_call(tx)? > 1 {
-            tx.patch(bob, Patch::from([("on_call".into(), Some(Value::Boolean(false)))]))?;
+            tx.patch(
+                bob,
+                Patch::from([("on_call".into(), Some(Value::Boolean(false)))]),
+            )?;
         }
         Ok(())
     })
@@ -134,7 +167,12 @@ async fn a_subscriber_on_each_node_sees_every_other_nodes_commits() -> anyhow::R
     let mut written = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         for n in 0..5 {
-            let doc = insert(node, "messages", serde_json::json!({"n": n, "channel": format!("node{i}")})).await?;
+            let doc = insert(
+                node,
+                "messages",
+                serde_json::json!({"n": n, "channel": format!("node{i}")}),
+            )
+            .await?;
             written.push((i, doc.id));
         }
     }
@@ -152,7 +190,10 @@ async fn a_subscriber_on_each_node_sees_every_other_nodes_commits() -> anyhow::R
         }
         // And reads at its latest timestamp see all of them.
         let mut tx = nodes[r].begin();
-        assert_eq!(tx.query(&Query::full_table_scan("messages"), None)?.len(), 15);
+        assert_eq!(
+            tx.query(&Query::full_table_scan("messages"), None)?.len(),
+            15
+        );
     }
     Ok(())
 }
@@ -167,12 +208,20 @@ async fn a_schema_applied_on_one_node_reaches_the_others() -> anyhow::Result<()>
     );
     nodes[0].apply_schema(schema).await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while nodes[1].catalog().tables.get("scores").is_none() {
-        assert!(std::time::Instant::now() < deadline, "node 1 never saw the new table");
+    while !nodes[1].catalog().tables.contains_key("scores") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 1 never saw the new table"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     insert(&nodes[1], "scores", serde_json::json!({"points": 3})).await?;
-    eventually(&nodes[0], |tx| Ok(tx.query(&Query::full_table_scan("scores"), None)?.len()), 1).await?;
+    eventually(
+        &nodes[0],
+        |tx| Ok(tx.query(&Query::full_table_scan("scores"), None)?.len()),
+        1,
+    )
+    .await?;
     Ok(())
 }
 
@@ -209,7 +258,10 @@ async fn a_database_restart_fails_calls_cleanly_then_they_recover_with_nothing_l
         }
     }
     assert!(failed > 0, "calls failed while the database was down");
-    assert!(acknowledged.len() >= 200, "calls recovered after the restart");
+    assert!(
+        acknowledged.len() >= 200,
+        "calls recovered after the restart"
+    );
     for node in &nodes {
         node.refresh().await?;
         let mut tx = node.begin();
