@@ -153,8 +153,52 @@ async fn cluster(postgres: &Postgres, http: &reqwest::Client) -> (Vec<Node>, Str
 async fn three_nodes_serve_one_app_exactly_and_live() {
     let postgres = Postgres::start();
     let http = reqwest::Client::new();
-    let (mut nodes, _key) = cluster(&postgres, &http).await;
+    let (mut nodes, key) = cluster(&postgres, &http).await;
     let urls: Vec<String> = nodes.iter().map(Node::url).collect();
+
+    // Shared state set through one node reaches the others: a variable,
+    // and a rotated admin key (the old one then fails everywhere).
+    ok(capstan()
+        .args([
+            "env",
+            "set",
+            "REGION",
+            "eu-north",
+            "--url",
+            &urls[0],
+            "--admin-key",
+            &key,
+        ])
+        .output()
+        .expect("runs"));
+    for url in &urls {
+        eventually(Duration::from_secs(15), async || {
+            call(&http, url, "query", "api:env", json!({"name": "REGION"}))
+                .await
+                .1["value"]
+                == "eu-north"
+        })
+        .await;
+    }
+    let rotated = ok(capstan()
+        .args(["keys", "rotate", "--url", &urls[1], "--admin-key", &key])
+        .output()
+        .expect("runs"));
+    let rotated = rotated.lines().last().unwrap_or_default().trim().to_owned();
+    for url in &urls {
+        eventually(Duration::from_secs(15), async || {
+            let env = |admin: &str| {
+                capstan()
+                    .args(["env", "list", "--url", url, "--admin-key", admin])
+                    .output()
+                    .expect("runs")
+                    .status
+                    .success()
+            };
+            env(&rotated) && !env(&key)
+        })
+        .await;
+    }
 
     // A subscriber on each node.
     let mut subscriptions = Vec::new();

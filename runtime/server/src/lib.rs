@@ -141,6 +141,7 @@ fn follow_shared_state(
                 "env.json" => app.deployments().reload_environment(),
                 "admin_key" => admin_key.reload(),
                 "service_keys.json" => service_keys.reload(),
+                "auth_keys.json" => app.sign_in().reload_keys(),
                 _ => {
                     tracing::info!(
                         name,

@@ -1,7 +1,8 @@
 //! Capstan's document store: documents in tables with indexes, read at MVCC
 //! snapshots, written by serializable optimistic transactions that one
 //! committer validates and makes durable with group commit, over sled (or
-//! memory, for tests).
+//! memory, for tests), or over PostgreSQL shared by several nodes, where a
+//! lock in the database orders every node's commits.
 //!
 //! ```no_run
 //! # async fn example() -> capstan_store::Result<()> {
@@ -42,10 +43,12 @@
 //! - [`gc`]: removal of versions past the retention window.
 //! - [`catalog`], [`schema`], [`validator`]: tables, indexes, validators.
 //! - [`document`], [`id`]: documents and their ids.
-//! - [`persistence`], [`sled_engine`]: the key-value seam and its engines.
+//! - [`persistence`], [`sled_engine`], [`postgres`]: the key-value seam and
+//!   its engines; [`commit_codec`]: commits as a shared log holds them.
 //! - [`limits`]: every tunable; [`error`]: [`Error`] and [`Conflict`].
 
 pub mod catalog;
+mod clock_reads;
 pub mod commit_codec;
 pub mod committer;
 pub mod document;

@@ -9,6 +9,7 @@ use capstan_protocol::Timestamp;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::catalog::Catalog;
+use crate::clock_reads::ClockReads;
 use crate::committer::{CommitRequest, Committer, Request, SchemaChange};
 use crate::error::{Conflict, Error, Result};
 use crate::gc::{self, GcStats};
@@ -189,6 +190,8 @@ impl Drop for SnapshotGuard {
 pub struct Store {
     shared: Arc<Shared>,
     commits: mpsc::Sender<Request>,
+    /// On a shared engine, the newest timestamp read from the database.
+    clock_reads: Option<Arc<ClockReads>>,
     threads: Arc<Threads>,
 }
 
@@ -276,9 +279,13 @@ impl Store {
         let committer = std::thread::Builder::new()
             .name("capstan-committer".into())
             .spawn(move || committer.run())?;
-        if shared.persistence.shared_log().is_some() {
-            spawn_catch_up(shared.clone(), commits.downgrade())?;
-        }
+        let clock_reads = match shared.persistence.shared_log() {
+            Some(_) => {
+                spawn_catch_up(shared.clone(), commits.downgrade())?;
+                Some(ClockReads::start(Arc::downgrade(&shared))?)
+            }
+            None => None,
+        };
         let collector = match gc_interval {
             None => None,
             Some(interval) => {
@@ -293,6 +300,7 @@ impl Store {
         Ok(Store {
             shared,
             commits,
+            clock_reads,
             threads: Arc::new(Threads {
                 committer: Mutex::new(Some(committer)),
                 collector: Mutex::new(collector),
@@ -378,16 +386,10 @@ impl Store {
     /// learn), so that a call after another node's acknowledged write reads
     /// it. Immediate on an engine one process owns.
     pub async fn refresh(&self) -> Result<()> {
-        if self.shared.persistence.shared_log().is_none() {
+        let Some(clock) = &self.clock_reads else {
             return Ok(());
-        }
-        let shared = self.shared.clone();
-        let target = tokio::task::spawn_blocking(move || match shared.persistence.shared_log() {
-            Some(log) => log.last_ts(),
-            None => Ok(Timestamp::MIN),
-        })
-        .await
-        .map_err(|_| Error::ShutDown)??;
+        };
+        let target = clock.read().await?;
         let mut published = self.shared.published.subscribe();
         if *published.borrow_and_update() >= target {
             return Ok(());

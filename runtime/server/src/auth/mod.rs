@@ -183,6 +183,17 @@ impl SignIn {
         self.publish(ring)
     }
 
+    /// Serves the keys in the data directory again, after another node
+    /// rotated or imported one.
+    pub fn reload_keys(&self) -> Result<(), Error> {
+        let path = signing_keys::path(&self.keys_dir);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
+        let ring: capstan_auth::KeyRing = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
+        self.publish(ring).map(drop)
+    }
+
     fn publish(&self, ring: capstan_auth::KeyRing) -> Result<String, Error> {
         let kid = ring
             .current()

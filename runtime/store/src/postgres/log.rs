@@ -181,6 +181,49 @@ const READ_AFTER: &str = "SELECT c.pruned_through, e.entry
      ) e ON true
      WHERE c.id = 1";
 
+/// The clock and the log rows answered by [`SharedLog::lock`]'s query:
+/// the statement after the third completed holds the clock, the next the
+/// log (as text: bytea in hex).
+fn locked_read(messages: &[tokio_postgres::SimpleQueryMessage]) -> Result<(Timestamp, LogRead)> {
+    use tokio_postgres::SimpleQueryMessage;
+    let damaged = || Error::Unavailable("an unexpected answer to the commit lock".into());
+    let mut completed = 0;
+    let mut clock = None;
+    let mut read = LogRead::default();
+    for message in messages {
+        match message {
+            SimpleQueryMessage::CommandComplete(_) => completed += 1,
+            SimpleQueryMessage::Row(row) if completed == 3 => {
+                let number = |i: usize| -> Result<Timestamp> {
+                    let text = row.get(i).ok_or_else(damaged)?;
+                    Ok(ts_of(text.parse().map_err(|_| damaged())?))
+                };
+                read.pruned_through = number(1)?;
+                clock = Some(number(0)?);
+            }
+            SimpleQueryMessage::Row(row) if completed == 4 => {
+                let text = row.get(0).ok_or_else(damaged)?;
+                read.commits.push(from_hex(text).ok_or_else(damaged)?);
+            }
+            _ => {}
+        }
+    }
+    Ok((clock.ok_or_else(damaged)?, read))
+}
+
+/// PostgreSQL's hex output of a bytea: `\x` and two digits per byte.
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    let digits = text.strip_prefix("\\x")?.as_bytes();
+    if digits.len() % 2 != 0 {
+        return None;
+    }
+    let value = |d: u8| (d as char).to_digit(16);
+    digits
+        .chunks(2)
+        .map(|pair| Some((value(pair[0])? * 16 + value(pair[1])?) as u8))
+        .collect()
+}
+
 fn log_read(rows: &[tokio_postgres::Row]) -> LogRead {
     LogRead {
         pruned_through: rows.first().map_or(Timestamp::MIN, |row| ts_of(row.get(0))),
@@ -194,23 +237,25 @@ fn log_read(rows: &[tokio_postgres::Row]) -> LogRead {
 impl SharedLog for Log {
     fn lock(&self, after: Timestamp) -> Result<Box<dyn LockedLog + '_>> {
         let pool = self.pool.clone();
-        let (client, last_ts) = self.bridge.run(async move {
+        // One round trip: in a multi-statement query each statement takes a
+        // fresh snapshot, so the log is read after the lock is granted.
+        let sql = format!(
+            "BEGIN; SET LOCAL lock_timeout = '10s'; \
+             SET LOCAL idle_in_transaction_session_timeout = '10s'; \
+             SELECT last_ts, pruned_through FROM capstan_clock WHERE id = 1 FOR UPDATE; \
+             SELECT entry FROM capstan_commits WHERE ts > {} ORDER BY ts",
+            ts_param(after)
+        );
+        let (client, last_ts, read) = self.bridge.run(async move {
             let client = pool.get().await.map_err(unavailable)?;
-            let locked = async {
-                client
-                    .batch_execute(
-                        "BEGIN; SET LOCAL lock_timeout = '10s'; \
-                         SET LOCAL idle_in_transaction_session_timeout = '10s'",
-                    )
-                    .await?;
-                let statement = client
-                    .prepare_cached("SELECT last_ts FROM capstan_clock WHERE id = 1 FOR UPDATE")
-                    .await?;
-                client.query_one(&statement, &[]).await
-            }
-            .await;
-            match locked {
-                Ok(row) => Ok((client, ts_of(row.get(0)))),
+            match client.simple_query(&sql).await {
+                Ok(messages) => match locked_read(&messages) {
+                    Ok((last_ts, read)) => Ok((client, last_ts, read)),
+                    Err(e) => {
+                        discard(client);
+                        Err(e)
+                    }
+                },
                 Err(e) => {
                     discard(client);
                     Err(unavailable(e))
@@ -220,7 +265,7 @@ impl SharedLog for Log {
         Ok(Box::new(Locked {
             bridge: &self.bridge,
             client: Some(client),
-            after,
+            read: Some(read),
             last_ts,
         }))
     }
@@ -295,7 +340,8 @@ struct Locked<'a> {
     bridge: &'a Bridge,
     /// `None` once committed or discarded.
     client: Option<Object>,
-    after: Timestamp,
+    /// The log rows read with the lock, until [`LockedLog::read`] takes them.
+    read: Option<LogRead>,
     last_ts: Timestamp,
 }
 
@@ -332,15 +378,9 @@ impl LockedLog for Locked<'_> {
     }
 
     fn read(&mut self) -> Result<LogRead> {
-        let after = ts_param(self.after);
-        self.with_client(move |client| async move {
-            let rows = async {
-                let statement = client.prepare_cached(READ_AFTER).await?;
-                client.query(&statement, &[&after, &i64::MAX]).await
-            }
-            .await;
-            (client, rows.map(|rows| log_read(&rows)))
-        })
+        self.read
+            .take()
+            .ok_or_else(|| Error::Unavailable("the log was already read".into()))
     }
 
     fn commit(mut self: Box<Self>, batch: Batch, log: Vec<(Timestamp, Vec<u8>)>) -> Result<()> {
