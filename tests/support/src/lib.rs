@@ -291,6 +291,42 @@ impl Postgres {
         server
     }
 
+    /// Turns TLS on with `certificate` and `key` (PEM), without a restart.
+    pub fn enable_tls(&self, certificate: &str, key: &str) {
+        let (cert_path, key_path) = (self.data.join("server.crt"), self.data.join("server.key"));
+        std::fs::write(&cert_path, certificate).expect("writes the certificate");
+        std::fs::write(&key_path, key).expect("writes the key");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))
+            .expect("a private key");
+        if self.as_postgres {
+            let status = Command::new("chown")
+                .arg("postgres:postgres")
+                .args([&cert_path, &key_path])
+                .status()
+                .expect("chown runs");
+            assert!(status.success(), "chown of the TLS files");
+        }
+        self.psql(&format!(
+            "ALTER SYSTEM SET ssl_cert_file = '{}'",
+            cert_path.display()
+        ));
+        self.psql(&format!(
+            "ALTER SYSTEM SET ssl_key_file = '{}'",
+            key_path.display()
+        ));
+        self.psql("ALTER SYSTEM SET ssl = on");
+        self.psql("SELECT pg_reload_conf()");
+        // The reload is asynchronous: wait until new connections see it.
+        for _ in 0..100 {
+            if self.psql("SHOW ssl") == "on" {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("PostgreSQL did not turn TLS on");
+    }
+
     /// The URL of database `name` on this server.
     pub fn url_of(&self, name: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use capstan_protocol::Value;
-use capstan_store::{Error, ErrorCode, Patch, Query, Store};
+use capstan_store::{Error, ErrorCode, Patch, PostgresConfig, Query, Store};
 use capstan_test_support::Postgres;
 
 use crate::common::*;
@@ -270,4 +270,61 @@ async fn a_database_restart_fails_calls_cleanly_then_they_recover_with_nothing_l
         }
     }
     Ok(())
+}
+
+#[tokio::test]
+async fn nodes_reach_the_database_over_verified_tls() -> anyhow::Result<()> {
+    let server = Postgres::start();
+    let (authority, certificate, key) = signed_certificate()?;
+    server.enable_tls(&certificate, &key);
+    let dir = temp_dir();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, authority)?;
+    let url = format!("{}?sslmode=require", server.url);
+
+    // The database's certificate is checked: without its authority among
+    // the roots, the connection is refused.
+    let untrusted = Store::open_postgres(&PostgresConfig::new(url.clone()), config());
+    let error = untrusted
+        .expect_err("an unknown authority is refused")
+        .to_string();
+    assert!(
+        error.contains("certificate") || error.contains("Certificate"),
+        "{error}"
+    );
+
+    let mut postgres = PostgresConfig::new(url);
+    postgres.ca_file = Some(ca_file);
+    let store = Store::open_postgres(&postgres, config())?;
+    store.apply_schema(messages_schema()).await?;
+    let doc = insert(&store, "messages", serde_json::json!({"n": 1})).await?;
+    assert_eq!(store.begin().get(doc.id)?.as_ref(), Some(&doc));
+    let encrypted = server.psql(
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE ssl AND application_name = 'capstan'",
+    );
+    assert_ne!(encrypted, "0", "the store's connections use TLS");
+    let plain = server.psql(
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE NOT ssl AND application_name = 'capstan'",
+    );
+    assert_eq!(plain, "0", "and none goes without");
+    Ok(())
+}
+
+/// A certificate authority and a certificate it signed for 127.0.0.1, as
+/// PEM: (authority, certificate, key).
+fn signed_certificate() -> anyhow::Result<(String, String, String)> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let authority_key = KeyPair::generate()?;
+    let mut authority = CertificateParams::new(Vec::<String>::new())?;
+    authority.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let authority = authority.self_signed(&authority_key)?;
+    let key = KeyPair::generate()?;
+    let certificate = CertificateParams::new(vec!["127.0.0.1".to_owned()])?.signed_by(
+        &key,
+        &authority,
+        &authority_key,
+    )?;
+    Ok((authority.pem(), certificate.pem(), key.serialize_pem()))
 }
