@@ -27,6 +27,111 @@ pub fn read_document(
     }
 }
 
+/// The documents `ids` as of `ts`, in order: one request to the engine.
+pub fn read_documents(
+    persistence: &dyn Persistence,
+    ids: &[DocumentId],
+    ts: Timestamp,
+) -> Result<Vec<Option<Document>>> {
+    let ranges: Vec<(Vec<u8>, Vec<u8>)> = ids
+        .iter()
+        .map(|id| {
+            let mut end = keys::document_prefix(id);
+            end.extend_from_slice(&[0xff; 8]);
+            (keys::document_key(id, ts), end)
+        })
+        .collect();
+    let found = persistence.first_in_ranges(&ranges)?;
+    ids.iter()
+        .zip(found)
+        .map(|(id, version)| match version {
+            None => Ok(None),
+            Some((_, value)) => decode_version(*id, &value),
+        })
+        .collect()
+}
+
+/// Fills in the documents of index entries a batch at a time, for engines
+/// where each read is a round trip ([`Persistence::prefers_batches`]). The
+/// batch grows from 4 to 32 entries, so a query stopping at a small limit
+/// reads little past it, and at most 32 documents wait in the buffer.
+pub struct WithDocuments<'a, I> {
+    inner: I,
+    persistence: &'a dyn Persistence,
+    ts: Timestamp,
+    buffer: std::collections::VecDeque<Result<IndexEntry>>,
+    batch: usize,
+}
+
+impl<I> std::fmt::Debug for WithDocuments<'_, I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithDocuments")
+            .field("buffered", &self.buffer.len())
+            .field("batch", &self.batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, I: Iterator<Item = Result<IndexEntry>>> WithDocuments<'a, I> {
+    pub fn new(inner: I, persistence: &'a dyn Persistence, ts: Timestamp) -> Self {
+        WithDocuments {
+            inner,
+            persistence,
+            ts,
+            buffer: std::collections::VecDeque::new(),
+            batch: 4,
+        }
+    }
+
+    fn fill(&mut self) {
+        let mut entries = Vec::with_capacity(self.batch);
+        for item in self.inner.by_ref() {
+            let failed = item.is_err();
+            entries.push(item);
+            if failed || entries.len() >= self.batch {
+                break;
+            }
+        }
+        self.batch = (self.batch * 4).min(32);
+        let missing: Vec<DocumentId> = entries
+            .iter()
+            .filter_map(|e| {
+                e.as_ref()
+                    .ok()
+                    .filter(|e| e.document.is_none())
+                    .map(|e| e.id)
+            })
+            .collect();
+        if !missing.is_empty() {
+            match read_documents(self.persistence, &missing, self.ts) {
+                Ok(documents) => {
+                    let mut documents = documents.into_iter();
+                    for entry in entries.iter_mut().flatten() {
+                        if entry.document.is_none() {
+                            // A missing document stays `None`: the reader
+                            // reports the broken index entry.
+                            entry.document = documents.next().flatten();
+                        }
+                    }
+                }
+                Err(e) => entries.push(Err(e)),
+            }
+        }
+        self.buffer.extend(entries);
+    }
+}
+
+impl<I: Iterator<Item = Result<IndexEntry>>> Iterator for WithDocuments<'_, I> {
+    type Item = Result<IndexEntry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buffer.is_empty() {
+            self.fill();
+        }
+        self.buffer.pop_front()
+    }
+}
+
 pub fn decode_version(id: DocumentId, value: &[u8]) -> Result<Option<Document>> {
     match value.split_first() {
         Some((&keys::DELETED, _)) => Ok(None),

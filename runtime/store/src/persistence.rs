@@ -49,6 +49,30 @@ pub trait Persistence: Send + Sync + 'static {
     /// Makes every write that returned before this call durable.
     fn sync(&self) -> Result<()>;
 
+    /// For each `[start, end]` range, its first entry: what reading one
+    /// version of each of many documents takes. One request on engines
+    /// that [prefer batches](Persistence::prefers_batches).
+    fn first_in_ranges(&self, ranges: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<Option<KvPair>>> {
+        ranges
+            .iter()
+            .map(|(start, end)| {
+                self.scan(
+                    Bound::Included(start.clone()),
+                    Bound::Included(end.clone()),
+                    false,
+                )
+                .next()
+                .transpose()
+            })
+            .collect()
+    }
+
+    /// Whether each read costs a round trip, so that readers should batch
+    /// them ([`Persistence::first_in_ranges`]).
+    fn prefers_batches(&self) -> bool {
+        false
+    }
+
     /// The commit log of an engine that several nodes share, which then
     /// orders every commit; `None` for an engine one process owns.
     fn shared_log(&self) -> Option<&dyn SharedLog> {

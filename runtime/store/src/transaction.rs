@@ -407,18 +407,21 @@ impl Transaction {
             if range.is_empty() {
                 Box::new(std::iter::empty())
             } else {
-                Box::new(
-                    mvcc::scan_index(
-                        &*shared.persistence,
-                        index,
-                        ts,
-                        &range.lo,
-                        range.hi.as_deref(),
-                        reverse,
-                    )
-                    // This transaction's writes replace the snapshot's versions.
-                    .filter(|entry| !entry.as_ref().is_ok_and(|e| written.contains(&e.id))),
+                let entries = mvcc::scan_index(
+                    &*shared.persistence,
+                    index,
+                    ts,
+                    &range.lo,
+                    range.hi.as_deref(),
+                    reverse,
                 )
+                // This transaction's writes replace the snapshot's versions.
+                .filter(|entry| !entry.as_ref().is_ok_and(|e| written.contains(&e.id)));
+                if shared.persistence.prefers_batches() {
+                    Box::new(mvcc::WithDocuments::new(entries, &*shared.persistence, ts))
+                } else {
+                    Box::new(entries)
+                }
             };
         let mut head = snapshot.next().transpose()?;
 

@@ -398,6 +398,48 @@ impl Persistence for PostgresPersistence {
     fn shared_log(&self) -> Option<&dyn SharedLog> {
         Some(&self.log)
     }
+
+    fn first_in_ranges(&self, ranges: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<Option<KvPair>>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pool = self.pool.clone();
+        let (starts, ends): (Vec<Vec<u8>>, Vec<Vec<u8>>) = ranges.iter().cloned().unzip();
+        let count = ranges.len();
+        self.bridge.run(async move {
+            let client = pool.get().await.map_err(unavailable)?;
+            let statement = client
+                .prepare_cached(
+                    "SELECT r.i, kv.key, kv.value
+                     FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS r(lo, hi, i)
+                     CROSS JOIN LATERAL (
+                         SELECT key, value FROM capstan_kv
+                         WHERE key >= r.lo AND key <= r.hi
+                         ORDER BY key LIMIT 1
+                     ) kv",
+                )
+                .await
+                .map_err(unavailable)?;
+            let rows = client
+                .query(&statement, &[&starts, &ends])
+                .await
+                .map_err(unavailable)?;
+            let mut found = vec![None; count];
+            for row in rows {
+                let ordinal: i64 = row.get(0);
+                let slot = usize::try_from(ordinal - 1)
+                    .ok()
+                    .and_then(|i| found.get_mut(i))
+                    .ok_or_else(|| Error::Corrupt("a batch read answered out of range".into()))?;
+                *slot = Some((row.get(1), row.get(2)));
+            }
+            Ok(found)
+        })
+    }
+
+    fn prefers_batches(&self) -> bool {
+        true
+    }
 }
 
 impl PostgresPersistence {
