@@ -167,6 +167,11 @@ impl Postgres {
     /// Runs `psql -c <sql>` against the server; its output (unaligned,
     /// tuples only).
     pub fn psql(&self, sql: &str) -> String {
+        self.psql_in("postgres", sql)
+    }
+
+    /// [`Postgres::psql`] in database `database`.
+    pub fn psql_in(&self, database: &str, sql: &str) -> String {
         let psql = self.bin.join("psql");
         let psql = if psql.exists() {
             psql
@@ -181,6 +186,8 @@ impl Postgres {
                 &self.port.to_string(),
                 "-U",
                 "postgres",
+                "-d",
+                database,
             ])
             .args(["-A", "-t", "-c", sql])
             .output()

@@ -328,3 +328,32 @@ fn signed_certificate() -> anyhow::Result<(String, String, String)> {
     )?;
     Ok((authority.pem(), certificate.pem(), key.serialize_pem()))
 }
+
+#[tokio::test]
+async fn the_schema_is_created_once_and_a_newer_one_is_refused() -> anyhow::Result<()> {
+    let server = Postgres::shared();
+    let url = server.create_database();
+    let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+    // Two nodes starting at once both migrate; the lock makes it once.
+    let (a, b) = tokio::join!(
+        tokio::task::spawn_blocking({
+            let url = url.clone();
+            move || postgres_store(&url, config())
+        }),
+        tokio::task::spawn_blocking({
+            let url = url.clone();
+            move || postgres_store(&url, config())
+        }),
+    );
+    let (a, b) = (a??, b??);
+    let sql = |sql: &str| server.psql_in(&name, sql);
+    assert_eq!(
+        sql("SELECT count(*), max(version) FROM capstan_migrations"),
+        format!("{0}|{0}", capstan_store::postgres::SCHEMA_VERSION)
+    );
+    drop((a, b));
+    sql("INSERT INTO capstan_migrations (version) VALUES (999)");
+    let error = postgres_store(&url, config()).expect_err("a newer schema is refused");
+    assert!(error.to_string().contains("upgrade Capstan"), "{error}");
+    Ok(())
+}
