@@ -24,8 +24,8 @@ use crate::persistence::{Batch, KvIter, KvPair, Persistence, SharedLog};
 
 pub use migrations::VERSION as SCHEMA_VERSION;
 
-/// How to reach the database.
-#[derive(Clone, Debug)]
+/// How to reach the database. Its `Debug` hides the URL's password.
+#[derive(Clone)]
 pub struct PostgresConfig {
     /// A `postgres://` URL or a `key=value` connection string; `sslmode=
     /// require` uses TLS, verified against the system's roots and `ca_file`.
@@ -36,6 +36,36 @@ pub struct PostgresConfig {
     pub ca_file: Option<std::path::PathBuf>,
     /// How long a call waits for a connection before failing.
     pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &without_password(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("ca_file", &self.ca_file)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// `url` with its password replaced, in either form a URL may take.
+fn without_password(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((credentials, host)) = rest.split_once('@') {
+            if let Some((user, _)) = credentials.split_once(':') {
+                return format!("{scheme}://{user}:…@{host}");
+            }
+        }
+        return url.to_owned();
+    }
+    url.split_whitespace()
+        .map(|pair| match pair.split_once('=') {
+            Some(("password", _)) => "password=…".to_owned(),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl PostgresConfig {
@@ -139,8 +169,9 @@ impl PostgresPersistence {
     /// Connects, creates or migrates the schema, and starts listening for
     /// other nodes' commits.
     pub fn open(config: &PostgresConfig) -> Result<Arc<PostgresPersistence>> {
+        // The driver's parse errors name what is wrong, never the URL.
         let mut pg = tokio_postgres::Config::from_str(&config.url)
-            .map_err(|e| Error::Storage(format!("invalid PostgreSQL URL: {}", redact(&e))))?;
+            .map_err(|e| Error::Storage(format!("invalid PostgreSQL URL: {e}")))?;
         pg.connect_timeout(config.connect_timeout);
         if pg.get_application_name().is_none() {
             pg.application_name("capstan");
@@ -286,11 +317,6 @@ impl Drop for Exclusive {
             });
         }
     }
-}
-
-fn redact(e: &tokio_postgres::Error) -> String {
-    // The driver's parse errors do not echo the URL (and its password).
-    e.to_string()
 }
 
 fn tls_connector(
@@ -537,5 +563,22 @@ impl Changes {
                 .map_err(unavailable)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_never_shows_in_debug() {
+        for url in [
+            "postgres://capstan:s3cret@db:5432/app?sslmode=require",
+            "host=db user=capstan password=s3cret dbname=app",
+        ] {
+            let shown = format!("{:?}", PostgresConfig::new(url));
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("capstan"), "{shown}");
+        }
     }
 }
