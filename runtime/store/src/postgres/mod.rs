@@ -52,10 +52,10 @@ impl std::fmt::Debug for PostgresConfig {
 /// `url` with its password replaced, in either form a URL may take.
 fn without_password(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((credentials, host)) = rest.split_once('@') {
-            if let Some((user, _)) = credentials.split_once(':') {
-                return format!("{scheme}://{user}:…@{host}");
-            }
+        if let Some((credentials, host)) = rest.split_once('@')
+            && let Some((user, _)) = credentials.split_once(':')
+        {
+            return format!("{scheme}://{user}:…@{host}");
         }
         return url.to_owned();
     }
