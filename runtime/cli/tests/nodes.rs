@@ -180,6 +180,41 @@ async fn three_nodes_serve_one_app_exactly_and_live() {
         })
         .await;
     }
+    // Changes made one right after another on different nodes all hold:
+    // none is built on a stale copy and lost.
+    for (i, url) in urls.iter().enumerate() {
+        ok(capstan()
+            .args([
+                "env",
+                "set",
+                &format!("NODE_{i}"),
+                &format!("{i}"),
+                "--url",
+                url,
+                "--admin-key",
+                &key,
+            ])
+            .output()
+            .expect("runs"));
+    }
+    for url in &urls {
+        eventually(Duration::from_secs(15), async || {
+            let mut all = true;
+            for i in 0..3 {
+                let (_, body) = call(
+                    &http,
+                    url,
+                    "query",
+                    "api:env",
+                    json!({"name": format!("NODE_{i}")}),
+                )
+                .await;
+                all &= body["value"] == json!(format!("{i}"));
+            }
+            all
+        })
+        .await;
+    }
     let rotated = ok(capstan()
         .args(["keys", "rotate", "--url", &urls[1], "--admin-key", &key])
         .output()

@@ -244,7 +244,8 @@ impl DeploymentFiles {
     /// here, as a deploy would.
     pub fn unpack(&self, mut packed: &[u8]) -> Result<(), Error> {
         let damaged = || Error::internal("a shared deployment is damaged");
-        let staging = self.staging();
+        // Staged apart from a local deploy's `.new`, which may be under way.
+        let staging = self.dir.with_extension("pulled");
         let _ = std::fs::remove_dir_all(&staging);
         create_private_dir(&staging).map_err(io)?;
         while !packed.is_empty() {
@@ -263,16 +264,25 @@ impl DeploymentFiles {
             write_synced(&staging.join(name), bytes)?;
             packed = rest;
         }
-        self.switch()
+        self.switch_from(&staging)
     }
 
     /// Renames the staged deployment into place.
     fn switch(&self) -> Result<(), Error> {
+        self.switch_from(&self.staging())
+    }
+
+    fn switch_from(&self, staging: &Path) -> Result<(), Error> {
+        // A local deploy and a copy of another node's may switch at once.
+        static SWITCHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = SWITCHING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let _ = std::fs::remove_dir_all(self.previous());
         if self.dir.exists() {
             std::fs::rename(&self.dir, self.previous()).map_err(io)?;
         }
-        std::fs::rename(self.staging(), &self.dir).map_err(io)?;
+        std::fs::rename(staging, &self.dir).map_err(io)?;
         if let Some(parent) = self.dir.parent() {
             sync_dir(parent).map_err(io)?;
         }

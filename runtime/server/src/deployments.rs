@@ -169,6 +169,9 @@ impl Deployments {
     ) -> Result<DeploySummary, Error> {
         let _one_at_a_time = self.changing.lock().await;
         let (deployment, origins) = self.build(components.clone(), config.clone()).await?;
+        // One deploy at a time across nodes too, so that its schema and its
+        // code become every node's together.
+        let _cluster = self.across_nodes(None).await?;
         let files = self.data_dir.deployment();
         files.stage(&components, &config)?;
         let change = match store.apply_schema(deployment.schema.clone()).await {
@@ -202,6 +205,22 @@ impl Deployments {
         Ok(summary)
     }
 
+    /// The lock across nodes, waited for off the runtime; with `refresh`,
+    /// the entry it names brought up to date under it (see
+    /// [`crate::shared_state::serialize`]).
+    async fn across_nodes(
+        &self,
+        refresh: Option<&'static str>,
+    ) -> Result<Option<capstan_store::postgres::Exclusive>, Error> {
+        let root = self.data_dir.root().to_owned();
+        tokio::task::spawn_blocking(move || match refresh {
+            Some(name) => crate::shared_state::serialize(&root, name),
+            None => crate::shared_state::exclusive(&root),
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
+    }
+
     /// Serves the deployment in the data directory, which another node
     /// deployed (and whose schema it applied).
     pub async fn reload(&self) -> Result<(), Error> {
@@ -220,10 +239,17 @@ impl Deployments {
     /// Reads the environment again, after another node changed it.
     pub fn reload_environment(&self) -> Result<(), Error> {
         let path = self.data_dir.environment();
-        let bytes = std::fs::read(&path)
-            .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
-        let variables: Environment = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
+        let variables: Environment = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Environment::new(),
+            Err(e) => {
+                return Err(Error::internal(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        };
         *self
             .environment
             .write()
@@ -266,6 +292,10 @@ impl Deployments {
             ));
         }
         let _one_at_a_time = self.changing.lock().await;
+        let cluster = self.across_nodes(Some("env.json")).await?;
+        if cluster.is_some() {
+            self.reload_environment()?;
+        }
         let mut variables = self.environment_variables();
         match value {
             Some(value) => variables.insert(name.to_owned(), value),

@@ -182,6 +182,17 @@ pub struct ServiceKeys {
 }
 
 impl ServiceKeys {
+    /// On a node that shares its state: the lock across nodes, with this
+    /// node's list brought up to date under it.
+    fn latest(&self) -> Result<Option<capstan_store::postgres::Exclusive>, Error> {
+        let root = self.path.parent().unwrap_or(Path::new("."));
+        let guard = crate::shared_state::serialize(root, SERVICE_FILE)?;
+        if guard.is_some() {
+            self.reload()?;
+        }
+        Ok(guard)
+    }
+
     /// Reads the list again from its file, after another node changed it.
     pub fn reload(&self) -> Result<(), Error> {
         let root = self.path.parent().unwrap_or(Path::new("."));
@@ -243,6 +254,7 @@ impl ServiceKeys {
         expires_in: Option<std::time::Duration>,
     ) -> Result<String, Error> {
         ServiceKeys::check_name(name)?;
+        let _cluster = self.latest()?;
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         if keys.contains_key(name) {
             return Err(Error::new(
@@ -271,6 +283,7 @@ impl ServiceKeys {
 
     /// Removes the key named `name`; calls with it fail from now on.
     pub fn revoke(&self, name: &str) -> Result<(), Error> {
+        let _cluster = self.latest()?;
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         if !keys.contains_key(name) {
             return Err(Error::new(

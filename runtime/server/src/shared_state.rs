@@ -43,6 +43,9 @@ pub struct SharedState {
     data_dir: DataDir,
     /// The version of each entry this node's directory holds.
     versions: Mutex<BTreeMap<String, i64>>,
+    /// Held across each copy in or out, so that a copy of an older version
+    /// never lands after this node wrote a newer one.
+    copying: Mutex<()>,
 }
 
 impl std::fmt::Debug for SharedState {
@@ -77,6 +80,7 @@ impl SharedState {
             postgres,
             data_dir,
             versions: Mutex::new(BTreeMap::new()),
+            copying: Mutex::new(()),
         });
         let versions = state.postgres.state_versions().map_err(shared_error)?;
         for name in versions.keys() {
@@ -95,10 +99,15 @@ impl SharedState {
     /// Copies entry `name` into the directory if this node's copy is older;
     /// whether it changed.
     fn pull(&self, name: &str) -> Result<bool, Error> {
+        let _copying = self.copying.lock().unwrap_or_else(PoisonError::into_inner);
         let Some((value, version)) = self.postgres.state(name).map_err(shared_error)? else {
             return Ok(false);
         };
-        if self.versions().get(name) == Some(&version) {
+        if self
+            .versions()
+            .get(name)
+            .is_some_and(|known| *known >= version)
+        {
             return Ok(false);
         }
         if name == DEPLOYMENT {
@@ -113,6 +122,7 @@ impl SharedState {
     }
 
     fn push(&self, name: &str, value: Vec<u8>) -> Result<(), Error> {
+        let _copying = self.copying.lock().unwrap_or_else(PoisonError::into_inner);
         let version = self.postgres.put_state(name, value).map_err(shared_error)?;
         self.versions().insert(name.to_owned(), version);
         Ok(())
@@ -139,7 +149,11 @@ impl SharedState {
                         }
                     };
                     for (name, version) in versions {
-                        if state.versions().get(&name) == Some(&version) {
+                        if state
+                            .versions()
+                            .get(&name)
+                            .is_some_and(|known| *known >= version)
+                        {
                             continue;
                         }
                         match state.pull(&name) {
@@ -158,6 +172,30 @@ impl SharedState {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot watch the shared state");
         }
+    }
+}
+
+/// Before a change that reads an entry and writes it back (a key list,
+/// the environment, the signing keys, a deploy): holds the lock across
+/// nodes and brings this node's copy of `name` up to date, so that no
+/// node's change is built on a stale copy and lost. The caller re-reads its
+/// file, changes it, and drops the guard after writing. `None` for a node
+/// that shares nothing.
+pub fn serialize(root: &Path, name: &str) -> Result<Option<Exclusive>, Error> {
+    let Some(state) = mirror_of(root) else {
+        return Ok(None);
+    };
+    let guard = state.postgres.exclusive().map_err(shared_error)?;
+    state.pull(name)?;
+    Ok(Some(guard))
+}
+
+/// The lock across nodes alone, for a change that replaces an entry
+/// whole (a deploy).
+pub fn exclusive(root: &Path) -> Result<Option<Exclusive>, Error> {
+    match mirror_of(root) {
+        Some(state) => state.postgres.exclusive().map(Some).map_err(shared_error),
+        None => Ok(None),
     }
 }
 

@@ -91,6 +91,21 @@ pub(crate) struct Committer {
 /// Commits read from a shared log per catch-up query.
 const CATCH_UP_PAGE: usize = 4096;
 
+/// How long a node may hold a shared engine's commit lock idle: a group
+/// commit, or a schema change that backfills indexes and checks documents.
+const COMMIT_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
+const SCHEMA_HOLD: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Without a commit learnt for this long, a node catches up before it
+/// takes the commit lock.
+const QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 impl Committer {
     pub fn new(shared: Arc<Shared>, requests: mpsc::Receiver<Request>, last_ts: Timestamp) -> Self {
         Committer {
@@ -137,9 +152,7 @@ impl Committer {
     /// `max(now, last + 1)`: close to wall-clock time, strictly increasing,
     /// and never behind a timestamp persisted before a restart.
     fn next_ts(&mut self) -> Timestamp {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let now = now_nanos();
         self.last_ts = Timestamp::new(now).max(self.last_ts.succ());
         self.last_ts
     }
@@ -155,7 +168,7 @@ impl Committer {
             return;
         }
         let shared = self.shared.clone();
-        let locked = match self.lock_shared(&shared) {
+        let locked = match self.lock_shared(&shared, COMMIT_HOLD) {
             Ok(locked) => locked,
             Err(e) => {
                 for (_, reply) in commits {
@@ -247,11 +260,20 @@ impl Committer {
     /// On a shared engine, takes the commit lock and first publishes every
     /// commit other nodes made since the newest this node knows, so that
     /// validation sees all of them and the next timestamp follows theirs.
-    fn lock_shared<'a>(&mut self, shared: &'a Shared) -> Result<Option<Box<dyn LockedLog + 'a>>> {
+    fn lock_shared<'a>(
+        &mut self,
+        shared: &'a Shared,
+        hold: std::time::Duration,
+    ) -> Result<Option<Box<dyn LockedLog + 'a>>> {
         let Some(log) = shared.persistence.shared_log() else {
             return Ok(None);
         };
-        let mut locked = log.lock(self.known)?;
+        // After a quiet spell (or a lost connection), learn what other nodes
+        // did before taking the lock, so that little is read while holding it.
+        if now_nanos().saturating_sub(self.known.nanos()) > QUIET.as_nanos() as u64 {
+            self.catch_up();
+        }
+        let mut locked = log.lock(self.known, hold)?;
         let read = locked.read()?;
         self.absorb(read)?;
         self.last_ts = self.last_ts.max(locked.last_ts());
@@ -288,9 +310,20 @@ impl Committer {
     fn absorb(&mut self, read: LogRead) -> Result<()> {
         if read.pruned_through > self.known {
             // Commits this node never saw have left the log: what they
-            // changed cannot be told, so every reader starts over.
-            let catalog = load_catalog(&*self.shared.persistence)?;
-            self.known = read.pruned_through;
+            // changed cannot be told, so every reader starts over, from the
+            // database's newest timestamp and the catalog in force at it.
+            let shared = self.shared.clone();
+            let Some(log) = shared.persistence.shared_log() else {
+                return Err(Error::Corrupt(
+                    "a pruned log on an engine without one".into(),
+                ));
+            };
+            let (ts, catalog) = log.state()?;
+            let catalog = match catalog {
+                Some(bytes) => parse_catalog(&bytes)?,
+                None => Catalog::default(),
+            };
+            self.known = self.known.max(ts);
             self.last_ts = self.last_ts.max(self.known);
             self.shared.publish(self.known, Some(Arc::new(catalog)));
             self.shared.write_log.restart_at(self.known);
@@ -329,6 +362,12 @@ impl Committer {
             });
         }
         let describe = |entry: &CommitEntry| {
+            if entry.schema_changed {
+                return Some(Conflict {
+                    conflicting_ts: Some(entry.ts),
+                    reason: ConflictReason::SchemaChanged,
+                });
+            }
             request
                 .reads
                 .intersection(&entry.writes)
@@ -372,7 +411,7 @@ impl Committer {
         }
         schema.validate()?;
         let shared = self.shared.clone();
-        let locked = self.lock_shared(&shared)?;
+        let locked = self.lock_shared(&shared, SCHEMA_HOLD)?;
         let current = self.shared.catalog();
         let latest = self.shared.latest_ts();
         let persistence = &*shared.persistence;
@@ -551,7 +590,7 @@ pub(crate) fn load_catalog(persistence: &dyn Persistence) -> Result<Catalog> {
     }
 }
 
-fn parse_catalog(bytes: &[u8]) -> Result<Catalog> {
+pub(crate) fn parse_catalog(bytes: &[u8]) -> Result<Catalog> {
     let mut catalog: Catalog =
         serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("catalog: {e}")))?;
     catalog.reindex();

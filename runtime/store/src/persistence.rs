@@ -91,7 +91,9 @@ pub trait Persistence: Send + Sync + 'static {
 /// and the log read under the lock has no gaps.
 pub trait SharedLog: Send + Sync {
     /// Takes the commit lock (waiting for other nodes' commits to finish).
-    fn lock(&self, after: Timestamp) -> Result<Box<dyn LockedLog + '_>>;
+    /// A holder idle for longer than `hold` loses it (a hung node must not
+    /// stop the others); a schema change's backfill asks for longer.
+    fn lock(&self, after: Timestamp, hold: std::time::Duration) -> Result<Box<dyn LockedLog + '_>>;
 
     /// The commits after `after` already made, oldest first, at most
     /// `limit`, without taking the lock.
@@ -102,6 +104,10 @@ pub trait SharedLog: Send + Sync {
 
     /// The newest timestamp in the log.
     fn last_ts(&self) -> Result<Timestamp>;
+
+    /// The newest timestamp and the catalog in force at it, read together
+    /// (what a node starts from).
+    fn state(&self) -> Result<(Timestamp, Option<Vec<u8>>)>;
 
     /// Removes log rows older than `before`; readers that knew less than
     /// that will start over.

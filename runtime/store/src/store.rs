@@ -240,19 +240,28 @@ impl Store {
         persistence: Arc<dyn Persistence>,
         config: StoreConfig,
     ) -> Result<Store> {
-        let last_ts = match persistence.shared_log() {
-            Some(log) => log.last_ts()?,
-            None => match persistence.get(keys::LAST_TS)? {
-                None => Timestamp::MIN,
-                Some(bytes) => {
-                    let bytes: [u8; 8] = bytes
-                        .try_into()
-                        .map_err(|_| Error::Corrupt("last commit timestamp".into()))?;
-                    Timestamp::new(u64::from_be_bytes(bytes))
-                }
-            },
+        let (last_ts, catalog) = match persistence.shared_log() {
+            Some(log) => {
+                let (last_ts, catalog) = log.state()?;
+                let catalog = match catalog {
+                    Some(bytes) => crate::committer::parse_catalog(&bytes)?,
+                    None => Catalog::default(),
+                };
+                (last_ts, catalog)
+            }
+            None => {
+                let last_ts = match persistence.get(keys::LAST_TS)? {
+                    None => Timestamp::MIN,
+                    Some(bytes) => {
+                        let bytes: [u8; 8] = bytes
+                            .try_into()
+                            .map_err(|_| Error::Corrupt("last commit timestamp".into()))?;
+                        Timestamp::new(u64::from_be_bytes(bytes))
+                    }
+                };
+                (last_ts, crate::committer::load_catalog(&*persistence)?)
+            }
         };
-        let catalog = crate::committer::load_catalog(&*persistence)?;
         let (commits, requests) = mpsc::channel(config.commit_queue.max(1));
         let gc_interval = config.gc_interval;
         let shared = Arc::new(Shared {

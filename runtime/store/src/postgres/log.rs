@@ -235,15 +235,16 @@ fn log_read(rows: &[tokio_postgres::Row]) -> LogRead {
 }
 
 impl SharedLog for Log {
-    fn lock(&self, after: Timestamp) -> Result<Box<dyn LockedLog + '_>> {
+    fn lock(&self, after: Timestamp, hold: Duration) -> Result<Box<dyn LockedLog + '_>> {
         let pool = self.pool.clone();
         // One round trip: in a multi-statement query each statement takes a
         // fresh snapshot, so the log is read after the lock is granted.
         let sql = format!(
-            "BEGIN; SET LOCAL lock_timeout = '10s'; \
-             SET LOCAL idle_in_transaction_session_timeout = '10s'; \
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '10s'; \
+             SET LOCAL idle_in_transaction_session_timeout = '{}ms'; \
              SELECT last_ts, pruned_through FROM capstan_clock WHERE id = 1 FOR UPDATE; \
              SELECT entry FROM capstan_commits WHERE ts > {} ORDER BY ts",
+            hold.as_millis().max(1),
             ts_param(after)
         );
         let (client, last_ts, read) = self.bridge.run(async move {
@@ -304,6 +305,24 @@ impl SharedLog for Log {
                 .await
                 .map_err(unavailable)?;
             Ok(ts_of(row.get(0)))
+        })
+    }
+
+    fn state(&self) -> Result<(Timestamp, Option<Vec<u8>>)> {
+        let pool = self.pool.clone();
+        self.bridge.run(async move {
+            let client = pool.get().await.map_err(unavailable)?;
+            // One statement, one snapshot: the catalog is the one in force
+            // at `last_ts`.
+            let row = client
+                .query_one(
+                    "SELECT c.last_ts, (SELECT value FROM capstan_kv WHERE key = $1)
+                     FROM capstan_clock c WHERE c.id = 1",
+                    &[&crate::keys::CATALOG],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok((ts_of(row.get(0)), row.get(1)))
         })
     }
 

@@ -49,23 +49,43 @@ impl std::fmt::Debug for PostgresConfig {
     }
 }
 
-/// `url` with its password replaced, in either form a URL may take.
+/// `url` with its password replaced, in either form a URL may take
+/// (`postgres://user:password@…?password=…`, or `key = value` pairs).
 fn without_password(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((credentials, host)) = rest.split_once('@')
-            && let Some((user, _)) = credentials.split_once(':')
-        {
-            return format!("{scheme}://{user}:…@{host}");
-        }
-        return url.to_owned();
+    let mut shown = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((credentials, host)) => match credentials.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:…@{host}"),
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    };
+    // `password=` in a query string or a key-value string, spaces allowed
+    // around `=`, the value quoted or not.
+    let mut searched = 0;
+    while let Some(found) = shown[searched..].find("password") {
+        let start = searched + found + "password".len();
+        let rest = &shown[start..];
+        let after_spaces = rest.trim_start();
+        let Some(value) = after_spaces.strip_prefix('=') else {
+            searched = start;
+            continue;
+        };
+        let value = value.trim_start();
+        let value_start = shown.len() - value.len();
+        let value_len = if let Some(quoted) = value.strip_prefix('\'') {
+            quoted.find('\'').map_or(value.len(), |end| end + 2)
+        } else {
+            value
+                .find(|c: char| c.is_whitespace() || c == '&')
+                .unwrap_or(value.len())
+        };
+        shown.replace_range(value_start..value_start + value_len, "…");
+        searched = value_start + "…".len();
     }
-    url.split_whitespace()
-        .map(|pair| match pair.split_once('=') {
-            Some(("password", _)) => "password=…".to_owned(),
-            _ => pair.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    shown
 }
 
 impl PostgresConfig {
@@ -173,6 +193,18 @@ impl PostgresPersistence {
         let mut pg = tokio_postgres::Config::from_str(&config.url)
             .map_err(|e| Error::Storage(format!("invalid PostgreSQL URL: {e}")))?;
         pg.connect_timeout(config.connect_timeout);
+        // A node whose host dies must not keep the commit lock, the leader
+        // lease or the startup lock for the hours TCP takes by default:
+        // keepalives on both ends notice a silent peer within a minute.
+        pg.keepalives(true)
+            .keepalives_idle(Duration::from_secs(15))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3);
+        if pg.get_options().is_none() {
+            pg.options(
+                "-c tcp_keepalives_idle=15 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3",
+            );
+        }
         if pg.get_application_name().is_none() {
             pg.application_name("capstan");
         }
@@ -269,11 +301,23 @@ impl PostgresPersistence {
         let pool = self.pool.clone();
         let client = self.bridge.run(async move {
             let client = pool.get().await.map_err(unavailable)?;
-            client
-                .execute("SELECT pg_advisory_lock($1)", &[&STARTUP_LOCK])
-                .await
-                .map_err(unavailable)?;
-            Ok(client)
+            let deadline = tokio::time::Instant::now() + EXCLUSIVE_WAIT;
+            loop {
+                let taken: bool = client
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&STARTUP_LOCK])
+                    .await
+                    .map_err(unavailable)?
+                    .get(0);
+                if taken {
+                    return Ok(client);
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Error::Unavailable(
+                        "another node held the deployment's shared state for over a minute".into(),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         })?;
         Ok(Exclusive {
             bridge: self.bridge.clone(),
@@ -289,6 +333,8 @@ impl PostgresPersistence {
 
 /// The lock [`PostgresPersistence::exclusive`] takes (an arbitrary number).
 const STARTUP_LOCK: i64 = 0x6361_7073_7461_6e03;
+/// How long [`PostgresPersistence::exclusive`] waits for it.
+const EXCLUSIVE_WAIT: Duration = Duration::from_secs(60);
 
 /// A lock held across nodes; released when dropped.
 pub struct Exclusive {
@@ -351,6 +397,8 @@ fn tls_connector(
 /// larger as the caller keeps reading.
 const FIRST_PAGE: i64 = 8;
 const MAX_PAGE: i64 = 1024;
+/// About how many bytes one page of a scan may hold.
+const PAGE_BYTES: usize = 4 << 20;
 
 impl Persistence for PostgresPersistence {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -392,7 +440,12 @@ impl Persistence for PostgresPersistence {
                     }
                 };
                 done = (rows.len() as i64) < page;
-                page = (page * 8).min(MAX_PAGE);
+                // Larger pages while rows are small; never much more than
+                // PAGE_BYTES held at once, however large the values.
+                let bytes: usize = rows.iter().map(|(k, v)| k.len() + v.len()).sum();
+                let per_row = (bytes / rows.len().max(1)).max(1);
+                let fit = i64::try_from(PAGE_BYTES / per_row).unwrap_or(MAX_PAGE);
+                page = (page * 8).min(MAX_PAGE).min(fit.max(1));
                 if let Some((last, _)) = rows.last() {
                     if reverse {
                         upper = Bound::Excluded(last.clone());
@@ -574,7 +627,9 @@ mod tests {
     fn the_password_never_shows_in_debug() {
         for url in [
             "postgres://capstan:s3cret@db:5432/app?sslmode=require",
+            "postgres://capstan@db/app?password=s3cret&sslmode=require",
             "host=db user=capstan password=s3cret dbname=app",
+            "host=db user=capstan password = 's3cret x' dbname=app",
         ] {
             let shown = format!("{:?}", PostgresConfig::new(url));
             assert!(!shown.contains("s3cret"), "{shown}");
