@@ -235,6 +235,26 @@ async fn three_nodes_serve_one_app_exactly_and_live() {
         .await;
     }
 
+    // Exactly one node holds the leader lease (collection, scheduler, crons).
+    let mut leaders = 0;
+    for url in &urls {
+        let metrics = http
+            .get(format!("{url}/metrics"))
+            .bearer_auth(&rotated)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        leaders += metrics
+            .lines()
+            .filter(|line| line.starts_with("capstan_leader "))
+            .filter(|line| line.ends_with(" 1"))
+            .count();
+    }
+    assert_eq!(leaders, 1, "one leader among three nodes");
+
     // A subscriber on each node.
     let mut subscriptions = Vec::new();
     for url in &urls {

@@ -325,6 +325,7 @@ impl Server {
                 };
                 gauges.scheduled_pending.set(read(&load.pending));
                 gauges.scheduled_running.set(read(&load.running));
+                gauges.leader.set(i64::from(app.store().leads()));
             }
         };
         let router = http::router(

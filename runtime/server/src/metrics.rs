@@ -52,6 +52,7 @@ pub(crate) struct Gauges {
     pub write_log_bytes: Gauge,
     pub scheduled_pending: Gauge,
     pub scheduled_running: Gauge,
+    pub leader: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -186,6 +187,11 @@ impl Metrics {
                 "scheduled_running",
                 "Scheduled runs (and cron runs) running",
                 &gauges.scheduled_running,
+            ),
+            (
+                "leader",
+                "1 on the node that runs the work done once across nodes (collection, the scheduler, crons); always 1 with one node",
+                &gauges.leader,
             ),
         ] {
             registry.register(name, help, gauge.clone());
