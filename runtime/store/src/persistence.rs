@@ -142,6 +142,50 @@ pub trait LockedLog {
     fn commit(self: Box<Self>, batch: Batch, log: Vec<(Timestamp, Vec<u8>)>) -> Result<()>;
 }
 
+/// A scan read a page at a time: `fetch(lower, upper, limit)` answers up to
+/// `limit` entries in scan order, and the next page resumes after the last
+/// key; `next_limit(limit, page)` sizes each page after the one before.
+pub(crate) fn paged_scan<'a>(
+    start: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+    reverse: bool,
+    first_limit: usize,
+    mut fetch: impl FnMut(Bound<Vec<u8>>, Bound<Vec<u8>>, usize) -> Result<Vec<KvPair>> + Send + 'a,
+    mut next_limit: impl FnMut(usize, &[KvPair]) -> usize + Send + 'a,
+) -> KvIter<'a> {
+    let (mut lower, mut upper) = (start, end);
+    let mut limit = first_limit.max(1);
+    let mut buffer: std::vec::IntoIter<KvPair> = Vec::new().into_iter();
+    let mut done = false;
+    Box::new(std::iter::from_fn(move || {
+        loop {
+            if let Some(pair) = buffer.next() {
+                return Some(Ok(pair));
+            }
+            if done {
+                return None;
+            }
+            let page = match fetch(lower.clone(), upper.clone(), limit) {
+                Ok(page) => page,
+                Err(e) => {
+                    done = true;
+                    return Some(Err(e));
+                }
+            };
+            done = page.len() < limit;
+            limit = next_limit(limit, &page).max(1);
+            if let Some((last, _)) = page.last() {
+                if reverse {
+                    upper = Bound::Excluded(last.clone());
+                } else {
+                    lower = Bound::Excluded(last.clone());
+                }
+            }
+            buffer = page.into_iter();
+        }
+    }))
+}
+
 /// An in-memory engine for unit tests. Nothing survives the process.
 #[derive(Debug, Default)]
 pub struct MemoryPersistence {
@@ -169,47 +213,20 @@ impl Persistence for MemoryPersistence {
     fn scan(&self, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>, reverse: bool) -> KvIter<'_> {
         // Copies a chunk at a time under the lock and resumes after the last
         // key, so no lock is held while the caller iterates.
-        let mut lower = start;
-        let mut upper = end;
-        let mut buffer: std::vec::IntoIter<KvPair> = Vec::new().into_iter();
-        let mut done = false;
-        Box::new(std::iter::from_fn(move || {
-            loop {
-                if let Some(pair) = buffer.next() {
-                    return Some(Ok(pair));
-                }
-                if done {
-                    return None;
-                }
-                let map = match self.map.read() {
-                    Ok(map) => map,
-                    Err(_) => return Some(Err(Error::Storage("lock poisoned".into()))),
-                };
-                let range = map.range::<Vec<u8>, _>((lower.clone(), upper.clone()));
-                let chunk: Vec<KvPair> = if reverse {
-                    range
-                        .rev()
-                        .take(CHUNK)
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                } else {
-                    range
-                        .take(CHUNK)
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                };
-                drop(map);
-                done = chunk.len() < CHUNK;
-                if let Some((last, _)) = chunk.last() {
-                    if reverse {
-                        upper = Bound::Excluded(last.clone());
-                    } else {
-                        lower = Bound::Excluded(last.clone());
-                    }
-                }
-                buffer = chunk.into_iter();
-            }
-        }))
+        let fetch = move |lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>, limit: usize| {
+            let map = self
+                .map
+                .read()
+                .map_err(|_| Error::Storage("lock poisoned".into()))?;
+            let range = map.range::<Vec<u8>, _>((lower, upper));
+            let copy = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+            Ok(if reverse {
+                range.rev().take(limit).map(copy).collect()
+            } else {
+                range.take(limit).map(copy).collect()
+            })
+        };
+        paged_scan(start, end, reverse, CHUNK, fetch, |_, _| CHUNK)
     }
 
     fn write(&self, batch: Batch) -> Result<()> {

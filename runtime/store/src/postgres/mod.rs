@@ -20,7 +20,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
 use crate::error::{Error, Result};
-use crate::persistence::{Batch, KvIter, KvPair, Persistence, SharedLog};
+use crate::persistence::{Batch, KvIter, KvPair, Persistence, SharedLog, paged_scan};
 
 pub use migrations::VERSION as SCHEMA_VERSION;
 
@@ -395,8 +395,8 @@ fn tls_connector(
 
 /// Rows per page of a scan: small first (a point read wants one row), then
 /// larger as the caller keeps reading.
-const FIRST_PAGE: i64 = 8;
-const MAX_PAGE: i64 = 1024;
+const FIRST_PAGE: usize = 8;
+const MAX_PAGE: usize = 1024;
 /// About how many bytes one page of a scan may hold.
 const PAGE_BYTES: usize = 4 << 20;
 
@@ -419,43 +419,15 @@ impl Persistence for PostgresPersistence {
     }
 
     fn scan(&self, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>, reverse: bool) -> KvIter<'_> {
-        let mut lower = start;
-        let mut upper = end;
-        let mut page = FIRST_PAGE;
-        let mut buffer: std::vec::IntoIter<KvPair> = Vec::new().into_iter();
-        let mut done = false;
-        Box::new(std::iter::from_fn(move || {
-            loop {
-                if let Some(pair) = buffer.next() {
-                    return Some(Ok(pair));
-                }
-                if done {
-                    return None;
-                }
-                let rows = match self.page(lower.clone(), upper.clone(), reverse, page) {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        done = true;
-                        return Some(Err(e));
-                    }
-                };
-                done = (rows.len() as i64) < page;
-                // Larger pages while rows are small; never much more than
-                // PAGE_BYTES held at once, however large the values.
-                let bytes: usize = rows.iter().map(|(k, v)| k.len() + v.len()).sum();
-                let per_row = (bytes / rows.len().max(1)).max(1);
-                let fit = i64::try_from(PAGE_BYTES / per_row).unwrap_or(MAX_PAGE);
-                page = (page * 8).min(MAX_PAGE).min(fit.max(1));
-                if let Some((last, _)) = rows.last() {
-                    if reverse {
-                        upper = Bound::Excluded(last.clone());
-                    } else {
-                        lower = Bound::Excluded(last.clone());
-                    }
-                }
-                buffer = rows.into_iter();
-            }
-        }))
+        let fetch = move |lower, upper, limit| self.page(lower, upper, reverse, limit);
+        // Larger pages while rows are small; never much more than
+        // PAGE_BYTES held at once, however large the values.
+        let next_limit = |limit: usize, page: &[KvPair]| {
+            let bytes: usize = page.iter().map(|(k, v)| k.len() + v.len()).sum();
+            let per_row = (bytes / page.len().max(1)).max(1);
+            (limit * 8).min(MAX_PAGE).min(PAGE_BYTES / per_row)
+        };
+        paged_scan(start, end, reverse, FIRST_PAGE, fetch, next_limit)
     }
 
     fn write(&self, batch: Batch) -> Result<()> {
@@ -527,7 +499,7 @@ impl PostgresPersistence {
         lower: Bound<Vec<u8>>,
         upper: Bound<Vec<u8>>,
         reverse: bool,
-        limit: i64,
+        limit: usize,
     ) -> Result<Vec<KvPair>> {
         let pool = self.pool.clone();
         self.bridge.run(async move {
