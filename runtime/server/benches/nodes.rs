@@ -9,6 +9,8 @@
 //! Run with `cargo bench -p capstan-server --bench nodes` (starts Debian's
 //! PostgreSQL on loopback, as the tests do).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use capstan_server::{Server, ServerConfig};
@@ -84,28 +86,15 @@ async fn post(client: &reqwest::Client, url: &str, kind: &str, path: &str, args:
 
 /// Mutations per second on `CONNECTIONS` connections spread over `urls`.
 async fn mutation_rate(urls: &[String]) -> f64 {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + PHASE;
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..CONNECTIONS)
-        .map(|c| {
-            let (client, url) = (client.clone(), urls[c % urls.len()].clone());
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    let args = json!({"channel": format!("load{c}"), "body": "x".repeat(100)});
-                    post(&client, &url, "mutation", "api:send", args).await;
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for task in tasks {
-        total += task.await.expect("task");
-    }
-    total as f64 / started.elapsed().as_secs_f64()
+    let (client, urls) = (reqwest::Client::new(), urls.to_vec());
+    common::rate(CONNECTIONS, PHASE, move |c| {
+        let (client, url) = (client.clone(), urls[c % urls.len()].clone());
+        async move {
+            let args = json!({"channel": format!("load{c}"), "body": "x".repeat(100)});
+            post(&client, &url, "mutation", "api:send", args).await;
+        }
+    })
+    .await
 }
 
 /// Median and 99th percentile of one query's latency, one at a time,

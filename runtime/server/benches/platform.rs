@@ -8,6 +8,8 @@
 //!
 //! Run with `cargo bench -p capstan-server --bench platform`.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use capstan_host::{FunctionKind, FunctionPath};
@@ -43,28 +45,15 @@ fn marks_pending(server: &Server) -> anyhow::Result<bool> {
 
 /// Requests per second of `request` on `CONNECTIONS` connections.
 async fn rate(make: impl Fn() -> reqwest::RequestBuilder + Send + Sync + Clone + 'static) -> f64 {
-    let deadline = Instant::now() + PHASE;
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..CONNECTIONS)
-        .map(|_| {
-            let make = make.clone();
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    let response = make().send().await.expect("request");
-                    assert!(response.status().is_success(), "{}", response.status());
-                    let _ = response.bytes().await.expect("body");
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for task in tasks {
-        total += task.await.expect("task");
-    }
-    total as f64 / started.elapsed().as_secs_f64()
+    common::rate(CONNECTIONS, PHASE, move |_| {
+        let request = make();
+        async move {
+            let response = request.send().await.expect("request");
+            assert!(response.status().is_success(), "{}", response.status());
+            let _ = response.bytes().await.expect("body");
+        }
+    })
+    .await
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
