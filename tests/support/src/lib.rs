@@ -452,6 +452,22 @@ impl Drop for Postgres {
     }
 }
 
+/// A certificate authority and a certificate it signed for 127.0.0.1, as
+/// PEM: (authority, certificate, key).
+pub fn signed_certificate() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let authority_key = KeyPair::generate().expect("a key");
+    let mut authority = CertificateParams::new(Vec::<String>::new()).expect("parameters");
+    authority.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let authority = authority.self_signed(&authority_key).expect("an authority");
+    let key = KeyPair::generate().expect("a key");
+    let certificate = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("parameters")
+        .signed_by(&key, &authority, &authority_key)
+        .expect("a certificate");
+    (authority.pem(), certificate.pem(), key.serialize_pem())
+}
+
 /// Whether tests should run on PostgreSQL: `CAPSTAN_TEST_ENGINE=postgres`,
 /// the one switch that moves the store's and the server's suites there.
 pub fn engine_is_postgres() -> bool {

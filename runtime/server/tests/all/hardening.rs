@@ -395,30 +395,13 @@ async fn cors_allows_listed_origins_for_functions_and_none_for_admin() -> anyhow
     server.stop().await
 }
 
-/// A certificate authority and a certificate it signed for 127.0.0.1, as
-/// PEM: (authority, certificate, key).
-fn signed_certificate() -> anyhow::Result<(String, String, String)> {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let authority_key = KeyPair::generate()?;
-    let mut authority = CertificateParams::new(Vec::<String>::new())?;
-    authority.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let authority = authority.self_signed(&authority_key)?;
-    let key = KeyPair::generate()?;
-    let certificate = CertificateParams::new(vec!["127.0.0.1".to_owned()])?.signed_by(
-        &key,
-        &authority,
-        &authority_key,
-    )?;
-    Ok((authority.pem(), certificate.pem(), key.serialize_pem()))
-}
-
 /// The server terminates TLS itself and serves a renewed certificate as
 /// soon as its files change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_is_served_and_a_renewed_certificate_is_picked_up() -> anyhow::Result<()> {
     let dir = temp_dir();
-    let (first_authority, first, first_key) = signed_certificate()?;
-    let (second_authority, second, second_key) = signed_certificate()?;
+    let (first_authority, first, first_key) = capstan_test_support::signed_certificate();
+    let (second_authority, second, second_key) = capstan_test_support::signed_certificate();
     let (certificate, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&certificate, &first)?;
     std::fs::write(&key, &first_key)?;

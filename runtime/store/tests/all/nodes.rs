@@ -275,7 +275,7 @@ async fn a_database_restart_fails_calls_cleanly_then_they_recover_with_nothing_l
 #[tokio::test]
 async fn nodes_reach_the_database_over_verified_tls() -> anyhow::Result<()> {
     let server = Postgres::start();
-    let (authority, certificate, key) = signed_certificate()?;
+    let (authority, certificate, key) = capstan_test_support::signed_certificate();
     server.enable_tls(&certificate, &key);
     let dir = temp_dir();
     let ca_file = dir.path().join("ca.pem");
@@ -310,23 +310,6 @@ async fn nodes_reach_the_database_over_verified_tls() -> anyhow::Result<()> {
     );
     assert_eq!(plain, "0", "and none goes without");
     Ok(())
-}
-
-/// A certificate authority and a certificate it signed for 127.0.0.1, as
-/// PEM: (authority, certificate, key).
-fn signed_certificate() -> anyhow::Result<(String, String, String)> {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let authority_key = KeyPair::generate()?;
-    let mut authority = CertificateParams::new(Vec::<String>::new())?;
-    authority.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let authority = authority.self_signed(&authority_key)?;
-    let key = KeyPair::generate()?;
-    let certificate = CertificateParams::new(vec!["127.0.0.1".to_owned()])?.signed_by(
-        &key,
-        &authority,
-        &authority_key,
-    )?;
-    Ok((authority.pem(), certificate.pem(), key.serialize_pem()))
 }
 
 #[tokio::test]
