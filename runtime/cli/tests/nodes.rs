@@ -390,9 +390,8 @@ async fn three_nodes_serve_one_app_exactly_and_live() {
         "a clean refusal while the database is down: {body}"
     );
     postgres.restart();
-    let mut recovered = Vec::new();
     eventually(Duration::from_secs(30), async || {
-        let (status, body) = call(
+        let (status, _) = call(
             &http,
             &urls[2],
             "mutation",
@@ -400,9 +399,6 @@ async fn three_nodes_serve_one_app_exactly_and_live() {
             json!({"channel": "outage", "body": "after"}),
         )
         .await;
-        if status == 200 {
-            recovered.push(body["value"].clone());
-        }
         status == 200
     })
     .await;
@@ -485,24 +481,17 @@ async fn a_snapshot_moves_an_app_from_sled_to_postgresql_and_back() {
     let on_sled = results(&sled_url).await;
 
     let snapshot = tempfile::tempdir().expect("temp dir");
-    let export = |url: &str, key: &str, file: &Path| {
+    // `capstan export` or `capstan import` of `file` against `url`.
+    let snapshot_command = |command: &str, url: &str, key: &str, file: &Path| {
         ok(capstan()
-            .args(["export", "--path"])
-            .arg(file)
-            .args(["--url", url, "--admin-key", key])
-            .output()
-            .expect("runs"));
-    };
-    let import = |url: &str, key: &str, file: &Path| {
-        ok(capstan()
-            .args(["import", "--path"])
+            .args([command, "--path"])
             .arg(file)
             .args(["--url", url, "--admin-key", key])
             .output()
             .expect("runs"));
     };
     let from_sled = snapshot.path().join("sled.zip");
-    export(&sled_url, &sled_key, &from_sled);
+    snapshot_command("export", &sled_url, &sled_key, &from_sled);
 
     // Into a deployment on PostgreSQL.
     let pg_data = tempfile::tempdir().expect("temp dir");
@@ -511,7 +500,7 @@ async fn a_snapshot_moves_an_app_from_sled_to_postgresql_and_back() {
     let pg_url = format!("http://127.0.0.1:{pg_port}");
     let pg_key = admin_key(pg_data.path());
     deploy(&pg_url, &pg_key);
-    import(&pg_url, &pg_key, &from_sled);
+    snapshot_command("import", &pg_url, &pg_key, &from_sled);
     assert_eq!(
         results(&pg_url).await,
         on_sled,
@@ -520,14 +509,14 @@ async fn a_snapshot_moves_an_app_from_sled_to_postgresql_and_back() {
 
     // And back, into a fresh sled deployment.
     let from_pg = snapshot.path().join("postgres.zip");
-    export(&pg_url, &pg_key, &from_pg);
+    snapshot_command("export", &pg_url, &pg_key, &from_pg);
     let back_data = tempfile::tempdir().expect("temp dir");
     let back_port = free_port();
     let _back = serve(back_data.path(), back_port, None);
     let back_url = format!("http://127.0.0.1:{back_port}");
     let back_key = admin_key(back_data.path());
     deploy(&back_url, &back_key);
-    import(&back_url, &back_key, &from_pg);
+    snapshot_command("import", &back_url, &back_key, &from_pg);
     assert_eq!(
         results(&back_url).await,
         on_sled,
