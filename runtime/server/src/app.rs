@@ -208,7 +208,7 @@ impl App {
         };
         let files = crate::platform::files::Files::new(
             backend,
-            data_dir.secret("files_key")?,
+            data_dir.secret(crate::data_dir::FILES_KEY)?,
             public_url,
             config.platform.max_file_bytes,
         );

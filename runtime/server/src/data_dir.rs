@@ -25,6 +25,14 @@ use serde::{Deserialize, Serialize};
 use crate::deployment::AppConfig;
 use crate::error::Error;
 
+/// The files of the data directory that are not the store, by name.
+pub const ADMIN_KEY: &str = "admin_key";
+pub const SERVICE_KEYS: &str = "service_keys.json";
+pub const SEED_KEY: &str = "seed_key";
+pub const FILES_KEY: &str = "files_key";
+pub const AUTH_KEYS: &str = "auth_keys.json";
+pub const ENVIRONMENT: &str = "env.json";
+
 /// The data directory of one server.
 #[derive(Clone, Debug)]
 pub struct DataDir {
@@ -48,7 +56,7 @@ impl DataDir {
 
     /// The key queries' random numbers derive from, made on first start.
     pub fn seed_key(&self) -> Result<capstan_host::SeedKey, Error> {
-        let path = self.root.join("seed_key");
+        let path = self.root.join(SEED_KEY);
         let decode = |text: &str| -> Option<[u8; 32]> {
             let text = text.trim();
             let mut bytes = [0u8; 32];
@@ -136,7 +144,7 @@ impl DataDir {
     }
 
     pub fn environment(&self) -> PathBuf {
-        self.root.join("env.json")
+        self.root.join(ENVIRONMENT)
     }
 
     pub fn deployment(&self) -> DeploymentFiles {

@@ -292,7 +292,9 @@ impl Deployments {
             ));
         }
         let _one_at_a_time = self.changing.lock().await;
-        let cluster = self.across_nodes(Some("env.json")).await?;
+        let cluster = self
+            .across_nodes(Some(crate::data_dir::ENVIRONMENT))
+            .await?;
         if cluster.is_some() {
             self.reload_environment()?;
         }

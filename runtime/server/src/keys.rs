@@ -15,7 +15,7 @@ use crate::data_dir::{replace, write_private};
 use crate::error::Error;
 
 const PREFIX: &str = "capstan_admin_";
-const FILE: &str = "admin_key";
+const FILE: &str = crate::data_dir::ADMIN_KEY;
 
 /// The admin key, shared by every holder: rotating it changes it for all.
 /// Its `Debug` never prints it.
@@ -154,7 +154,7 @@ impl AdminKey {
 }
 
 const SERVICE_PREFIX: &str = "capstan_service_";
-const SERVICE_FILE: &str = "service_keys.json";
+const SERVICE_FILE: &str = crate::data_dir::SERVICE_KEYS;
 
 /// A service key as kept: its name, when it was made, and the SHA-256 of
 /// the key. The key itself is shown once, when created.

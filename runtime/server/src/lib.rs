@@ -138,10 +138,10 @@ fn follow_shared_state(
             };
             let reloaded = match name.as_str() {
                 shared_state::DEPLOYMENT => app.deployments().reload().await,
-                "env.json" => app.deployments().reload_environment(),
-                "admin_key" => admin_key.reload(),
-                "service_keys.json" => service_keys.reload(),
-                "auth_keys.json" => app.sign_in().reload_keys(),
+                data_dir::ENVIRONMENT => app.deployments().reload_environment(),
+                data_dir::ADMIN_KEY => admin_key.reload(),
+                data_dir::SERVICE_KEYS => service_keys.reload(),
+                data_dir::AUTH_KEYS => app.sign_in().reload_keys(),
                 _ => {
                     tracing::info!(
                         name,

@@ -24,12 +24,12 @@ use crate::error::Error;
 
 /// The files of the data directory that every node shares.
 pub const SHARED_FILES: &[&str] = &[
-    "admin_key",
-    "seed_key",
-    "files_key",
-    "auth_keys.json",
-    "env.json",
-    "service_keys.json",
+    data_dir::ADMIN_KEY,
+    data_dir::SEED_KEY,
+    data_dir::FILES_KEY,
+    data_dir::AUTH_KEYS,
+    data_dir::ENVIRONMENT,
+    data_dir::SERVICE_KEYS,
 ];
 
 /// The entry holding the deployment served (manifest and components).

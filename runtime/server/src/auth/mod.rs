@@ -172,14 +172,14 @@ impl SignIn {
     /// Makes a new signing key current; tokens signed with the old one stay
     /// valid until they expire. The new key's `kid`.
     pub fn rotate_keys(&self, algorithm: capstan_auth::Algorithm) -> Result<String, Error> {
-        let _cluster = crate::shared_state::serialize(&self.keys_dir, "auth_keys.json")?;
+        let _cluster = crate::shared_state::serialize(&self.keys_dir, crate::data_dir::AUTH_KEYS)?;
         let ring = signing_keys::rotate(&self.keys_dir, algorithm, self.clock.unix_seconds())?;
         self.publish(ring)
     }
 
     /// Makes Convex Auth's `JWT_PRIVATE_KEY` the current signing key.
     pub fn import_key(&self, private_key: &str) -> Result<String, Error> {
-        let _cluster = crate::shared_state::serialize(&self.keys_dir, "auth_keys.json")?;
+        let _cluster = crate::shared_state::serialize(&self.keys_dir, crate::data_dir::AUTH_KEYS)?;
         let ring =
             signing_keys::import_convex(&self.keys_dir, private_key, self.clock.unix_seconds())?;
         self.publish(ring)

@@ -15,7 +15,7 @@ use crate::error::Error;
 pub const RETIRED_KEY_LIFETIME: u64 = 86_400 + 300;
 
 pub fn path(root: &Path) -> PathBuf {
-    root.join("auth_keys.json")
+    root.join(data_dir::AUTH_KEYS)
 }
 
 /// Makes `json` (an `auth_keys.json` given by the operator, as from a
